@@ -1,0 +1,30 @@
+# `make demo` and `make test` each create .venv on first use, then run.
+# torch is installed first and pinned: here `pip install torch==2.13.0` takes the local CPU wheel,
+# elsewhere the usual build; a bare `torch` requirement would pull a multi-GB CUDA build.
+
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+XLMR_DS := $(VENV)/bin/xlmr-ds
+INSTALLED := $(VENV)/.installed
+TORCH_VERSION ?= 2.13.0
+
+.PHONY: test demo clean
+
+$(INSTALLED): setup.py
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet torch==$(TORCH_VERSION)
+	$(PY) -m pip install --quiet -e '.[dev]'
+	touch $@
+
+test: $(INSTALLED)
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+demo: $(INSTALLED)
+	$(XLMR_DS) info --model large --gpus-per-node 8 --nodes 4
+	$(XLMR_DS) info --model base --gpus-per-node 8 --nodes 1
+	$(XLMR_DS) smoke --model tiny --steps 8 --batch 4 --seq 128
+
+clean:
+	rm -rf $(VENV) *.egg-info .pytest_cache

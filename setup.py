@@ -1,0 +1,32 @@
+from setuptools import setup
+
+setup(
+    name="xlmr-ds",
+    version="0.1.0",
+    description="Pretraining XLM-RoBERTa-style multilingual masked language models with DeepSpeed",
+    python_requires=">=3.10",
+    packages=["xlmr_ds", "xlmr_ds.cli", "xlmr_ds.model", "xlmr_ds.kernels"],
+    # kernels/ lives at the top of the repo but installs as xlmr_ds.kernels: a top-level `kernels` module
+    # would shadow the PyPI package of that name, which transformers probes for.
+    package_dir={"xlmr_ds.kernels": "kernels"},
+    install_requires=[
+        "torch>=2.4",
+        "deepspeed==0.19.8",
+        "triton>=3.0; platform_system == 'Linux'",
+        "sentencepiece>=0.2",
+        "mpi4py>=4.0",
+        "numpy>=1.26",
+        "safetensors>=0.4",
+        "tqdm>=4.66",
+    ],
+    extras_require={
+        "dev": [
+            "pytest>=8.0",
+            "pytest-benchmark>=5.1",
+            "transformers>=5.0,<6",
+            "megatron-core>=0.16",
+            "mpich>=4.2",
+        ],
+    },
+    entry_points={"console_scripts": ["xlmr-ds=xlmr_ds.cli.main:main"]},
+)

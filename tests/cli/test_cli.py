@@ -1,0 +1,97 @@
+"""The `xlmr-ds` commands as a user runs them: real processes, real exit codes, real output."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from xlmr_ds.memory import model_state_memory
+
+
+def xlmr_ds(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "xlmr_ds", *args], capture_output=True, text=True, timeout=300)
+
+
+@pytest.mark.parametrize("model,count", [("base", "278,295,186"), ("large", "560,142,482")])
+def test_info_prints_the_exact_parameter_count(model, count):
+    result = xlmr_ds("info", "--model", model)
+    assert result.returncode == 0, result.stderr
+    assert f"parameters: {count} " in result.stdout
+    assert "ZeRO" in result.stdout and "DeepSpeed est. GPU" in result.stdout
+
+
+@pytest.mark.parametrize("gpus_per_node,nodes", [(8, 1), (8, 4), (1, 1)])
+def test_info_memory_matches_hand_calculation_and_deepspeed_estimators(gpus_per_node, nodes):
+    from deepspeed.runtime.zero.stage3 import estimate_zero3_model_states_mem_needs
+    from deepspeed.runtime.zero.stage_1_and_2 import estimate_zero2_model_states_mem_needs
+
+    result = xlmr_ds("info", "--model", "large", "--gpus-per-node", str(gpus_per_node), "--nodes", str(nodes), "--json")
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    psi, gpus = 560_142_482, gpus_per_node * nodes
+    assert report["parameters"] == psi and report["largest_parameter"] == 250_002 * 1024
+    # ZeRO paper: (params, grads, optimizer) bytes per GPU for stages 1, 2, 3.
+    expected = {"1": (2 * psi, 2 * psi, 12 * psi // gpus),
+                "2": (2 * psi, 2 * psi // gpus, 12 * psi // gpus),
+                "3": (2 * psi // gpus, 2 * psi // gpus, 12 * psi // gpus)}
+    for stage, (params, grads, optimizer) in expected.items():
+        row = report["zero"][stage]
+        assert (row["params"], row["grads"], row["optimizer"]) == (params, grads, optimizer)
+        assert row["total"] == params + grads + optimizer
+    cpu2, gpu2 = estimate_zero2_model_states_mem_needs(psi, gpus_per_node, nodes, cpu_offload=False)
+    cpu3, gpu3, _ = estimate_zero3_model_states_mem_needs(psi, 250_002 * 1024, gpus_per_node, nodes,
+                                                          cpu_offload=False, cpu_offload_params=False)
+    assert [report["zero"][s]["deepspeed_gpu"] for s in "123"] == [gpu2, gpu2, gpu3]
+    assert [report["zero"][s]["deepspeed_cpu_per_node"] for s in "123"] == [cpu2, cpu2, cpu3]
+
+
+def test_memory_stage_is_validated():
+    with pytest.raises(ValueError, match="ZeRO stage must be 1, 2 or 3"):
+        model_state_memory(4, 10, 5, 1, 1)
+
+
+def test_smoke_trains_the_tiny_model_and_the_loss_falls():
+    result = xlmr_ds("smoke", "--model", "tiny", "--steps", "4", "--seq", "32")
+    assert result.returncode == 0, result.stderr
+    losses = [float(line.split("loss ")[1]) for line in result.stdout.splitlines() if line.startswith("step ")]
+    assert len(losses) == 4 and losses[-1] < losses[0]
+    assert "tokens/s" in result.stdout
+
+
+def test_model_config_file_is_accepted(tmp_path):
+    config = tmp_path / "m.json"
+    config.write_text(json.dumps({"vocab_size": 300, "hidden_size": 32, "num_layers": 1, "num_heads": 2,
+                                  "ffn_size": 64}))
+    result = xlmr_ds("info", "--model-config", str(config), "--json")
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["config"]["hidden_size"] == 32
+
+
+BAD_INVOCATIONS = [
+    (["info", "--model", "huge"], "invalid choice: 'huge'"),
+    (["info", "--gpus-per-node", "0"], "--gpus-per-node=0 must be at least 1"),
+    (["info", "--model-config", "missing.json"], "missing.json: model config file not found"),
+    (["smoke", "--steps", "-3"], "--steps=-3 must be at least 1"),
+    (["smoke", "--seq", "600"], "--seq=600 must be between 3 and 512"),
+    (["nonsense"], "invalid choice: 'nonsense'"),
+    ([], "required: COMMAND"),
+]
+
+
+@pytest.mark.parametrize("args,message", BAD_INVOCATIONS)
+def test_bad_invocations_fail_with_one_line_and_no_traceback(args, message):
+    result = xlmr_ds(*args)
+    assert result.returncode != 0
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1, result.stderr
+    assert message in lines[0] and "Traceback" not in result.stderr
+
+
+def test_console_script_and_module_entry_point_agree():
+    import shutil
+
+    script = shutil.which("xlmr-ds", path=str(__import__("pathlib").Path(sys.executable).parent))
+    assert script, "the xlmr-ds console script is not installed next to this Python"
+    result = subprocess.run([script, "--version"], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0 and result.stdout.startswith("xlmr-ds ")

@@ -1,0 +1,67 @@
+import pytest
+import torch
+
+from xlmr_ds.errors import XLMRDSError
+from xlmr_ds.kernels import ATTENTION_BACKEND_ENV, attention, resolve_attention_backend
+from xlmr_ds.kernels.reference import eager_attention, key_padding_bias
+
+
+def _inputs(batch=2, heads=3, seq=10, dim=16, dtype=torch.float64, seed=0):
+    generator = torch.Generator().manual_seed(seed)
+    q, k, v = (torch.randn(batch, heads, seq, dim, generator=generator, dtype=dtype) for _ in range(3))
+    mask = torch.ones(batch, seq, dtype=torch.long)
+    mask[1, 6:] = 0
+    return q, k, v, mask
+
+
+@pytest.mark.parametrize("requested,env,expected", [
+    ("auto", None, "torch"),
+    ("torch", None, "torch"),
+    ("eager", None, "eager"),
+    ("torch", "eager", "eager"),
+    ("eager", "auto", "torch"),
+])
+def test_backend_resolution_and_the_environment_override(requested, env, expected, monkeypatch):
+    if env is None:
+        monkeypatch.delenv(ATTENTION_BACKEND_ENV, raising=False)
+    else:
+        monkeypatch.setenv(ATTENTION_BACKEND_ENV, env)
+    assert resolve_attention_backend(requested) == expected
+
+
+def test_unknown_backends_are_refused_by_name(monkeypatch):
+    monkeypatch.delenv(ATTENTION_BACKEND_ENV, raising=False)
+    with pytest.raises(XLMRDSError, match="attention backend 'cuda' is unknown"):
+        resolve_attention_backend("cuda")
+    monkeypatch.setenv(ATTENTION_BACKEND_ENV, "fast")
+    with pytest.raises(XLMRDSError, match="XLMR_DS_ATTENTION='fast' is not an attention backend"):
+        resolve_attention_backend("auto")
+
+
+def test_torch_and_eager_backends_agree_and_masked_keys_get_no_weight(monkeypatch):
+    monkeypatch.delenv(ATTENTION_BACKEND_ENV, raising=False)
+    q, k, v, mask = _inputs()
+    torch_out = attention(q, k, v, mask, backend="torch")
+    eager_out = attention(q, k, v, mask, backend="eager")
+    torch.testing.assert_close(torch_out, eager_out, rtol=0, atol=1e-12)
+    # Changing a masked key or value changes nothing.
+    k2, v2 = k.clone(), v.clone()
+    k2[1, :, 6:], v2[1, :, 6:] = 100.0, -100.0
+    torch.testing.assert_close(attention(q, k2, v2, mask, backend="torch"), torch_out, rtol=0, atol=1e-12)
+
+
+def test_fully_padded_sequence_gives_finite_output_on_every_backend(monkeypatch):
+    monkeypatch.delenv(ATTENTION_BACKEND_ENV, raising=False)
+    q, k, v, mask = _inputs(dtype=torch.float32)
+    mask[0] = 0
+    for backend in ("torch", "eager"):
+        assert torch.isfinite(attention(q, k, v, mask, backend=backend)).all()
+
+
+def test_eager_reference_matches_the_textbook_formula():
+    q, k, v, mask = _inputs()
+    scores = q @ k.transpose(-1, -2) / 4.0
+    scores = scores.masked_fill(~mask.bool()[:, None, None, :], float("-inf"))
+    expected = torch.softmax(scores, dim=-1) @ v
+    actual = eager_attention(q, k, v, key_padding_bias(mask, q.dtype), 0.0, 0.25)
+    torch.testing.assert_close(actual, expected, rtol=0, atol=1e-12)

@@ -1,0 +1,191 @@
+"""Conversion between XLMRForMaskedLM and Hugging Face's XLMRobertaForMaskedLM, both ways.
+
+A Hugging Face directory is config.json plus model.safetensors (or a sharded model.safetensors.index.json).
+Weights are read and written only as safetensors: pickle files can run code when loaded. transformers
+itself is not needed here (it is a test dependency): configs are plain JSON and a model object is only
+asked for `.config.to_dict()` and `.state_dict()`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+import torch
+from safetensors.torch import load_file, save_file
+
+from xlmr_ds.errors import XLMRDSError
+from xlmr_ds.model.config import XLMRConfig
+from xlmr_ds.model.modeling import XLMRForMaskedLM
+
+# Our name -> Hugging Face name, for the parts outside the blocks.
+_TOP_LEVEL_NAMES = {
+    "embeddings.word.weight": "roberta.embeddings.word_embeddings.weight",
+    "embeddings.position.weight": "roberta.embeddings.position_embeddings.weight",
+    "embeddings.token_type.weight": "roberta.embeddings.token_type_embeddings.weight",
+    "embeddings.norm.weight": "roberta.embeddings.LayerNorm.weight",
+    "embeddings.norm.bias": "roberta.embeddings.LayerNorm.bias",
+    "lm_head.dense.weight": "lm_head.dense.weight",
+    "lm_head.dense.bias": "lm_head.dense.bias",
+    "lm_head.norm.weight": "lm_head.layer_norm.weight",
+    "lm_head.norm.bias": "lm_head.layer_norm.bias",
+    "lm_head.bias": "lm_head.bias",
+}
+
+# Our module inside block i -> Hugging Face module inside roberta.encoder.layer.i (each has .weight and .bias).
+_BLOCK_MODULE_NAMES = {
+    "attention.query": "attention.self.query",
+    "attention.key": "attention.self.key",
+    "attention.value": "attention.self.value",
+    "attention.out": "attention.output.dense",
+    "attention_norm": "attention.output.LayerNorm",
+    "ffn_in": "intermediate.dense",
+    "ffn_out": "output.dense",
+    "ffn_norm": "output.LayerNorm",
+}
+
+# Hugging Face keys that hold nothing of ours: copies of tied weights, buffers, and the unused pooler.
+_TIED_COPIES = {
+    "lm_head.decoder.weight": "roberta.embeddings.word_embeddings.weight",
+    "lm_head.decoder.bias": "lm_head.bias",
+}
+_IGNORED_PREFIXES = ("roberta.pooler.", "roberta.embeddings.position_ids", "roberta.embeddings.token_type_ids")
+
+# HF config key -> (XLMRConfig field or None, required value when the field is None).
+_CONFIG_FIELDS = {
+    "vocab_size": "vocab_size",
+    "hidden_size": "hidden_size",
+    "num_hidden_layers": "num_layers",
+    "num_attention_heads": "num_heads",
+    "intermediate_size": "ffn_size",
+    "max_position_embeddings": "max_position_embeddings",
+    "type_vocab_size": "type_vocab_size",
+    "pad_token_id": "pad_token_id",
+    "bos_token_id": "bos_token_id",
+    "eos_token_id": "eos_token_id",
+    "layer_norm_eps": "layer_norm_eps",
+    "hidden_dropout_prob": "hidden_dropout",
+    "attention_probs_dropout_prob": "attention_dropout",
+    "initializer_range": "initializer_range",
+}
+# Settings our architecture fixes; a Hugging Face config with another value cannot be represented.
+_FIXED_SETTINGS = {
+    "model_type": ("xlm-roberta", "roberta"),
+    "hidden_act": ("gelu",),
+    "position_embedding_type": ("absolute", None),
+    "is_decoder": (False, None),
+    "add_cross_attention": (False, None),
+    "tie_word_embeddings": (True, None),
+}
+
+
+def hf_parameter_names(num_layers: int) -> dict[str, str]:
+    """Every parameter of ours -> its Hugging Face name."""
+    names = dict(_TOP_LEVEL_NAMES)
+    for i in range(num_layers):
+        for ours, theirs in _BLOCK_MODULE_NAMES.items():
+            for kind in ("weight", "bias"):
+                names[f"layers.{i}.{ours}.{kind}"] = f"roberta.encoder.layer.{i}.{theirs}.{kind}"
+    return names
+
+
+def config_from_hf(hf_config: dict, source: str) -> XLMRConfig:
+    for key, allowed in _FIXED_SETTINGS.items():
+        value = hf_config.get(key)
+        if value not in allowed:
+            expected = " or ".join(repr(a) for a in allowed if a is not None)
+            raise XLMRDSError(f"{source}: {key}={value!r} cannot be represented by xlmr-ds (expected {expected})")
+    values = {ours: hf_config[theirs] for theirs, ours in _CONFIG_FIELDS.items() if hf_config.get(theirs) is not None}
+    return XLMRConfig(**values)
+
+
+def config_to_hf(config: XLMRConfig) -> dict:
+    hf_config = {theirs: getattr(config, ours) for theirs, ours in _CONFIG_FIELDS.items()}
+    hf_config.update(
+        architectures=["XLMRobertaForMaskedLM"],
+        model_type="xlm-roberta",
+        hidden_act="gelu",
+        position_embedding_type="absolute",
+        tie_word_embeddings=True,
+        dtype="float32",
+    )
+    return hf_config
+
+
+def _read_safetensors(directory: Path) -> dict[str, torch.Tensor]:
+    single = directory / "model.safetensors"
+    index = directory / "model.safetensors.index.json"
+    if single.exists():
+        return load_file(single)
+    if index.exists():
+        shards = sorted(set(json.loads(index.read_text())["weight_map"].values()))
+        tensors: dict[str, torch.Tensor] = {}
+        for shard in shards:
+            tensors.update(load_file(directory / shard))
+        return tensors
+    if (directory / "pytorch_model.bin").exists():
+        raise XLMRDSError(
+            f"{directory}: holds only pytorch_model.bin; xlmr-ds reads Hugging Face weights only from safetensors "
+            f"(pickles can run code): re-save it with save_pretrained(..., safe_serialization=True)"
+        )
+    raise XLMRDSError(f"{directory}: no model.safetensors or model.safetensors.index.json found")
+
+
+def _state_dict_from_hf(hf_state: dict[str, torch.Tensor], config: XLMRConfig, source: str) -> dict:
+    names = hf_parameter_names(config.num_layers)
+    missing = [theirs for theirs in names.values() if theirs not in hf_state]
+    if missing:
+        raise XLMRDSError(f"{source}: missing weight {missing[0]!r} ({len(missing)} missing in all)")
+    known = set(names.values()) | set(_TIED_COPIES)
+    unexpected = [k for k in hf_state if k not in known and not k.startswith(_IGNORED_PREFIXES)]
+    if unexpected:
+        raise XLMRDSError(f"{source}: unexpected weight {unexpected[0]!r}; is this an XLMRobertaForMaskedLM?")
+    for copy, original in _TIED_COPIES.items():
+        if copy in hf_state and not torch.equal(hf_state[copy], hf_state[original]):
+            raise XLMRDSError(f"{source}: {copy} differs from {original}; xlmr-ds needs the tied LM decoder")
+    return {ours: hf_state[theirs] for ours, theirs in names.items()}
+
+
+def load_hf(path_or_model) -> XLMRForMaskedLM:
+    if isinstance(path_or_model, (str, os.PathLike)):
+        directory = Path(path_or_model)
+        config_path = directory / "config.json"
+        if not config_path.exists():
+            raise XLMRDSError(f"{directory}: no config.json; expected a Hugging Face model directory")
+        try:
+            hf_config = json.loads(config_path.read_text())
+        except json.JSONDecodeError as error:
+            raise XLMRDSError(f"{config_path}: invalid JSON at line {error.lineno}: {error.msg}") from None
+        source = str(directory)
+        config = config_from_hf(hf_config, source)
+        hf_state = _read_safetensors(directory)
+    else:
+        source = type(path_or_model).__name__
+        config = config_from_hf(path_or_model.config.to_dict(), source)
+        hf_state = path_or_model.state_dict()
+    model = XLMRForMaskedLM(config)
+    model.load_state_dict(_state_dict_from_hf(hf_state, config, source), strict=True)
+    return model
+
+
+def save_hf(model: XLMRForMaskedLM, out_dir) -> None:
+    """Write config.json and model.safetensors; the directory appears only once both are complete."""
+    out_dir = Path(out_dir)
+    names = hf_parameter_names(model.config.num_layers)
+    tensors = {names[k]: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    if out_dir.exists() and any(out_dir.iterdir()) and not (out_dir / "config.json").exists():
+        raise XLMRDSError(f"{out_dir}: exists and is not a Hugging Face model directory; choose a new --out")
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
+    try:
+        save_file(tensors, staging / "model.safetensors", metadata={"format": "pt"})
+        (staging / "config.json").write_text(json.dumps(config_to_hf(model.config), indent=2) + "\n")
+        if out_dir.exists():
+            shutil.rmtree(out_dir)
+        staging.rename(out_dir)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
