@@ -1,11 +1,12 @@
-from setuptools import setup
+from setuptools import find_packages, setup
 
 setup(
     name="xlmr-ds",
     version="0.1.0",
     description="Pretraining XLM-RoBERTa-style multilingual masked language models with DeepSpeed",
     python_requires=">=3.10",
-    packages=["xlmr_ds", "xlmr_ds.cli", "xlmr_ds.model", "xlmr_ds.kernels"],
+    packages=find_packages(include=["xlmr_ds", "xlmr_ds.*"])
+    + ["xlmr_ds.kernels"] + [f"xlmr_ds.kernels.{p}" for p in find_packages("kernels")],
     # kernels/ lives at the top of the repo but installs as xlmr_ds.kernels: a top-level `kernels` module
     # would shadow the PyPI package of that name, which transformers probes for.
     package_dir={"xlmr_ds.kernels": "kernels"},

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 
+from xlmr_ds.cli.table import format_table
 from xlmr_ds.cli.model_args import add_model_arguments, model_config_from_args
 from xlmr_ds.errors import XLMRDSError
 from xlmr_ds.memory import model_state_memory
@@ -48,9 +49,7 @@ def run(args: argparse.Namespace) -> int:
     header = ("ZeRO", "params", "grads", "optimizer", "total", "DeepSpeed est. GPU", "DeepSpeed est. CPU/node")
     rows = [(str(s.stage),) + tuple(f"{v / GIB:.2f} GiB" for v in
             (s.params, s.grads, s.optimizer, s.total, s.deepspeed_gpu, s.deepspeed_cpu)) for s in stages]
-    widths = [max(len(r[i]) for r in rows + [header]) for i in range(len(header))]
-    for row in [header] + rows:
-        print("  ".join(cell.rjust(width) for cell, width in zip(row, widths)))
+    print(format_table(header, rows))
     print("\nparams/grads/optimizer: 2 + 2 + 12 bytes per parameter (ZeRO paper); DeepSpeed's estimate also "
           "counts fp32 gradient copies (stages 1-2 share its ZeRO-2 estimator) and, for ZeRO-3, the largest "
           "layer gathered whole.")

@@ -1,0 +1,42 @@
+"""`[mpiexec -n R] xlmr-ds binarize`: a corpus -> one indexed dataset per language plus manifest.json."""
+
+from __future__ import annotations
+
+import argparse
+
+from xlmr_ds.cli.table import format_table
+from xlmr_ds.data.binarize import binarize_corpus
+from xlmr_ds.errors import XLMRDSError
+from xlmr_ds.parallel import data_world
+
+
+def register(commands) -> None:
+    parser = commands.add_parser("binarize", help="encode a corpus into indexed datasets (MPI-parallel)")
+    parser.add_argument("--input", required=True, metavar="DIR", help="corpus directory of <lang>.txt files")
+    parser.add_argument("--spm", required=True, metavar="MODEL", help="SentencePiece model (PREFIX.model)")
+    parser.add_argument("--out", required=True, metavar="OUT", help="output directory")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    parser.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    world = data_world()
+    try:
+        results, elapsed = binarize_corpus(args.input, args.spm, args.out, world, progress=not args.no_progress)
+    except XLMRDSError:
+        # Input errors are found by every rank before any collective: report them once.
+        if world.rank == 0:
+            raise
+        return 1
+    if results is None:
+        return 0
+    rows = [(lang, f"{s.documents:,}", f"{s.sequences:,}", f"{s.tokens:,}", f"{s.bytes_read / 1e6:,.2f}",
+             f"{s.replaced_characters:,}") for lang, s in results.items()]
+    total_bytes = sum(s.bytes_read for s in results.values())
+    print(format_table(("language", "documents", "sequences", "tokens", "MB read", "replaced chars"), rows))
+    print(f"{total_bytes / 1e6:,.2f} MB in {elapsed:.1f} s with {world.size} rank(s): "
+          f"{total_bytes / 1e6 / max(elapsed, 1e-9):,.2f} MB/s; wrote {args.out}/manifest.json")
+    replaced = sum(s.replaced_characters for s in results.values())
+    if replaced:
+        print(f"note: {replaced:,} invalid UTF-8 sequence(s) were replaced by U+FFFD (see 'replaced chars')")
+    return 0

@@ -1,0 +1,227 @@
+"""Parallel binarization of a corpus into one indexed dataset per language (`xlmr-ds binarize`).
+
+For each language every rank takes a byte range of the file that starts at a line start, encodes its
+lines (one sequence per non-blank line: its ids followed by </s>) into a part file, and records where
+blank lines end documents. An exclusive scan of the part sizes gives each rank its offset in the shared
+.bin, which it writes with pwrite; rank 0 gathers the document boundaries and writes the .idx, streaming
+the per-rank lengths. The output depends only on the input and the tokenizer, never on the rank count.
+
+Completion is marked last at every level: a language's .idx is renamed into place after its .bin, and
+OUT/manifest.json (written last, removed first when a run starts) says the whole output is complete.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+from xlmr_ds.data.corpus import LanguageFile, ReplacementCounter, discover_corpus, is_blank, iter_raw_lines
+from xlmr_ds.data.corpus import split_line_aligned
+from xlmr_ds.data.indexed import bin_path, idx_path, token_dtype, write_index
+from xlmr_ds.data.tokenizer import XLMRTokenizer
+from xlmr_ds.errors import XLMRDSError
+
+MANIFEST = "manifest.json"
+MANIFEST_FORMAT_VERSION = 1
+_BATCH_BYTES = 1 << 20
+_COPY_BYTES = 16 << 20
+
+
+@dataclass
+class LanguageStats:
+    documents: int = 0
+    sequences: int = 0
+    tokens: int = 0
+    bytes_read: int = 0
+    replaced_characters: int = 0
+
+
+@dataclass
+class RankPart:
+    """What one rank produced for one language."""
+
+    sequences: int
+    token_bytes: int
+    document_ends: list[int]
+    """Local sequence counts at blank lines (document boundaries), before the rank's offset is added."""
+    stats: LanguageStats
+
+
+def _part_paths(tmp_dir: Path, language: str, rank: int) -> tuple[Path, Path]:
+    return tmp_dir / f"{language}.r{rank}.bin", tmp_dir / f"{language}.r{rank}.len"
+
+
+def encode_range(source: LanguageFile, start: int, end: int, tokenizer: XLMRTokenizer, dtype: np.dtype,
+                 tmp_dir: Path, rank: int, progress: tqdm | None) -> RankPart:
+    """Encode the lines starting in [start, end) into this rank's part files."""
+    tokens_path, lengths_path = _part_paths(tmp_dir, source.language, rank)
+    decoder = ReplacementCounter()
+    stats = LanguageStats(bytes_read=end - start)
+    document_ends: list[int] = []
+    sequences = 0
+    batch: list[str] = []
+    batch_bytes = 0
+    with open(tokens_path, "wb") as tokens_out, open(lengths_path, "wb") as lengths_out:
+
+        def flush() -> None:
+            nonlocal sequences, batch, batch_bytes
+            if batch:
+                ids, lengths = tokenizer.encode_lines_with_eos(batch)
+                tokens_out.write(ids.astype(dtype).tobytes())
+                lengths_out.write(lengths.tobytes())
+                sequences += len(batch)
+                stats.tokens += int(ids.size)
+            if progress is not None:
+                progress.update(batch_bytes)
+            batch, batch_bytes = [], 0
+
+        for raw in iter_raw_lines(source.path, start, end):
+            batch_bytes += len(raw) + 1
+            line = decoder.decode(raw)
+            if is_blank(line):
+                document_ends.append(sequences + len(batch))
+            else:
+                batch.append(line)
+            if batch_bytes >= _BATCH_BYTES:
+                flush()
+        flush()
+    stats.sequences = sequences
+    stats.replaced_characters = decoder.replaced
+    return RankPart(sequences, tokens_path.stat().st_size, document_ends, stats)
+
+
+def _read_lengths(paths: list[Path]):
+    for path in paths:
+        yield np.fromfile(path, dtype=np.int32)
+
+
+def binarize_language(source: LanguageFile, tokenizer: XLMRTokenizer, out_dir: Path, tmp_dir: Path, world,
+                      progress: tqdm | None) -> LanguageStats | None:
+    """Write OUT/<lang>.bin and .idx; returns the language's stats on rank 0 (None elsewhere)."""
+    dtype = token_dtype(tokenizer.vocab_size)
+    start, end = split_line_aligned(source.path, world.size)[world.rank]
+    part = encode_range(source, start, end, tokenizer, dtype, tmp_dir, world.rank, progress)
+
+    sequence_offset = world.exscan_sum(part.sequences)
+    byte_offset = world.exscan_sum(part.token_bytes)
+    total_bytes = world.allreduce_sum(part.token_bytes)
+    prefix = out_dir / source.language
+    tmp_bin = Path(f"{bin_path(prefix)}.tmp")
+    if world.rank == 0:
+        for stale in (idx_path(prefix), bin_path(prefix)):  # an older dataset must not look current
+            stale.unlink(missing_ok=True)
+        with open(tmp_bin, "wb") as out:
+            out.truncate(total_bytes)
+    world.barrier()
+
+    tokens_path, lengths_path = _part_paths(tmp_dir, source.language, world.rank)
+    descriptor = os.open(tmp_bin, os.O_WRONLY)
+    try:
+        with open(tokens_path, "rb") as part_in:
+            position = byte_offset
+            while chunk := part_in.read(_COPY_BYTES):
+                os.pwrite(descriptor, chunk, position)
+                position += len(chunk)
+        os.fsync(descriptor)
+    finally:
+        os.close(descriptor)
+    tokens_path.unlink()
+
+    gathered = world.gather(([sequence_offset + k for k in part.document_ends], part.stats))
+    world.barrier()  # every rank's tokens are in the shared .bin
+    if world.rank != 0:
+        world.barrier()
+        lengths_path.unlink()
+        return None
+
+    sequence_count = sum(stats.sequences for _, stats in gathered)
+    boundaries = {0, sequence_count}
+    for ends, _ in gathered:
+        boundaries.update(ends)
+    document_indices = np.array(sorted(boundaries), dtype=np.int64)
+    tmp_idx = Path(f"{idx_path(prefix)}.tmp")
+    length_files = [_part_paths(tmp_dir, source.language, rank)[1] for rank in range(world.size)]
+    write_index(tmp_idx, dtype, sequence_count, _read_lengths(length_files), document_indices)
+    os.replace(tmp_bin, bin_path(prefix))
+    os.replace(tmp_idx, idx_path(prefix))
+    world.barrier()  # the other ranks may now delete their length parts
+    lengths_path.unlink()
+
+    total = LanguageStats(documents=len(document_indices) - 1)
+    for _, stats in gathered:
+        total.sequences += stats.sequences
+        total.tokens += stats.tokens
+        total.bytes_read += stats.bytes_read
+        total.replaced_characters += stats.replaced_characters
+    return total
+
+
+def write_manifest(out_dir: Path, tokenizer: XLMRTokenizer, languages: dict[str, LanguageStats]) -> Path:
+    manifest = {
+        "format_version": MANIFEST_FORMAT_VERSION,
+        "index_format": "MMIDIDX v1",
+        "dtype": token_dtype(tokenizer.vocab_size).name,
+        "tokenizer": {"file": tokenizer.model_file.name, "sha256": tokenizer.sha256,
+                      "pieces": tokenizer.pieces, "vocab_size": tokenizer.vocab_size},
+        "languages": {lang: asdict(stats) for lang, stats in sorted(languages.items())},
+    }
+    tmp = out_dir / f".{MANIFEST}.tmp"
+    tmp.write_text(json.dumps(manifest, indent=2) + "\n")
+    os.replace(tmp, out_dir / MANIFEST)
+    return out_dir / MANIFEST
+
+
+def binarize_corpus(input_dir: str | Path, spm_model: str | Path, out_dir: str | Path, world,
+                    progress: bool = True) -> tuple[dict[str, LanguageStats] | None, float]:
+    """Binarize every language; returns (stats per language on rank 0, else None; elapsed seconds)."""
+    corpus = discover_corpus(input_dir)
+    tokenizer = XLMRTokenizer(spm_model)
+    out_dir = Path(out_dir)
+    if out_dir.exists() and not out_dir.is_dir():
+        raise XLMRDSError(f"{out_dir}: exists and is not a directory; choose another --out")
+    tmp_dir = out_dir / ".binarize-tmp"
+    if world.rank == 0:
+        tmp_dir.mkdir(parents=True, exist_ok=True)
+        (out_dir / MANIFEST).unlink(missing_ok=True)  # until this run finishes, the output is not complete
+    world.barrier()
+
+    started = time.perf_counter()
+    my_bytes = sum(end - start for source in corpus for start, end in [split_line_aligned(source.path, world.size)[world.rank]])
+    bar = tqdm(total=my_bytes, unit="B", unit_scale=True, desc=f"binarize (rank 0 of {world.size})",
+               disable=not progress or world.rank != 0)
+    results = {}
+    with bar:
+        for source in corpus:
+            bar.set_postfix_str(source.language)
+            stats = binarize_language(source, tokenizer, out_dir, tmp_dir, world, bar)
+            if stats is not None:
+                results[source.language] = stats
+    world.barrier()
+    elapsed = time.perf_counter() - started
+    if world.rank != 0:
+        return None, elapsed
+    write_manifest(out_dir, tokenizer, results)
+    shutil.rmtree(tmp_dir, ignore_errors=True)
+    return results, elapsed
+
+
+def read_manifest(out_dir: str | Path) -> dict:
+    path = Path(out_dir) / MANIFEST
+    if not path.is_file():
+        raise XLMRDSError(f"{path}: not found; {out_dir} is not a complete `xlmr-ds binarize` output "
+                          f"(a run that did not finish leaves no manifest)")
+    try:
+        manifest = json.loads(path.read_text())
+    except json.JSONDecodeError as error:
+        raise XLMRDSError(f"{path}: invalid JSON at line {error.lineno}: {error.msg}") from None
+    if manifest.get("format_version") != MANIFEST_FORMAT_VERSION:
+        raise XLMRDSError(f"{path}: format_version {manifest.get('format_version')!r} is not supported; "
+                          f"expected {MANIFEST_FORMAT_VERSION}")
+    return manifest

@@ -1,0 +1,118 @@
+"""The one mapping between SentencePiece ids and XLM-R ids, used everywhere.
+
+XLM-R ids follow the fairseq dictionary (facts.md): <s>=0, <pad>=1, </s>=2, <unk>=3, then every
+SentencePiece piece p >= 3 gets id p + 1, and <mask> is the last id. The SentencePiece model must keep its
+default specials (unk=0, <s>=1, </s>=2, no pad), as the released XLM-R sentencepiece.bpe.model does and as
+`xlmr-ds spm train` writes; so vocab_size = pieces + 2.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+from functools import cached_property
+from pathlib import Path
+
+import numpy as np
+import sentencepiece as spm
+
+from xlmr_ds.errors import XLMRDSError
+
+BOS_ID, PAD_ID, EOS_ID, UNK_ID = 0, 1, 2, 3
+SPECIAL_TOKENS = {"<s>": BOS_ID, "<pad>": PAD_ID, "</s>": EOS_ID, "<unk>": UNK_ID}
+# SentencePiece's own specials and where they land.
+_SPM_UNK, _SPM_BOS, _SPM_EOS = 0, 1, 2
+_FIRST_PIECE = 3
+
+
+class XLMRTokenizer:
+    def __init__(self, model_file: str | Path):
+        self.model_file = Path(model_file)
+        if not self.model_file.is_file():
+            raise XLMRDSError(f"{self.model_file}: SentencePiece model not found")
+        self.sp = spm.SentencePieceProcessor()
+        try:
+            self.sp.Load(str(self.model_file))
+        except (OSError, RuntimeError) as error:
+            raise XLMRDSError(f"{self.model_file}: not a SentencePiece model ({error})") from None
+        specials = (self.sp.unk_id(), self.sp.bos_id(), self.sp.eos_id())
+        if specials != (_SPM_UNK, _SPM_BOS, _SPM_EOS) or self.sp.pad_id() != -1:
+            raise XLMRDSError(
+                f"{self.model_file}: SentencePiece specials are unk={specials[0]} bos={specials[1]} "
+                f"eos={specials[2]} pad={self.sp.pad_id()}; XLM-R needs unk=0 bos=1 eos=2 and no pad"
+            )
+
+    @property
+    def pieces(self) -> int:
+        """Size of the SentencePiece vocabulary (250,000 for the released XLM-R model)."""
+        return self.sp.GetPieceSize()
+
+    @property
+    def vocab_size(self) -> int:
+        """Number of XLM-R ids: <s> <pad> </s> <unk>, the pieces from SentencePiece id 3, and <mask>."""
+        return self.pieces + 2
+
+    @property
+    def mask_id(self) -> int:
+        return self.vocab_size - 1
+
+    @property
+    def special_ids(self) -> tuple[int, ...]:
+        """Ids that MLM masking never chooses."""
+        return (BOS_ID, PAD_ID, EOS_ID, UNK_ID, self.mask_id)
+
+    @cached_property
+    def sha256(self) -> str:
+        return hashlib.sha256(self.model_file.read_bytes()).hexdigest()
+
+    def to_xlmr_ids(self, spm_ids: np.ndarray) -> np.ndarray:
+        """SentencePiece ids -> XLM-R ids (vectorized)."""
+        spm_ids = np.asarray(spm_ids, dtype=np.int64)
+        xlmr = spm_ids + 1
+        xlmr[spm_ids == _SPM_UNK] = UNK_ID
+        xlmr[spm_ids == _SPM_BOS] = BOS_ID
+        xlmr[spm_ids == _SPM_EOS] = EOS_ID
+        return xlmr
+
+    def to_spm_ids(self, xlmr_ids) -> list[int]:
+        """XLM-R ids -> SentencePiece ids; <pad> and <mask> have none and are dropped."""
+        out = []
+        for i in np.asarray(xlmr_ids).tolist():
+            if i == UNK_ID:
+                out.append(_SPM_UNK)
+            elif i == BOS_ID:
+                out.append(_SPM_BOS)
+            elif i == EOS_ID:
+                out.append(_SPM_EOS)
+            elif _FIRST_PIECE + 1 <= i < self.mask_id:
+                out.append(i - 1)
+        return out
+
+    def encode_batch(self, lines: list[str]) -> list[np.ndarray]:
+        """XLM-R ids of each line, without <s> or </s>."""
+        return [self.to_xlmr_ids(ids) for ids in self.sp.Encode(lines)]
+
+    def encode_lines_with_eos(self, lines: list[str], num_threads: int = 1) -> tuple[np.ndarray, np.ndarray]:
+        """All lines' XLM-R ids, each followed by </s>, back to back; and each line's length including </s>.
+
+        One vectorized id mapping per batch instead of one per line: this is the binarizer's hot loop.
+        """
+        encoded = self.sp.Encode(lines, num_threads=num_threads)
+        lengths = np.fromiter((len(ids) + 1 for ids in encoded), dtype=np.int32, count=len(encoded))
+        flat = np.fromiter(itertools.chain.from_iterable(ids + [_SPM_EOS] for ids in encoded), dtype=np.int64,
+                           count=int(lengths.sum()))
+        return self.to_xlmr_ids(flat), lengths
+
+    def encode(self, text: str) -> np.ndarray:
+        return self.encode_batch([text])[0]
+
+    def decode(self, xlmr_ids) -> str:
+        return self.sp.Decode(self.to_spm_ids(xlmr_ids))
+
+    def id_to_piece(self, xlmr_id: int) -> str:
+        for name, special in SPECIAL_TOKENS.items():
+            if xlmr_id == special:
+                return name
+        if xlmr_id == self.mask_id:
+            return "<mask>"
+        return self.sp.IdToPiece(xlmr_id - 1)
