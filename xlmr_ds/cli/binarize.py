@@ -36,6 +36,9 @@ def run(args: argparse.Namespace) -> int:
     print(format_table(("language", "documents", "sequences", "tokens", "MB read", "replaced chars"), rows))
     print(f"{total_bytes / 1e6:,.2f} MB in {elapsed:.1f} s with {world.size} rank(s): "
           f"{total_bytes / 1e6 / max(elapsed, 1e-9):,.2f} MB/s; wrote {args.out}/manifest.json")
+    skipped = [lang for lang, s in results.items() if not s.sequences]
+    if skipped:
+        print(f"note: skipped {', '.join(skipped)}: no text (no dataset written)")
     replaced = sum(s.replaced_characters for s in results.values())
     if replaced:
         print(f"note: {replaced:,} invalid UTF-8 sequence(s) were replaced by U+FFFD (see 'replaced chars')")

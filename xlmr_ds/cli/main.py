@@ -6,10 +6,10 @@ import argparse
 import sys
 
 from xlmr_ds import __version__
-from xlmr_ds.cli import binarize, info, smoke, spm
+from xlmr_ds.cli import binarize, data, info, smoke, spm
 from xlmr_ds.errors import XLMRDSError
 
-SUBCOMMANDS = (info, spm, binarize, smoke)
+SUBCOMMANDS = (info, spm, binarize, data, smoke)
 
 
 class OneLineErrorParser(argparse.ArgumentParser):

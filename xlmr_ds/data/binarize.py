@@ -142,6 +142,13 @@ def binarize_language(source: LanguageFile, tokenizer: XLMRTokenizer, out_dir: P
         return None
 
     sequence_count = sum(stats.sequences for _, stats in gathered)
+    if sequence_count == 0:
+        # No text at all: no dataset (a zero-length .bin cannot be memory-mapped, by us or by megatron-core).
+        tmp_bin.unlink()
+        world.barrier()
+        lengths_path.unlink()
+        return LanguageStats(bytes_read=sum(stats.bytes_read for _, stats in gathered),
+                             replaced_characters=sum(stats.replaced_characters for _, stats in gathered))
     boundaries = {0, sequence_count}
     for ends, _ in gathered:
         boundaries.update(ends)
@@ -164,13 +171,16 @@ def binarize_language(source: LanguageFile, tokenizer: XLMRTokenizer, out_dir: P
 
 
 def write_manifest(out_dir: Path, tokenizer: XLMRTokenizer, languages: dict[str, LanguageStats]) -> Path:
+    """OUT/manifest.json, written last. Languages without a single line of text are listed as skipped."""
+    written = {lang: stats for lang, stats in languages.items() if stats.sequences}
     manifest = {
         "format_version": MANIFEST_FORMAT_VERSION,
         "index_format": "MMIDIDX v1",
         "dtype": token_dtype(tokenizer.vocab_size).name,
-        "tokenizer": {"file": tokenizer.model_file.name, "sha256": tokenizer.sha256,
+        "tokenizer": {"path": str(tokenizer.model_file), "sha256": tokenizer.sha256,
                       "pieces": tokenizer.pieces, "vocab_size": tokenizer.vocab_size},
-        "languages": {lang: asdict(stats) for lang, stats in sorted(languages.items())},
+        "languages": {lang: asdict(stats) for lang, stats in sorted(written.items())},
+        "skipped_languages": sorted(set(languages) - set(written)),
     }
     tmp = out_dir / f".{MANIFEST}.tmp"
     tmp.write_text(json.dumps(manifest, indent=2) + "\n")
@@ -225,3 +235,13 @@ def read_manifest(out_dir: str | Path) -> dict:
         raise XLMRDSError(f"{path}: format_version {manifest.get('format_version')!r} is not supported; "
                           f"expected {MANIFEST_FORMAT_VERSION}")
     return manifest
+
+
+def tokenizer_for_dataset(out_dir: str | Path, manifest: dict, spm_model: str | Path | None = None) -> XLMRTokenizer:
+    """The tokenizer the dataset was written with (from the manifest, or `spm_model`), checked by sha256."""
+    path = Path(spm_model) if spm_model else Path(manifest["tokenizer"]["path"])
+    tokenizer = XLMRTokenizer(path)
+    if tokenizer.sha256 != manifest["tokenizer"]["sha256"]:
+        raise XLMRDSError(f"{path}: this SentencePiece model is not the one {out_dir} was binarized with "
+                          f"(sha256 differs from {Path(out_dir) / MANIFEST}); pass the matching --spm")
+    return tokenizer

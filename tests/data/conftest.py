@@ -1,0 +1,23 @@
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parents[1]))
+from corpus_factory import write_corpus  # noqa: E402
+
+from xlmr_ds.data.spm_train import train_sentencepiece  # noqa: E402
+
+LINES = {"en": 1200, "ru": 600, "el": 300, "ar": 200, "hi": 120, "zh": 80}
+
+
+@pytest.fixture(scope="session")
+def corpus_dir(tmp_path_factory) -> Path:
+    return write_corpus(tmp_path_factory.mktemp("corpus"), LINES)
+
+
+@pytest.fixture(scope="session")
+def spm_model(corpus_dir, tmp_path_factory) -> Path:
+    prefix = tmp_path_factory.mktemp("spm") / "spm"
+    train_sentencepiece(corpus_dir, prefix, vocab_size=500, sample_lines=2000, seed=0, progress=False)
+    return Path(f"{prefix}.model")

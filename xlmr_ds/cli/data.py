@@ -1,0 +1,33 @@
+"""`xlmr-ds data inspect OUT/<lang>`: counts of one binarized language and its first sequences as text."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from xlmr_ds.data.binarize import read_manifest, tokenizer_for_dataset
+from xlmr_ds.data.indexed import IndexedDataset
+
+
+def register(commands) -> None:
+    data = commands.add_parser("data", help="inspect binarized datasets")
+    data_commands = data.add_subparsers(title="data commands", required=True, metavar="COMMAND",
+                                        parser_class=type(data))
+    inspect = data_commands.add_parser("inspect", help="counts and the first sequences decoded")
+    inspect.add_argument("prefix", metavar="OUT/LANG", help="dataset prefix, e.g. data/bin/en")
+    inspect.add_argument("--spm", metavar="MODEL", help="SentencePiece model (default: the manifest's)")
+    inspect.add_argument("-n", "--sequences", type=int, default=5, help="sequences to decode (default 5)")
+    inspect.set_defaults(run=run_inspect)
+
+
+def run_inspect(args: argparse.Namespace) -> int:
+    prefix = Path(args.prefix)
+    dataset = IndexedDataset(prefix)
+    manifest = read_manifest(prefix.parent)
+    tokenizer = tokenizer_for_dataset(prefix.parent, manifest, args.spm)
+    print(f"{prefix}: {dataset.num_documents:,} documents, {len(dataset):,} sequences, "
+          f"{dataset.num_tokens:,} tokens, dtype {dataset.dtype.name}, vocab_size {tokenizer.vocab_size:,}")
+    for i in range(min(args.sequences, len(dataset))):
+        ids = dataset[i]
+        print(f"[{i}] {len(ids)} tokens: {tokenizer.decode(ids)!r}")
+    return 0
