@@ -70,3 +70,22 @@ class MPIWorld:
 
 def data_world() -> SingleProcess | MPIWorld:
     return MPIWorld() if launched_by_mpi() else SingleProcess()
+
+
+def job_rank() -> int:
+    """Global rank of this process in a torch.distributed or MPI job; 0 when alone."""
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_rank()
+    return data_world().rank if launched_by_mpi() else 0
+
+
+def job_barrier() -> None:
+    """Wait for every process of the job: torch.distributed when it is up, else MPI under mpiexec."""
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        dist.barrier()
+    elif launched_by_mpi():
+        data_world().barrier()
