@@ -21,3 +21,13 @@ def spm_model(corpus_dir, tmp_path_factory) -> Path:
     prefix = tmp_path_factory.mktemp("spm") / "spm"
     train_sentencepiece(corpus_dir, prefix, vocab_size=500, sample_lines=2000, seed=0, progress=False)
     return Path(f"{prefix}.model")
+
+
+@pytest.fixture(scope="session")
+def binarized_dir(corpus_dir, spm_model, tmp_path_factory) -> Path:
+    from xlmr_ds.data.binarize import binarize_corpus
+    from xlmr_ds.parallel import SingleProcess
+
+    out = tmp_path_factory.mktemp("binarized") / "bin"
+    binarize_corpus(corpus_dir, spm_model, out, SingleProcess(), progress=False)
+    return out
