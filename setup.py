@@ -25,6 +25,7 @@ setup(
             "pytest>=8.0",
             "pytest-benchmark>=5.1",
             "transformers>=5.0,<6",
+            "protobuf>=4.25",  # transformers needs it to read a SentencePiece model (tokenizer oracle)
             "megatron-core>=0.16",
             "mpich>=4.2",
         ],

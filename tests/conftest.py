@@ -1,7 +1,14 @@
 import os
+import sys
+from pathlib import Path
 
 import pytest
 import torch
+
+sys.path.insert(0, str(Path(__file__).parent))
+from corpus_factory import write_corpus  # noqa: E402
+
+from xlmr_ds.data.spm_train import train_sentencepiece  # noqa: E402
 
 # Nothing may come from a model hub: tests build their models and data themselves.
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -15,3 +22,28 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         if "gpu" in item.keywords:
             item.add_marker(skip_gpu)
+
+
+LINES = {"en": 1200, "ru": 600, "el": 300, "ar": 200, "hi": 120, "zh": 80}
+
+
+@pytest.fixture(scope="session")
+def corpus_dir(tmp_path_factory) -> Path:
+    return write_corpus(tmp_path_factory.mktemp("corpus"), LINES)
+
+
+@pytest.fixture(scope="session")
+def spm_model(corpus_dir, tmp_path_factory) -> Path:
+    prefix = tmp_path_factory.mktemp("spm") / "spm"
+    train_sentencepiece(corpus_dir, prefix, vocab_size=500, sample_lines=2000, seed=0, progress=False)
+    return Path(f"{prefix}.model")
+
+
+@pytest.fixture(scope="session")
+def binarized_dir(corpus_dir, spm_model, tmp_path_factory) -> Path:
+    from xlmr_ds.data.binarize import binarize_corpus
+    from xlmr_ds.parallel import SingleProcess
+
+    out = tmp_path_factory.mktemp("binarized") / "bin"
+    binarize_corpus(corpus_dir, spm_model, out, SingleProcess(), progress=False)
+    return out

@@ -22,8 +22,8 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from xlmr_ds.data.corpus import LanguageFile, ReplacementCounter, discover_corpus, is_blank, iter_raw_lines
-from xlmr_ds.data.corpus import split_line_aligned
+from xlmr_ds.data.corpus import (LanguageFile, ReplacementCounter, discover_corpus, iter_line_blocks,
+                                 split_block_lines, split_line_aligned)
 from xlmr_ds.data.indexed import bin_path, idx_path, token_dtype, write_index
 from xlmr_ds.data.tokenizer import XLMRTokenizer
 from xlmr_ds.errors import XLMRDSError
@@ -66,32 +66,24 @@ def encode_range(source: LanguageFile, start: int, end: int, tokenizer: XLMRToke
     stats = LanguageStats(bytes_read=end - start)
     document_ends: list[int] = []
     sequences = 0
-    batch: list[str] = []
-    batch_bytes = 0
     with open(tokens_path, "wb") as tokens_out, open(lengths_path, "wb") as lengths_out:
-
-        def flush() -> None:
-            nonlocal sequences, batch, batch_bytes
-            if batch:
-                ids, lengths = tokenizer.encode_lines_with_eos(batch)
+        for block in iter_line_blocks(source.path, start, end, _BATCH_BYTES):
+            lines = split_block_lines(decoder.decode(block))
+            # is_blank, inlined: this loop runs once per line of the corpus.
+            blank = [i for i, line in enumerate(lines) if not line or line.isspace()]
+            if blank:
+                # A blank line ends a document after the non-blank lines before it.
+                document_ends.extend((sequences + np.asarray(blank) - np.arange(len(blank))).tolist())
+                blank_set = set(blank)
+                lines = [line for i, line in enumerate(lines) if i not in blank_set]
+            if lines:
+                ids, lengths = tokenizer.encode_lines_with_eos(lines)
                 tokens_out.write(ids.astype(dtype).tobytes())
                 lengths_out.write(lengths.tobytes())
-                sequences += len(batch)
+                sequences += len(lines)
                 stats.tokens += int(ids.size)
             if progress is not None:
-                progress.update(batch_bytes)
-            batch, batch_bytes = [], 0
-
-        for raw in iter_raw_lines(source.path, start, end):
-            batch_bytes += len(raw) + 1
-            line = decoder.decode(raw)
-            if is_blank(line):
-                document_ends.append(sequences + len(batch))
-            else:
-                batch.append(line)
-            if batch_bytes >= _BATCH_BYTES:
-                flush()
-        flush()
+                progress.update(len(block))
     stats.sequences = sequences
     stats.replaced_characters = decoder.replaced
     return RankPart(sequences, tokens_path.stat().st_size, document_ends, stats)
