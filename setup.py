@@ -19,6 +19,8 @@ setup(
         "numpy>=1.26",
         "safetensors>=0.4",
         "tqdm>=4.66",
+        "mimesis>=18",  # locale data for the demo corpus
+        "faker>=30",  # locale data for the demo corpus (Devanagari, Bengali, Thai, Armenian)
     ],
     extras_require={
         "dev": [
