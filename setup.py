@@ -21,13 +21,14 @@ setup(
         "tqdm>=4.66",
         "mimesis>=18",  # locale data for the demo corpus
         "faker>=30",  # locale data for the demo corpus (Devanagari, Bengali, Thai, Armenian)
+        "tensorboard>=2.15",  # DeepSpeed's TensorBoard monitor
+        "protobuf>=4.25",  # reading SentencePiece models when writing Hugging Face tokenizer files
     ],
     extras_require={
         "dev": [
             "pytest>=8.0",
             "pytest-benchmark>=5.1",
             "transformers>=5.0,<6",
-            "protobuf>=4.25",  # transformers needs it to read a SentencePiece model (tokenizer oracle)
             "megatron-core>=0.16",
             "mpich>=4.2",
         ],

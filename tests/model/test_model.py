@@ -56,7 +56,8 @@ def test_decoder_is_tied_to_the_word_embeddings():
     unused = torch.ones(model.config.vocab_size, dtype=torch.bool)
     unused[input_ids.unique()] = False
     assert model.embeddings.word.weight.grad[unused].abs().sum() > 0
-    assert not any(name.startswith("lm_head.decoder") for name, _ in model.named_parameters())
+    assert model.lm_head.decoder.weight is model.embeddings.word.weight
+    assert not model.embeddings.word.weight[1].any(), "the padding row must stay zero after initialization"
 
 
 def test_dropout_is_active_in_training_and_off_in_eval():

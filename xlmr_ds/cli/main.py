@@ -6,10 +6,10 @@ import argparse
 import sys
 
 from xlmr_ds import __version__
-from xlmr_ds.cli import binarize, corpus, data, info, smoke, spm
+from xlmr_ds.cli import binarize, ckpt, corpus, data, info, smoke, spm
 from xlmr_ds.errors import XLMRDSError
 
-SUBCOMMANDS = (info, corpus, spm, binarize, data, smoke)
+SUBCOMMANDS = (info, corpus, spm, binarize, data, ckpt, smoke)
 
 
 class OneLineErrorParser(argparse.ArgumentParser):

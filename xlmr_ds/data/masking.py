@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 
 IGNORE_INDEX = -100
+_WORD = (1 << 64) - 1
 
 
 @dataclass(frozen=True)
@@ -43,13 +44,11 @@ class MaskingConfig:
         return max(i for i in self.special_ids if i != self.mask_id) + 1
 
 
-def sample_key(seed: int, sample_index: int) -> tuple[int, int]:
-    return (seed & 0xFFFFFFFFFFFFFFFF, sample_index & 0xFFFFFFFFFFFFFFFF)
-
-
 def mask_tokens(tokens: np.ndarray, config: MaskingConfig, seed: int, sample_index: int) -> tuple[np.ndarray, np.ndarray]:
     """(input_ids, labels) for one sample; `tokens` is not modified."""
-    rng = np.random.Generator(np.random.Philox(key=sample_key(seed, sample_index)))
+    # Philox takes a 128-bit key: the two 64-bit words, given as uint64 so that no value is rounded.
+    key = np.array([seed & _WORD, sample_index & _WORD], dtype=np.uint64)
+    rng = np.random.Generator(np.random.Philox(key=key))
     uniforms = rng.random((3, len(tokens)))
     tokens = np.asarray(tokens, dtype=np.int64)
     regular = ~np.isin(tokens, config.special_ids)

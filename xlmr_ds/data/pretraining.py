@@ -21,7 +21,7 @@ from xlmr_ds.data.blending import GlobalSampleOrder
 from xlmr_ds.data.block_index import load_block_tables
 from xlmr_ds.data.indexed import IndexedDataset
 from xlmr_ds.data.masking import IGNORE_INDEX, MaskingConfig, mask_tokens
-from xlmr_ds.data.sampling import alpha_probabilities
+from xlmr_ds.data.sampling import alpha_probabilities, stable_seed
 from xlmr_ds.data.tokenizer import BOS_ID, EOS_ID, PAD_ID
 from xlmr_ds.errors import XLMRDSError
 
@@ -94,9 +94,11 @@ class PretrainingData:
         """The language's held-out blocks in order, masked deterministically (keyed by block index)."""
         count = len(self.blocks[language][1]) if limit is None else min(limit, len(self.blocks[language][1]))
         language_index = self.languages.index(language)
+        # Masks keyed apart from the training stream: (a per-language seed, block index).
+        validation_seed = stable_seed(self.config.seed, "validation-masks", language)
         for block_index in range(count):
             tokens = self.block_tokens(language, 1, block_index)
-            input_ids, labels = mask_tokens(tokens, self.masking, self.config.seed, -1 - block_index)
+            input_ids, labels = mask_tokens(tokens, self.masking, validation_seed, block_index)
             yield {"input_ids": input_ids, "labels": labels, "language": language_index, "sample_index": block_index}
 
 
@@ -160,8 +162,11 @@ def build_train_loader(data: PretrainingData, global_batch_size: int, micro_batc
                        pin_memory: bool = False) -> DataLoader:
     """A DataLoader over this rank's micro-batches; resume by passing the checkpoint's consumed_samples."""
     sampler = DataParallelBatchSampler(global_batch_size, micro_batch_size, rank, world_size, consumed_samples)
+    # A generator of its own: creating the iterator must not draw from the global torch RNG, which drives
+    # dropout and is restored exactly on resume. (Samples and masks do not depend on it.)
     return DataLoader(TrainSamples(data), batch_sampler=sampler, collate_fn=collate, num_workers=num_workers,
-                      pin_memory=pin_memory, persistent_workers=num_workers > 0)
+                      pin_memory=pin_memory, persistent_workers=num_workers > 0,
+                      generator=torch.Generator().manual_seed(data.config.seed))
 
 
 def loader_state(data: PretrainingData, consumed_samples: int) -> dict:

@@ -82,8 +82,12 @@ _FIXED_SETTINGS = {
 }
 
 
+# Our state_dict lists the tied decoder weight under its own name too; it is the word embeddings.
+_OUR_TIED_COPY = "lm_head.decoder.weight"
+
+
 def hf_parameter_names(num_layers: int) -> dict[str, str]:
-    """Every parameter of ours -> its Hugging Face name."""
+    """Every parameter of ours (tied copy excluded) -> its Hugging Face name."""
     names = dict(_TOP_LEVEL_NAMES)
     for i in range(num_layers):
         for ours, theirs in _BLOCK_MODULE_NAMES.items():
@@ -146,7 +150,9 @@ def _state_dict_from_hf(hf_state: dict[str, torch.Tensor], config: XLMRConfig, s
     for copy, original in _TIED_COPIES.items():
         if copy in hf_state and not torch.equal(hf_state[copy], hf_state[original]):
             raise XLMRDSError(f"{source}: {copy} differs from {original}; xlmr-ds needs the tied LM decoder")
-    return {ours: hf_state[theirs] for ours, theirs in names.items()}
+    state = {ours: hf_state[theirs] for ours, theirs in names.items()}
+    state[_OUR_TIED_COPY] = state["embeddings.word.weight"]
+    return state
 
 
 def load_hf(path_or_model) -> XLMRForMaskedLM:
@@ -171,11 +177,30 @@ def load_hf(path_or_model) -> XLMRForMaskedLM:
     return model
 
 
-def save_hf(model: XLMRForMaskedLM, out_dir) -> None:
-    """Write config.json and model.safetensors; the directory appears only once both are complete."""
+def write_tokenizer_files(directory: Path, sentencepiece_model: Path, max_length: int) -> None:
+    """sentencepiece.bpe.model plus the configs transformers' XLMRobertaTokenizer reads; with transformers
+    installed, also its converted tokenizer.json (so loading needs no conversion)."""
+    shutil.copyfile(sentencepiece_model, directory / "sentencepiece.bpe.model")
+    specials = {"bos_token": "<s>", "eos_token": "</s>", "unk_token": "<unk>", "sep_token": "</s>",
+                "pad_token": "<pad>", "cls_token": "<s>",
+                "mask_token": {"content": "<mask>", "lstrip": True, "rstrip": False, "normalized": False,
+                               "single_word": False, "special": True}}
+    (directory / "special_tokens_map.json").write_text(json.dumps(specials, indent=2) + "\n")
+    (directory / "tokenizer_config.json").write_text(json.dumps(
+        {"tokenizer_class": "XLMRobertaTokenizer", "model_max_length": max_length, **specials}, indent=2) + "\n")
+    try:
+        from transformers import XLMRobertaTokenizer
+    except ImportError:
+        return
+    XLMRobertaTokenizer.from_pretrained(directory).save_pretrained(directory)
+
+
+def save_hf(model: XLMRForMaskedLM, out_dir, tokenizer_model: str | Path | None = None) -> None:
+    """Write config.json and model.safetensors (and the tokenizer files when given a SentencePiece model);
+    the directory appears only once everything in it is complete."""
     out_dir = Path(out_dir)
     names = hf_parameter_names(model.config.num_layers)
-    tensors = {names[k]: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    tensors = {names[k]: v.detach().cpu().contiguous() for k, v in model.state_dict().items() if k != _OUR_TIED_COPY}
     if out_dir.exists() and any(out_dir.iterdir()) and not (out_dir / "config.json").exists():
         raise XLMRDSError(f"{out_dir}: exists and is not a Hugging Face model directory; choose a new --out")
     out_dir.parent.mkdir(parents=True, exist_ok=True)
@@ -183,6 +208,8 @@ def save_hf(model: XLMRForMaskedLM, out_dir) -> None:
     try:
         save_file(tensors, staging / "model.safetensors", metadata={"format": "pt"})
         (staging / "config.json").write_text(json.dumps(config_to_hf(model.config), indent=2) + "\n")
+        if tokenizer_model is not None:
+            write_tokenizer_files(staging, Path(tokenizer_model), model.config.max_sequence_length)
         if out_dir.exists():
             shutil.rmtree(out_dir)
         staging.rename(out_dir)

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
+import torch.utils.checkpoint
 from torch import nn
 
 from xlmr_ds.errors import XLMRDSError
@@ -51,8 +52,10 @@ class Embeddings(nn.Module):
 
     def forward(self, input_ids: torch.Tensor) -> torch.Tensor:
         positions = position_ids_from_input_ids(input_ids, self.pad_token_id)
-        # Every token is type 0: adding row 0 is the same as looking up a tensor of zeros, without building one.
-        x = self.word(input_ids) + self.position(positions) + self.token_type.weight[0]
+        # Every token is type 0. The lookup goes through the module (not .weight[0]) so that ZeRO-3, which
+        # gathers a module's parameters when the module runs, has the row in place.
+        token_types = torch.zeros_like(input_ids)
+        x = self.word(input_ids) + self.token_type(token_types) + self.position(positions)
         return self.dropout(self.norm(x))
 
 
@@ -102,17 +105,24 @@ class TransformerBlock(nn.Module):
         return self.ffn_norm(x + self.dropout(self.ffn_out(F.gelu(self.ffn_in(x)))))
 
 
+class TiedDecoder(nn.Linear):
+    """The LM decoder: a bias-free linear layer whose weight is the word-embedding matrix (set by the owner)."""
+
+
 class MaskedLMHead(nn.Module):
-    """dense -> GELU -> LayerNorm -> tied decoder + bias."""
+    """dense -> GELU -> LayerNorm -> decoder (its weight is the word embeddings) + bias."""
 
     def __init__(self, config: XLMRConfig):
         super().__init__()
         self.dense = nn.Linear(config.hidden_size, config.hidden_size)
         self.norm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
+        # The decoder is a module of its own (rather than F.linear on the embedding weight) so that ZeRO-3
+        # gathers the shared weight when the decoder runs; XLMRForMaskedLM ties the weight.
+        self.decoder = TiedDecoder(config.hidden_size, config.vocab_size, bias=False)
         self.bias = nn.Parameter(torch.zeros(config.vocab_size))
 
-    def forward(self, hidden: torch.Tensor, decoder_weight: torch.Tensor) -> torch.Tensor:
-        return F.linear(self.norm(F.gelu(self.dense(hidden))), decoder_weight, self.bias)
+    def forward(self, hidden: torch.Tensor) -> torch.Tensor:
+        return self.decoder(self.norm(F.gelu(self.dense(hidden)))) + self.bias
 
 
 class XLMRForMaskedLM(nn.Module):
@@ -122,24 +132,14 @@ class XLMRForMaskedLM(nn.Module):
         self.embeddings = Embeddings(config)
         self.layers = nn.ModuleList(TransformerBlock(config) for _ in range(config.num_layers))
         self.lm_head = MaskedLMHead(config)
+        self.lm_head.decoder.weight = self.embeddings.word.weight
+        self.activation_checkpointing = False
         self.reset_parameters()
 
-    @torch.no_grad()
     def reset_parameters(self) -> None:
-        """BERT initialization: N(0, initializer_range) weights, zero biases and padding rows, unit LayerNorms."""
-        std = self.config.initializer_range
+        """BERT initialization of every module (see initialize_module)."""
         for module in self.modules():
-            if isinstance(module, nn.Linear):
-                module.weight.normal_(0.0, std)
-                module.bias.zero_()
-            elif isinstance(module, nn.Embedding):
-                module.weight.normal_(0.0, std)
-                if module.padding_idx is not None:
-                    module.weight[module.padding_idx].zero_()
-            elif isinstance(module, nn.LayerNorm):
-                module.weight.fill_(1.0)
-                module.bias.zero_()
-        self.lm_head.bias.zero_()
+            initialize_module(module, self.config.initializer_range)
 
     def set_attention_backend(self, backend: str) -> None:
         """Route every layer's attention through `backend` ("auto", "torch" or "eager")."""
@@ -157,7 +157,11 @@ class XLMRForMaskedLM(nn.Module):
             )
         x = self.embeddings(input_ids)
         for layer in self.layers:
-            x = layer(x, attention_mask)
+            if self.activation_checkpointing and self.training:
+                # Recompute the block in backward instead of keeping its activations (same dropout masks).
+                x = torch.utils.checkpoint.checkpoint(layer, x, attention_mask, use_reentrant=False)
+            else:
+                x = layer(x, attention_mask)
         return x
 
     def forward(
@@ -167,13 +171,12 @@ class XLMRForMaskedLM(nn.Module):
         labels: torch.Tensor | None = None,
     ) -> MaskedLMOutput:
         hidden = self.encode(input_ids, attention_mask)
-        decoder_weight = self.embeddings.word.weight
         if labels is None:
-            return MaskedLMOutput(loss=None, logits=self.lm_head(hidden, decoder_weight))
+            return MaskedLMOutput(loss=None, logits=self.lm_head(hidden))
         # The LM head and its (positions x vocab) matmul run only where there is a label: about 15% of the
         # tokens, which saves ~38% of Large's training FLOPs (facts.md).
         labelled = labels.ne(IGNORE_INDEX)
-        logits = self.lm_head(hidden[labelled], decoder_weight)
+        logits = self.lm_head(hidden[labelled])
         targets = labels[labelled]
         if targets.numel() == 0:
             # No labelled token in the batch: a zero loss that still reaches every parameter's graph.
@@ -187,11 +190,34 @@ class XLMRForMaskedLM(nn.Module):
 
         return load_hf(path_or_model)
 
-    def save_hf(self, out_dir) -> None:
-        """Write a directory that transformers' AutoModelForMaskedLM.from_pretrained loads."""
+    def save_hf(self, out_dir, tokenizer_model=None) -> None:
+        """Write a directory that transformers' AutoModelForMaskedLM.from_pretrained loads (and, given the
+        SentencePiece model, AutoTokenizer and pipeline("fill-mask") too)."""
         from xlmr_ds.model.hf import save_hf
 
-        save_hf(self, out_dir)
+        save_hf(self, out_dir, tokenizer_model)
+
+
+@torch.no_grad()
+def initialize_module(module: nn.Module, std: float) -> None:
+    """BERT initialization of one module's own parameters: N(0, std) weights, zero biases and padding
+    rows, unit LayerNorms, zero LM-head bias. Per module, so that a caller holding partitioned parameters
+    (ZeRO-3) can gather one module at a time around it."""
+    if isinstance(module, TiedDecoder):
+        return  # its weight is the word embeddings, initialized (with their padding row) by the Embedding
+    if isinstance(module, nn.Linear):
+        module.weight.normal_(0.0, std)
+        if module.bias is not None:
+            module.bias.zero_()
+    elif isinstance(module, nn.Embedding):
+        module.weight.normal_(0.0, std)
+        if module.padding_idx is not None:
+            module.weight[module.padding_idx].zero_()
+    elif isinstance(module, nn.LayerNorm):
+        module.weight.fill_(1.0)
+        module.bias.zero_()
+    elif isinstance(module, MaskedLMHead):
+        module.bias.zero_()
 
 
 def unique_parameter_count(model: nn.Module) -> int:

@@ -1,0 +1,1 @@
+"""The training system: DeepSpeed lives here, and only here."""

@@ -1,0 +1,55 @@
+"""Building the model for DeepSpeed: under zero.Init for ZeRO-3 (never whole on one rank), and the
+optimizer's parameter groups (no weight decay on biases and LayerNorms, as in RoBERTa)."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from xlmr_ds.errors import XLMRDSError
+from xlmr_ds.model import XLMRConfig, XLMRForMaskedLM
+from xlmr_ds.model.modeling import initialize_module
+
+
+def build_model(config: XLMRConfig, ds_config: dict, stage: int, init_from: str | None) -> XLMRForMaskedLM:
+    if init_from:
+        model = XLMRForMaskedLM.from_hf(init_from)
+        shape = ("vocab_size", "hidden_size", "num_layers", "num_heads", "ffn_size", "max_position_embeddings")
+        theirs, ours = ({f: getattr(c, f) for f in shape} for c in (model.config, config))
+        if theirs != ours:
+            differs = ", ".join(f"{f} {theirs[f]} vs {ours[f]}" for f in shape if theirs[f] != ours[f])
+            raise XLMRDSError(f"--init-from {init_from}: not the model this run trains ({differs}; weights vs "
+                              f"--model with this data's vocabulary)")
+        return model
+    if stage < 3:
+        return XLMRForMaskedLM(config)
+    import deepspeed
+
+    # Each parameter is partitioned as soon as its module is built, so Large never exists whole on a rank.
+    # The modules' own default initialization ran before partitioning; apply ours one module at a time,
+    # gathered, with rank 0's values broadcast to the others.
+    with deepspeed.zero.Init(config_dict_or_path=ds_config):
+        model = XLMRForMaskedLM(config)
+    for module in model.modules():
+        own = list(module.parameters(recurse=False))
+        if own:
+            with deepspeed.zero.GatheredParameters(own, modifier_rank=0):
+                if torch.distributed.get_rank() == 0:
+                    initialize_module(module, config.initializer_range)
+    return model
+
+
+def parameter_groups(model: nn.Module) -> list[dict]:
+    """Weight decay (the optimizer's setting) on matrices; none on biases, LayerNorms and the LM-head bias."""
+    decay, no_decay = [], []
+    seen = set()
+    for module in model.modules():
+        for name, parameter in module.named_parameters(recurse=False):
+            if id(parameter) in seen:
+                continue  # the tied decoder weight is the word embeddings
+            seen.add(id(parameter))
+            if isinstance(module, nn.LayerNorm) or name == "bias":
+                no_decay.append(parameter)
+            else:
+                decay.append(parameter)
+    return [{"params": decay}, {"params": no_decay, "weight_decay": 0.0}]

@@ -1,0 +1,51 @@
+"""Export a training checkpoint to a Hugging Face directory: DeepSpeed's own zero_to_fp32 consolidates the
+ZeRO shards, our model loads them, and save_hf writes config.json, model.safetensors and the tokenizer."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+from xlmr_ds.accelerator import select_deepspeed_accelerator
+from xlmr_ds.engine.checkpoint import CheckpointInfo, list_checkpoints
+from xlmr_ds.errors import XLMRDSError
+from xlmr_ds.model import XLMRConfig, XLMRForMaskedLM
+
+
+def choose_checkpoint(save_dir: str | Path, step: int | None) -> CheckpointInfo:
+    complete = [c for c in list_checkpoints(save_dir) if c.complete]
+    if not complete:
+        raise XLMRDSError(f"{save_dir}: no complete checkpoint (a step_* directory with its completion marker)")
+    if step is None:
+        return complete[-1]
+    for info in complete:
+        if info.step == step:
+            return info
+    raise XLMRDSError(f"{save_dir}: no complete checkpoint at step {step}; complete steps: "
+                      f"{', '.join(str(c.step) for c in complete)}")
+
+
+def load_checkpoint_model(info: CheckpointInfo) -> XLMRForMaskedLM:
+    """The checkpoint's weights, consolidated to fp32, in our model (on CPU)."""
+    select_deepspeed_accelerator()
+    from deepspeed.utils.zero_to_fp32 import get_fp32_state_dict_from_zero_checkpoint
+
+    state = get_fp32_state_dict_from_zero_checkpoint(str(info.path.parent), tag=info.path.name)
+    state = {key: value.contiguous() for key, value in state.items()}
+    state.setdefault("lm_head.decoder.weight", state["embeddings.word.weight"])  # the tie, stored once
+    model = XLMRForMaskedLM(XLMRConfig.from_dict(info.marker["model_config"]))
+    model.load_state_dict(state, strict=True)
+    return model.eval()
+
+
+def export_checkpoint(save_dir: str | Path, out_dir: str | Path, step: int | None = None,
+                      tokenizer_model: str | Path | None = None) -> CheckpointInfo:
+    info = choose_checkpoint(save_dir, step)
+    tokenizer = info.marker["tokenizer"]
+    path = Path(tokenizer_model or tokenizer["path"])
+    if not path.is_file():
+        raise XLMRDSError(f"{path}: the run's SentencePiece model is not there; pass --spm MODEL")
+    if hashlib.sha256(path.read_bytes()).hexdigest() != tokenizer["sha256"]:
+        raise XLMRDSError(f"{path}: not the SentencePiece model this run was trained with (sha256 differs)")
+    load_checkpoint_model(info).save_hf(out_dir, tokenizer_model=path)
+    return info

@@ -1,0 +1,36 @@
+"""<save>/metrics.jsonl: one JSON object per optimizer step and one per evaluation, written by rank 0.
+
+Resuming from step N first drops the lines after step N (work a dead run did after its last checkpoint),
+so the file always tells the history of the model that exists.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+
+class MetricsLog:
+    def __init__(self, path: Path, enabled: bool):
+        self.path = path
+        self.enabled = enabled
+
+    def truncate_after(self, step: int) -> None:
+        if not self.enabled or not self.path.exists():
+            return
+        kept = [line for line in self.path.read_text().splitlines() if line and json.loads(line)["step"] <= step]
+        tmp = self.path.with_suffix(".jsonl.tmp")
+        tmp.write_text("".join(line + "\n" for line in kept))
+        os.replace(tmp, self.path)
+
+    def write(self, record: dict) -> None:
+        if not self.enabled:
+            return
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with open(self.path, "a") as out:
+            out.write(json.dumps(record) + "\n")
+
+
+def read_metrics(path: str | Path, kind: str = "train") -> list[dict]:
+    return [record for record in map(json.loads, Path(path).read_text().splitlines()) if record["type"] == kind]

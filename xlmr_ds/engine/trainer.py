@@ -1,0 +1,262 @@
+"""The training loop: DeepSpeed ZeRO, exact resume, metrics, evaluation, preemption-safe checkpoints.
+
+It reads top to bottom: set up the process group and config, build data and model, resume if asked,
+then optimizer steps (each `gradient_accumulation_steps` micro-batches) with logging, evaluation and saving.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import signal
+import time
+from dataclasses import asdict
+from datetime import timedelta
+from pathlib import Path
+
+import torch
+import torch.distributed as dist
+from tqdm import tqdm
+
+from xlmr_ds import __version__
+from xlmr_ds.accelerator import select_deepspeed_accelerator
+from xlmr_ds.data.masking import IGNORE_INDEX
+from xlmr_ds.data.pretraining import DataConfig, PretrainingData, build_train_loader, check_loader_state, collate
+from xlmr_ds.data.pretraining import loader_state
+from xlmr_ds.data.sampling import stable_seed
+from xlmr_ds.engine import checkpoint as ckpt
+from xlmr_ds.engine.build import build_model, parameter_groups
+from xlmr_ds.engine.ds_config import config_hash, load_ds_config, prepare_ds_config, zero_stage
+from xlmr_ds.engine.metrics import MetricsLog
+from xlmr_ds.errors import XLMRDSError
+from xlmr_ds.flops import device_peak_tflops, training_flops
+from xlmr_ds.model import XLMRConfig, preset
+
+
+class StopRequest:
+    """SIGTERM/SIGINT set a flag; the loop saves a checkpoint at the next step boundary and exits cleanly."""
+
+    def __init__(self) -> None:
+        self.requested = False
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(sig, self._handle)
+
+    def _handle(self, signum, frame) -> None:
+        self.requested = True
+
+
+class Trainer:
+    def __init__(self, args: argparse.Namespace):
+        self.args = args
+        select_deepspeed_accelerator()
+        import deepspeed
+
+        self.deepspeed = deepspeed
+        deepspeed.init_distributed(timeout=timedelta(minutes=args.dist_timeout_minutes))
+        self.rank, self.world_size = dist.get_rank(), dist.get_world_size()
+        self.device = torch.device("cuda", torch.cuda.current_device()) if torch.cuda.is_available() else torch.device("cpu")
+        self.save_dir = Path(args.save) if args.save else None
+        self.metrics = MetricsLog(self.save_dir / "metrics.jsonl", self.rank == 0 and self.save_dir is not None) \
+            if self.save_dir else MetricsLog(Path("/dev/null"), False)
+        self.stop = StopRequest()
+
+    def log(self, message: str) -> None:
+        if self.rank == 0:
+            tqdm.write(f"[xlmr-ds] {message}")
+
+    # ---- set-up ----------------------------------------------------------------------------------
+    def setup(self) -> None:
+        args = self.args
+        raw_config = load_ds_config(args.deepspeed_config)
+        self.stage = zero_stage(raw_config)
+        self.ds_config = prepare_ds_config(raw_config, args.deepspeed_config, self.world_size, args.steps)
+        self._route_monitors()
+        base = XLMRConfig.from_json(args.model_config) if args.model_config else preset(args.model)
+        self.data = PretrainingData(DataConfig(args.data, block_size=min(args.block_size, base.max_sequence_length),
+                                               seed=args.seed, valid_fraction=args.valid_fraction))
+        self.model_config = base.replace(vocab_size=self.data.vocab_size)
+
+        self.resume_from, ignored = ckpt.resolve_resume(args.resume, self.save_dir)
+        for info in ignored:
+            self.log(f"ignoring incomplete checkpoint {info.path} (no {ckpt.MARKER}: its save did not finish)")
+        self.universal = False
+        if self.resume_from:
+            ckpt.check_compatible(self.resume_from, self.model_config.to_dict(), self.stage)
+            saved_world = self.resume_from.marker["world_size"]
+            if saved_world != self.world_size:
+                self.universal = True
+                self.log(f"checkpoint saved by {saved_world} processes, resuming on {self.world_size}: "
+                         f"loading DeepSpeed's universal form")
+                if self.rank == 0:
+                    ckpt.convert_to_universal(self.resume_from)
+                dist.barrier()
+                self.ds_config.setdefault("checkpoint", {})["load_universal"] = True
+
+        torch.manual_seed(args.seed)  # the same initial weights on every rank
+        model = build_model(self.model_config, self.ds_config, self.stage, args.init_from)
+        model.activation_checkpointing = args.activation_checkpointing
+        self.engine, _, _, _ = self.deepspeed.initialize(model=model, model_parameters=parameter_groups(model),
+                                                         config=self.ds_config)
+        self.step, self.consumed_samples = 0, 0
+        if self.resume_from:
+            self._load(self.resume_from)
+        else:
+            torch.manual_seed(stable_seed(args.seed, "dropout", self.rank))
+        self.metrics.truncate_after(self.step)
+        self.loader = build_train_loader(self.data, self.engine.train_batch_size(),
+                                         self.engine.train_micro_batch_size_per_gpu(), self.rank, self.world_size,
+                                         self.consumed_samples, num_workers=args.num_workers,
+                                         pin_memory=self.device.type == "cuda")
+        name = torch.cuda.get_device_name() if self.device.type == "cuda" else None
+        self.peak_flops = (args.peak_tflops or device_peak_tflops(name) or 0.0) * 1e12
+
+    def _route_monitors(self) -> None:
+        """TensorBoard and CSV monitors write under --save unless the config names a path; off without --save."""
+        for key in ("tensorboard", "csv_monitor"):
+            section = self.ds_config.get(key)
+            if not section or not section.get("enabled"):
+                continue
+            if self.save_dir is None:
+                section["enabled"] = False
+            elif not section.get("output_path"):
+                section["output_path"] = str(self.save_dir / "monitor")
+
+    def _load(self, info: ckpt.CheckpointInfo) -> None:
+        load_dir, tag = (info.path, ckpt.UNIVERSAL) if self.universal else (info.path.parent, info.path.name)
+        path, _ = self.engine.load_checkpoint(str(load_dir), tag=tag, load_optimizer_states=True,
+                                              load_lr_scheduler_states=True)
+        if path is None:
+            raise XLMRDSError(f"{info.path}: DeepSpeed could not load this checkpoint (files missing?)")
+        marker = info.marker
+        self.step = marker["step"]
+        self.consumed_samples = check_loader_state(self.data, marker["data"])
+        if self.universal:
+            # Another world size has other ranks: the dropout streams start afresh, keyed by step and rank.
+            torch.manual_seed(stable_seed(self.args.seed, "dropout", self.step, self.rank))
+        else:
+            ckpt.restore_rng_state(info.path, self.rank)
+        self.log(f"resumed from {info.path} at step {self.step}, {self.consumed_samples} samples consumed")
+
+    # ---- the loop --------------------------------------------------------------------------------
+    def train(self) -> int:
+        args, engine = self.args, self.engine
+        accumulation = engine.gradient_accumulation_steps()
+        batches = iter(self.loader)
+        progress = tqdm(total=args.steps, initial=self.step, desc="train", unit="step", disable=self.rank != 0)
+        if self.step == 0 and args.eval_every:
+            self.evaluate()
+        while self.step < args.steps:
+            started = time.perf_counter()
+            lr = engine.optimizer.param_groups[0]["lr"]  # what this step uses (the scheduler steps after it)
+            totals = torch.zeros(4, dtype=torch.float64)  # loss sum, real tokens, model FLOPs, stop flag
+            for _ in range(accumulation):
+                batch = next(batches)
+                labels = batch["labels"]
+                output = engine(batch["input_ids"].to(self.device), batch["attention_mask"].to(self.device),
+                                labels=labels.to(self.device))
+                engine.backward(output.loss)
+                engine.step()
+                totals[0] += output.loss.detach().float().cpu().item() / accumulation
+                totals[1] += float(batch["attention_mask"].sum())
+                seq = labels.shape[1]
+                labelled = labels.ne(IGNORE_INDEX).sum(dim=1).tolist()
+                totals[2] += sum(training_flops(self.model_config.num_layers, self.model_config.hidden_size,
+                                                self.model_config.vocab_size, seq, m) for m in labelled)
+            totals[3] = float(self.stop.requested)
+            reduced = totals.to(self._reduce_device())
+            dist.all_reduce(reduced)
+            loss, tokens, flops, stop = (reduced / torch.tensor([self.world_size, 1, 1, 1],
+                                                               device=reduced.device)).tolist()
+            self.step += 1
+            self.consumed_samples += engine.train_batch_size()
+            elapsed = time.perf_counter() - started
+            grad_norm = engine.get_global_grad_norm()
+            record = {
+                "type": "train", "step": self.step, "loss": loss, "lr": lr,
+                "grad_norm": float(grad_norm) if grad_norm is not None else None,
+                "consumed_samples": self.consumed_samples, "tokens": int(tokens), "tokens_per_s": tokens / elapsed,
+                "mfu": flops / elapsed / (self.peak_flops * self.world_size) if self.peak_flops else None,
+                "step_time_s": elapsed,
+            }
+            self.metrics.write(record)
+            progress.set_postfix(loss=f"{loss:.4f}", tok_s=f"{tokens / elapsed:,.0f}")
+            progress.update(1)
+            if not math.isfinite(loss):
+                raise XLMRDSError(f"the loss is {loss} at step {self.step}; stopping before the model is corrupted "
+                                  f"(lower the learning rate or use bf16 instead of fp16)")
+            if args.eval_every and self.step % args.eval_every == 0:
+                self.evaluate()
+            if stop:
+                self.log(f"stop requested (SIGTERM/SIGINT): saving at step {self.step} and exiting")
+                self.save()
+                progress.close()
+                return 0
+            if self.save_dir and ((args.save_every and self.step % args.save_every == 0) or self.step == args.steps):
+                self.save()
+        progress.close()
+        return 0
+
+    def _reduce_device(self) -> torch.device:
+        return self.device if dist.get_backend() == "nccl" else torch.device("cpu")
+
+    @torch.no_grad()
+    def evaluate(self) -> dict:
+        """Masked-LM loss and perplexity per language on held-out blocks (every rank runs the same batches,
+        which ZeRO-3 needs; rank 0 logs)."""
+        engine = self.engine
+        engine.eval()
+        micro = engine.train_micro_batch_size_per_gpu()
+        results = {}
+        for language in self.data.languages:
+            samples = list(self.data.validation_samples(language, limit=self.args.eval_samples))
+            loss_sum, count = 0.0, 0
+            for i in range(0, len(samples), micro):
+                batch = collate(samples[i:i + micro])
+                labelled = int(batch["labels"].ne(IGNORE_INDEX).sum())
+                if not labelled:
+                    continue
+                output = engine(batch["input_ids"].to(self.device), batch["attention_mask"].to(self.device),
+                                labels=batch["labels"].to(self.device))
+                loss_sum += float(output.loss) * labelled
+                count += labelled
+            if count:
+                results[language] = {"loss": loss_sum / count, "perplexity": math.exp(min(loss_sum / count, 50.0)),
+                                     "tokens": count}
+        engine.train()
+        self.metrics.write({"type": "eval", "step": self.step, "languages": results})
+        if results:
+            mean = sum(r["loss"] for r in results.values()) / len(results)
+            self.log(f"step {self.step}: validation loss {mean:.4f} (mean of {len(results)} languages)")
+        return results
+
+    def save(self) -> None:
+        tag = ckpt.tag_for(self.step)
+        target = self.save_dir / tag
+        if self.rank == 0 and target.exists() and not (target / ckpt.MARKER).exists():
+            import shutil
+
+            shutil.rmtree(target)  # the leftovers of a save that died: start this tag clean
+        dist.barrier()
+        self.engine.save_checkpoint(str(self.save_dir), tag=tag, client_state={"step": self.step},
+                                    save_latest=False)
+        ckpt.save_rng_state(target, self.rank)
+        dist.barrier()
+        if self.rank == 0:
+            ckpt.write_marker(target, {
+                "step": self.step, "consumed_samples": self.consumed_samples,
+                "data": loader_state(self.data, self.consumed_samples), "world_size": self.world_size,
+                "zero_stage": self.stage, "config_hash": config_hash(self.ds_config),
+                "model_config": self.model_config.to_dict(), "tokenizer": self.data.manifest["tokenizer"],
+                "data_config": asdict(self.data.config), "xlmr_ds_version": __version__,
+                "deepspeed_version": self.deepspeed.__version__,
+            })
+            for removed in ckpt.prune(self.save_dir, self.args.keep):
+                self.log(f"removed old checkpoint {removed}")
+        dist.barrier()
+        self.log(f"saved {target}")
+
+
+def run(args: argparse.Namespace) -> int:
+    trainer = Trainer(args)
+    trainer.setup()
+    return trainer.train()
