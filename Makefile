@@ -23,14 +23,26 @@ $(INSTALLED): setup.py
 test: $(INSTALLED)
 	$(PY) -m pytest $(PYTEST_ARGS)
 
+# The demo: corpus -> SentencePiece -> MPI binarize -> DeepSpeed ZeRO-2 training on 2 CPU processes with
+# evaluation and checkpoints -> a resumed continuation -> export to Hugging Face -> fill-mask.
+DEMO_TRAIN = DS_ACCELERATOR=cpu PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(VENV)/bin/deepspeed --num_gpus 2 \
+	--module xlmr_ds.train --deepspeed_config ds_configs/tiny_cpu_zero2.json --data $(DEMO)/data --model tiny \
+	--block-size 256 --save $(DEMO)/ckpt --save-every 20 --eval-every 20 --keep 2 --valid-fraction 0.02
+
 demo: $(INSTALLED)
 	$(XLMR_DS) info --model large --gpus-per-node 8 --nodes 4
 	$(XLMR_DS) corpus demo --out $(DEMO)/corpus
 	$(XLMR_DS) spm train --input $(DEMO)/corpus --out $(DEMO)/spm/spm --vocab-size 8000 --sample-lines 100000
 	$(MPIEXEC) -n 2 $(XLMR_DS) binarize --input $(DEMO)/corpus --spm $(DEMO)/spm/spm.model --out $(DEMO)/data
 	$(XLMR_DS) data inspect $(DEMO)/data/hi -n 2
-	$(XLMR_DS) smoke --model tiny --steps 8 --batch 4 --seq 128
-	@echo "demo outputs: corpus $(DEMO)/corpus, tokenizer $(DEMO)/spm/spm.model, datasets $(DEMO)/data"
+	rm -rf $(DEMO)/ckpt
+	$(DEMO_TRAIN) --steps 60
+	$(DEMO_TRAIN) --steps 80 --resume auto
+	$(XLMR_DS) ckpt list $(DEMO)/ckpt
+	$(XLMR_DS) export --ckpt $(DEMO)/ckpt --out $(DEMO)/hf
+	$(XLMR_DS) fill-mask --model $(DEMO)/hf "The weather is <mask> today." "Сегодня <mask> погода." "Das ist ein <mask> Haus."
+	@echo "demo outputs: corpus $(DEMO)/corpus, tokenizer $(DEMO)/spm/spm.model, datasets $(DEMO)/data,"
+	@echo "  checkpoints and metrics $(DEMO)/ckpt (metrics.jsonl, monitor/), Hugging Face model $(DEMO)/hf"
 
 clean:
 	rm -rf $(VENV) *.egg-info .pytest_cache

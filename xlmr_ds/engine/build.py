@@ -29,7 +29,7 @@ def build_model(config: XLMRConfig, ds_config: dict, stage: int, init_from: str 
     # The modules' own default initialization ran before partitioning; apply ours one module at a time,
     # gathered, with rank 0's values broadcast to the others.
     with deepspeed.zero.Init(config_dict_or_path=ds_config):
-        model = XLMRForMaskedLM(config)
+        model = XLMRForMaskedLM(config, initialize=False)
     for module in model.modules():
         own = list(module.parameters(recurse=False))
         if own:

@@ -126,7 +126,9 @@ class MaskedLMHead(nn.Module):
 
 
 class XLMRForMaskedLM(nn.Module):
-    def __init__(self, config: XLMRConfig):
+    def __init__(self, config: XLMRConfig, initialize: bool = True):
+        """initialize=False leaves the initialization to the caller (one whose parameters are partitioned
+        as they are created, as under ZeRO-3's zero.Init, applies initialize_module module by module)."""
         super().__init__()
         self.config = config
         self.embeddings = Embeddings(config)
@@ -134,7 +136,8 @@ class XLMRForMaskedLM(nn.Module):
         self.lm_head = MaskedLMHead(config)
         self.lm_head.decoder.weight = self.embeddings.word.weight
         self.activation_checkpointing = False
-        self.reset_parameters()
+        if initialize:
+            self.reset_parameters()
 
     def reset_parameters(self) -> None:
         """BERT initialization of every module (see initialize_module)."""

@@ -1,0 +1,79 @@
+"""Checkpoints resume exactly; on another world size they resume through DeepSpeed's universal format."""
+
+import shutil
+
+import pytest
+from launch import consumed, losses, train
+
+from xlmr_ds.engine.checkpoint import MARKER, list_checkpoints
+
+pytestmark = [pytest.mark.multiprocess, pytest.mark.slow]
+
+
+@pytest.mark.parametrize("stage", [1, 2, 3])
+def test_stopped_and_resumed_run_has_bit_identical_losses(stage, training_args, unbroken_runs, tmp_path):
+    # torch AdamW ("torch_adam" in the tiny configs): DeepSpeed's CPU FusedAdam rounds differently on
+    # freshly created and on loaded optimizer states, which breaks bit-identity (not correctness).
+    reference = unbroken_runs(stage)
+    train(training_args(stage, tmp_path, 2))
+    train(training_args(stage, tmp_path, 4))
+    assert losses(tmp_path) == losses(reference)
+    assert consumed(tmp_path) == consumed(reference) == [8, 16, 24, 32]
+    assert [c.step for c in list_checkpoints(tmp_path) if c.complete] == [2, 4]
+
+
+@pytest.mark.parametrize("stage", [2, 3])
+@pytest.mark.parametrize("before,after", [(2, 1), (1, 2)])
+def test_resume_on_another_world_size_continues_the_same_samples(stage, before, after, training_args,
+                                                                 unbroken_runs, tmp_path):
+    reference = unbroken_runs(stage)
+    train(training_args(stage, tmp_path, 2), processes=before)
+    result = train(training_args(stage, tmp_path, 4), processes=after)
+    assert "universal form" in result.stdout + result.stderr
+    assert (tmp_path / "step_00000002" / "universal").is_dir()
+    assert consumed(tmp_path) == [8, 16, 24, 32]
+    # Another reduction order and other dropout streams: close, not equal.
+    assert losses(tmp_path)[2:] == pytest.approx(losses(reference)[2:], rel=0.02)
+
+
+def test_an_incomplete_newest_checkpoint_is_ignored_and_reported(training_args, unbroken_runs, tmp_path):
+    train(training_args(2, tmp_path, 2, "--save-every", "1"))
+    (tmp_path / "step_00000002" / MARKER).unlink()  # as if killed during the save of step 2
+    result = train(training_args(2, tmp_path, 4))
+    output = result.stdout + result.stderr
+    assert "ignoring incomplete checkpoint" in output and "step_00000002" in output
+    assert "resumed from" in output and "step_00000001 at step 1" in output
+    assert losses(tmp_path) == losses(unbroken_runs(2))
+
+
+def test_keep_deletes_older_checkpoints_only_after_a_newer_one_is_complete(training_args, tmp_path):
+    train(training_args(2, tmp_path, 4, "--save-every", "1", "--keep", "2"))
+    assert [c.step for c in list_checkpoints(tmp_path)] == [3, 4]
+
+
+def test_mpiexec_and_the_deepspeed_launcher_train_identically(training_args, unbroken_runs, tmp_path):
+    train(training_args(2, tmp_path, 4), processes=2, launcher="mpiexec")
+    assert losses(tmp_path) == losses(unbroken_runs(2))
+
+
+def test_a_single_plain_process_trains_the_same_global_batches(training_args, unbroken_runs, tmp_path):
+    train(training_args(2, tmp_path, 4), processes=1, launcher="python")
+    assert consumed(tmp_path) == consumed(unbroken_runs(2))
+    # One rank's dropout stream instead of two: close, not equal.
+    assert losses(tmp_path) == pytest.approx(losses(unbroken_runs(2)), rel=0.02)
+
+
+def test_a_checkpoint_of_another_model_or_stage_is_refused(training_args, unbroken_runs, tmp_path):
+    save = tmp_path / "run"
+    shutil.copytree(unbroken_runs(2), save)
+    result = train(training_args(3, save, 6), processes=1, launcher="python", check=False)
+    assert result.returncode == 1
+    assert "saved with ZeRO stage 2 but the config uses stage 3" in result.stderr
+    config = tmp_path / "wide.json"
+    config.write_text('{"hidden_size": 64, "num_layers": 2, "num_heads": 2, "ffn_size": 128}')
+    args = training_args(2, save, 6)
+    args[args.index("--model"):args.index("--model") + 2] = ["--model-config", str(config)]
+    result = train(args, processes=1, launcher="python", check=False)
+    assert result.returncode == 1
+    assert "saved for another model (ffn_size 512 vs 128, hidden_size 128 vs 64" in result.stderr
+    assert "Traceback" not in result.stderr

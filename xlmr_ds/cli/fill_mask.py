@@ -1,0 +1,33 @@
+"""`xlmr-ds fill-mask --model HF_DIR TEXT...`: the top predictions for <mask> with transformers' pipeline."""
+
+from __future__ import annotations
+
+import argparse
+
+from xlmr_ds.errors import XLMRDSError
+
+
+def register(commands) -> None:
+    parser = commands.add_parser("fill-mask", help="predict <mask> in sentences with an exported model")
+    parser.add_argument("--model", required=True, metavar="HF_DIR", help="an `xlmr-ds export` directory")
+    parser.add_argument("--top-k", type=int, default=3)
+    parser.add_argument("texts", nargs="+", metavar="TEXT", help="sentences containing <mask>")
+    parser.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    try:
+        from transformers import pipeline
+    except ImportError:
+        raise XLMRDSError("fill-mask needs transformers: pip install 'xlmr-ds[dev]'") from None
+    for text in args.texts:
+        if "<mask>" not in text:
+            raise XLMRDSError(f"{text!r} has no <mask> token to predict")
+    fill = pipeline("fill-mask", model=args.model, tokenizer=args.model)
+    for text in args.texts:
+        predictions = fill(text, top_k=args.top_k)
+        if predictions and isinstance(predictions[0], list):  # several masks in one text
+            predictions = predictions[0]
+        shown = ", ".join(f"{p['token_str'].strip()!r} ({p['score']:.3f})" for p in predictions)
+        print(f"{text}\n  -> {shown}")
+    return 0
