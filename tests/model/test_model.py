@@ -89,3 +89,19 @@ def test_sequences_longer_than_the_position_table_get_a_clear_error(seq, allowed
     else:
         with pytest.raises(XLMRDSError, match="input has 513 tokens per sequence .* allows at most 512"):
             model(input_ids)
+
+
+def test_activation_checkpointing_gives_the_same_loss_and_gradients():
+    model, input_ids, attention_mask, labels = _model_and_batch()
+    model.train()
+    results = []
+    for checkpointing in (False, True):
+        model.activation_checkpointing = checkpointing
+        model.zero_grad()
+        torch.manual_seed(11)  # the same dropout masks in both passes
+        loss = model(input_ids, attention_mask, labels=labels).loss
+        loss.backward()
+        results.append((loss.detach(), [p.grad.clone() for p in model.parameters()]))
+    torch.testing.assert_close(results[0][0], results[1][0], rtol=0, atol=0)
+    for plain, recomputed in zip(results[0][1], results[1][1]):
+        torch.testing.assert_close(plain, recomputed, rtol=1e-6, atol=1e-7)
