@@ -24,25 +24,36 @@ test: $(INSTALLED)
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 # The demo: corpus -> SentencePiece -> MPI binarize -> DeepSpeed ZeRO-2 training on 2 CPU processes with
-# evaluation and checkpoints -> a resumed continuation -> export to Hugging Face -> fill-mask.
+# evaluation and checkpoints -> a resumed continuation -> export to Hugging Face -> fill-mask -> report.
+# The sizes can be made smaller (the CI test does): make demo DEMO=/tmp/d DEMO_SCALE=0.1 DEMO_STEPS=4 ...
+DEMO_SCALE ?= 1.0
+DEMO_VOCAB ?= 8000
+DEMO_BLOCK ?= 256
+DEMO_STEPS ?= 60
+DEMO_MORE_STEPS ?= 80
+DEMO_EVERY ?= 20
+FILL_MASK = "The weather is <mask> today." "Сегодня <mask> погода." "Das ist ein <mask> Haus." "今天天气很<mask>。"
 DEMO_TRAIN = DS_ACCELERATOR=cpu PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(VENV)/bin/deepspeed --num_gpus 2 \
 	--module xlmr_ds.train --deepspeed_config ds_configs/tiny_cpu_zero2.json --data $(DEMO)/data --model tiny \
-	--block-size 256 --save $(DEMO)/ckpt --save-every 20 --eval-every 20 --keep 2 --valid-fraction 0.02
+	--block-size $(DEMO_BLOCK) --save $(DEMO)/ckpt --save-every $(DEMO_EVERY) --eval-every $(DEMO_EVERY) \
+	--keep 2 --valid-fraction 0.02
 
 demo: $(INSTALLED)
 	$(XLMR_DS) info --model large --gpus-per-node 8 --nodes 4
-	$(XLMR_DS) corpus demo --out $(DEMO)/corpus
-	$(XLMR_DS) spm train --input $(DEMO)/corpus --out $(DEMO)/spm/spm --vocab-size 8000 --sample-lines 100000
+	$(XLMR_DS) corpus demo --out $(DEMO)/corpus --scale $(DEMO_SCALE)
+	$(XLMR_DS) spm train --input $(DEMO)/corpus --out $(DEMO)/spm/spm --vocab-size $(DEMO_VOCAB) --sample-lines 100000
 	$(MPIEXEC) -n 2 $(XLMR_DS) binarize --input $(DEMO)/corpus --spm $(DEMO)/spm/spm.model --out $(DEMO)/data
 	$(XLMR_DS) data inspect $(DEMO)/data/hi -n 2
 	rm -rf $(DEMO)/ckpt
-	$(DEMO_TRAIN) --steps 60
-	$(DEMO_TRAIN) --steps 80 --resume auto
+	$(DEMO_TRAIN) --steps $(DEMO_STEPS)
+	$(DEMO_TRAIN) --steps $(DEMO_MORE_STEPS) --resume auto
 	$(XLMR_DS) ckpt list $(DEMO)/ckpt
 	$(XLMR_DS) export --ckpt $(DEMO)/ckpt --out $(DEMO)/hf
-	$(XLMR_DS) fill-mask --model $(DEMO)/hf "The weather is <mask> today." "Сегодня <mask> погода." "Das ist ein <mask> Haus."
+	$(XLMR_DS) fill-mask --model $(DEMO)/hf $(FILL_MASK)
+	$(XLMR_DS) report --run $(DEMO)/ckpt --out $(DEMO)/report.md --hf $(DEMO)/hf --fill-mask $(FILL_MASK) \
+		--title "xlmr-ds demo: tiny XLM-R on the 21-language demo corpus, 2 CPU processes, ZeRO-2"
 	@echo "demo outputs: corpus $(DEMO)/corpus, tokenizer $(DEMO)/spm/spm.model, datasets $(DEMO)/data,"
-	@echo "  checkpoints and metrics $(DEMO)/ckpt (metrics.jsonl, monitor/), Hugging Face model $(DEMO)/hf"
+	@echo "  checkpoints and metrics $(DEMO)/ckpt, Hugging Face model $(DEMO)/hf, report $(DEMO)/report.md"
 
 clean:
 	rm -rf $(VENV) *.egg-info .pytest_cache

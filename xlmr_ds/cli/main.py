@@ -6,10 +6,10 @@ import argparse
 import sys
 
 from xlmr_ds import __version__
-from xlmr_ds.cli import binarize, ckpt, corpus, data, fill_mask, info, smoke, spm
+from xlmr_ds.cli import binarize, ckpt, corpus, data, evaluate, fill_mask, info, plan, report, smoke, spm
 from xlmr_ds.errors import XLMRDSError
 
-SUBCOMMANDS = (info, corpus, spm, binarize, data, ckpt, fill_mask, smoke)
+SUBCOMMANDS = (info, plan, corpus, spm, binarize, data, ckpt, evaluate, fill_mask, report, smoke)
 
 
 class OneLineErrorParser(argparse.ArgumentParser):

@@ -91,8 +91,10 @@ def train_sentencepiece(input_dir: str | Path, out_prefix: str | Path, vocab_siz
             )
         except RuntimeError as error:
             reason = str(error).strip().splitlines()[-1]
+            fix = ("raise --vocab-size above the number of distinct characters in the sample"
+                   if "required_chars" in reason else "lower --vocab-size or add text")
             raise XLMRDSError(f"SentencePiece training failed with --vocab-size={vocab_size} on {len(lines)} "
-                              f"sample lines: {reason}; lower --vocab-size or add text") from None
+                              f"sample lines: {reason}; {fix}") from None
         os.replace(staging / "spm.vocab", out_prefix.with_name(out_prefix.name + ".vocab"))
         os.replace(staging / "spm.model", out_prefix.with_name(out_prefix.name + ".model"))
     finally:

@@ -21,7 +21,7 @@ from tqdm import tqdm
 from xlmr_ds import __version__
 from xlmr_ds.accelerator import select_deepspeed_accelerator
 from xlmr_ds.data.masking import IGNORE_INDEX
-from xlmr_ds.data.pretraining import DataConfig, PretrainingData, build_train_loader, check_loader_state, collate
+from xlmr_ds.data.pretraining import DataConfig, PretrainingData, build_train_loader, check_loader_state
 from xlmr_ds.data.pretraining import loader_state
 from xlmr_ds.data.sampling import stable_seed
 from xlmr_ds.engine import checkpoint as ckpt
@@ -29,6 +29,7 @@ from xlmr_ds.engine.build import build_model, parameter_groups
 from xlmr_ds.engine.ds_config import config_hash, load_ds_config, prepare_ds_config, zero_stage
 from xlmr_ds.engine.metrics import MetricsLog
 from xlmr_ds.errors import XLMRDSError
+from xlmr_ds.evaluation import evaluate_languages
 from xlmr_ds.flops import device_peak_tflops, training_flops
 from xlmr_ds.model import XLMRConfig, preset
 
@@ -199,30 +200,13 @@ class Trainer:
     def _reduce_device(self) -> torch.device:
         return self.device if dist.get_backend() == "nccl" else torch.device("cpu")
 
-    @torch.no_grad()
     def evaluate(self) -> dict:
-        """Masked-LM loss and perplexity per language on held-out blocks (every rank runs the same batches,
-        which ZeRO-3 needs; rank 0 logs)."""
-        engine = self.engine
-        engine.eval()
-        micro = engine.train_micro_batch_size_per_gpu()
-        results = {}
-        for language in self.data.languages:
-            samples = list(self.data.validation_samples(language, limit=self.args.eval_samples))
-            loss_sum, count = 0.0, 0
-            for i in range(0, len(samples), micro):
-                batch = collate(samples[i:i + micro])
-                labelled = int(batch["labels"].ne(IGNORE_INDEX).sum())
-                if not labelled:
-                    continue
-                output = engine(batch["input_ids"].to(self.device), batch["attention_mask"].to(self.device),
-                                labels=batch["labels"].to(self.device))
-                loss_sum += float(output.loss) * labelled
-                count += labelled
-            if count:
-                results[language] = {"loss": loss_sum / count, "perplexity": math.exp(min(loss_sum / count, 50.0)),
-                                     "tokens": count}
-        engine.train()
+        """Per-language validation; every rank runs the same batches (ZeRO-3 needs all ranks in every
+        forward) and rank 0 logs."""
+        self.engine.eval()
+        results = evaluate_languages(self.engine, self.data, self.args.eval_samples,
+                                     self.engine.train_micro_batch_size_per_gpu(), self.device)
+        self.engine.train()
         self.metrics.write({"type": "eval", "step": self.step, "languages": results})
         if results:
             mean = sum(r["loss"] for r in results.values()) / len(results)

@@ -1,0 +1,27 @@
+"""`make demo`, shortened: the README's first command runs end to end and leaves its report."""
+
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).parents[2]
+
+
+@pytest.mark.slow
+@pytest.mark.multiprocess
+def test_make_demo_runs_the_whole_pipeline(tmp_path):
+    demo = tmp_path / "demo"
+    result = subprocess.run(
+        ["make", "demo", f"DEMO={demo}", "DEMO_SCALE=0.1", "DEMO_VOCAB=3000", "DEMO_BLOCK=64", "DEMO_STEPS=4",
+         "DEMO_MORE_STEPS=6", "DEMO_EVERY=2"],
+        cwd=ROOT, capture_output=True, text=True, timeout=1200, env={**os.environ, "CI": "true"})
+    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
+    for path in ("corpus/en.txt", "spm/spm.model", "data/manifest.json", "hf/model.safetensors",
+                 "hf/tokenizer.json", "report.md", "loss.png", "lr.png"):
+        assert (demo / path).exists(), path
+    report = (demo / "report.md").read_text()
+    assert "Validation perplexity per language" in report and "Fill-mask with the exported model" in report
+    assert "resumed from" in result.stdout + result.stderr
+    assert "Сегодня <mask> погода." in result.stdout

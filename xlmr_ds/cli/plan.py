@@ -1,0 +1,73 @@
+"""`xlmr-ds plan`: memory per GPU, whether it fits, FLOPs, steps, days and GPU-hours, and the ds_config."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from xlmr_ds.cli.model_args import add_model_arguments, model_config_from_args
+from xlmr_ds.cli.table import format_table
+from xlmr_ds.planning import USABLE_MEMORY, make_plan, planned_ds_config
+
+GIB = 1024**3
+CONFIG_DIR = Path(__file__).resolve().parents[2] / "ds_configs"
+
+
+def register(commands) -> None:
+    parser = commands.add_parser("plan", help="will a run fit, and what will it cost")
+    add_model_arguments(parser, default="large")
+    parser.add_argument("--gpus", type=int, required=True)
+    parser.add_argument("--gpus-per-node", type=int, default=8)
+    parser.add_argument("--gpu", default="h100", help="a100, h100 or h200 (memory and peak from a table)")
+    parser.add_argument("--zero", type=int, default=2, help="ZeRO stage 1, 2 or 3")
+    parser.add_argument("--micro-batch", type=int, required=True)
+    parser.add_argument("--seq", type=int, default=512)
+    parser.add_argument("--global-batch", type=int, required=True)
+    parser.add_argument("--tokens", type=float, required=True, help="tokens to train on, e.g. 6.3e12")
+    parser.add_argument("--mfu", type=float, default=0.4, help="model FLOP utilization to assume (default 0.4)")
+    parser.add_argument("--peak-tflops", type=float, help="override the table's bf16 peak per GPU")
+    parser.add_argument("--activation-checkpointing", action="store_true")
+    parser.add_argument("--write-config", metavar="FILE", help="write the DeepSpeed config this plan would use")
+    parser.add_argument("--json", action="store_true", help="print one JSON object")
+    parser.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    name, config = model_config_from_args(args)
+    plan = make_plan(config, args.gpus, args.gpus_per_node, args.gpu, args.zero, args.micro_batch, args.seq,
+                     args.global_batch, args.tokens, args.mfu, args.peak_tflops, args.activation_checkpointing)
+    ds_config = planned_ds_config(name if args.model_config is None else "large", args.zero, plan,
+                                  args.global_batch, CONFIG_DIR)
+    if args.write_config:
+        Path(args.write_config).write_text(json.dumps(ds_config, indent=2) + "\n")
+    if args.json:
+        print(json.dumps({
+            "parameters": plan.parameters, "weights": plan.weights, "gradients": plan.gradients,
+            "optimizer": plan.optimizer, "deepspeed_model_states": plan.deepspeed_model_states,
+            "activations": plan.activations, "activations_checkpointed": plan.activations_checkpointed,
+            "lm_head": plan.lm_head, "total": plan.total, "fits": plan.fits, "gpu_memory": plan.gpu_memory,
+            "flops_per_step": plan.flops_per_step, "steps": plan.steps, "days": plan.days,
+            "gpu_hours": plan.gpu_hours, "accumulation": plan.accumulation, "ds_config": ds_config}, indent=2))
+        return 0
+    used = "with" if args.activation_checkpointing else "without"
+    rows = [("weights (bf16)", plan.weights), ("gradients (bf16)", plan.gradients),
+            ("optimizer (fp32 master, m, v)", plan.optimizer),
+            ("activations, no checkpointing", plan.activations),
+            ("activations, with checkpointing", plan.activations_checkpointed),
+            ("LM head (masked positions)", plan.lm_head),
+            (f"total ({used} checkpointing)", plan.total)]
+    print(f"model {name}: {plan.parameters:,} parameters; {args.gpus} x {args.gpu.upper()} "
+          f"({args.gpus // args.gpus_per_node} nodes), ZeRO-{args.zero}, micro-batch {args.micro_batch} x "
+          f"accumulation {plan.accumulation} x {args.gpus} GPUs = {args.global_batch} sequences of {args.seq}")
+    print(format_table(("memory per GPU", "GiB"), [(label, f"{value / GIB:.2f}") for label, value in rows]))
+    print(f"DeepSpeed's estimate of model states per GPU: {plan.deepspeed_model_states / GIB:.2f} GiB")
+    verdict = "fits" if plan.fits else "does NOT fit"
+    print(f"{verdict}: {plan.total / GIB:.1f} GiB of {plan.gpu_memory / GIB:.0f} GiB "
+          f"({USABLE_MEMORY:.0%} usable)")
+    print(f"compute: {plan.flops_per_step / 1e15:,.1f} PFLOP per step, {plan.steps:,} steps for {args.tokens:.3g} tokens; "
+          f"at {args.mfu:.0%} MFU: {plan.days:,.1f} days, {plan.gpu_hours:,.0f} GPU-hours")
+    print("ds_config:" if not args.write_config else f"ds_config written to {args.write_config}:")
+    if not args.write_config:
+        print(json.dumps(ds_config, indent=2))
+    return 0

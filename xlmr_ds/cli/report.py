@@ -1,0 +1,23 @@
+"""`xlmr-ds report --run DIR --out report.md`: plots and tables of a training run."""
+
+from __future__ import annotations
+
+import argparse
+
+from xlmr_ds.report import write_report
+
+
+def register(commands) -> None:
+    parser = commands.add_parser("report", help="write a Markdown report with plots of a training run")
+    parser.add_argument("--run", dest="run_dir", required=True, metavar="DIR", help="the training --save directory")
+    parser.add_argument("--out", required=True, metavar="FILE", help="report.md (plots go beside it)")
+    parser.add_argument("--hf", metavar="HF_DIR", help="an exported model for fill-mask examples")
+    parser.add_argument("--fill-mask", nargs="*", default=[], metavar="TEXT", help="sentences with <mask>")
+    parser.add_argument("--title", default="xlmr-ds run")
+    parser.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    path = write_report(args.run_dir, args.out, args.hf, args.fill_mask, args.title)
+    print(f"wrote {path} with {path.parent / 'loss.png'} and {path.parent / 'lr.png'}")
+    return 0
