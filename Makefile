@@ -25,13 +25,14 @@ test: $(INSTALLED)
 
 # The demo: corpus -> SentencePiece -> MPI binarize -> DeepSpeed ZeRO-2 training on 2 CPU processes with
 # evaluation and checkpoints -> a resumed continuation -> export to Hugging Face -> fill-mask -> report.
-# The sizes can be made smaller (the CI test does): make demo DEMO=/tmp/d DEMO_SCALE=0.1 DEMO_STEPS=4 ...
+# The sizes can be made smaller (the CI test does): make demo DEMO=/tmp/d DEMO_SCALE=0.1 DEMO_STEPS=6 ...
+# The first training run stops at DEMO_FIRST_STEPS, as a time-limited job would; the second resumes it.
 DEMO_SCALE ?= 1.0
 DEMO_VOCAB ?= 8000
 DEMO_BLOCK ?= 256
-DEMO_STEPS ?= 60
-DEMO_MORE_STEPS ?= 80
-DEMO_EVERY ?= 20
+DEMO_STEPS ?= 200
+DEMO_FIRST_STEPS ?= 150
+DEMO_EVERY ?= 50
 FILL_MASK = "The weather is <mask> today." "Сегодня <mask> погода." "Das ist ein <mask> Haus." "今天天气很<mask>。"
 DEMO_TRAIN = DS_ACCELERATOR=cpu PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(VENV)/bin/deepspeed --num_gpus 2 \
 	--module xlmr_ds.train --deepspeed_config ds_configs/tiny_cpu_zero2.json --data $(DEMO)/data --model tiny \
@@ -45,8 +46,8 @@ demo: $(INSTALLED)
 	$(MPIEXEC) -n 2 $(XLMR_DS) binarize --input $(DEMO)/corpus --spm $(DEMO)/spm/spm.model --out $(DEMO)/data
 	$(XLMR_DS) data inspect $(DEMO)/data/hi -n 2
 	rm -rf $(DEMO)/ckpt
-	$(DEMO_TRAIN) --steps $(DEMO_STEPS)
-	$(DEMO_TRAIN) --steps $(DEMO_MORE_STEPS) --resume auto
+	$(DEMO_TRAIN) --steps $(DEMO_STEPS) --exit-at-step $(DEMO_FIRST_STEPS)
+	$(DEMO_TRAIN) --steps $(DEMO_STEPS) --resume auto
 	$(XLMR_DS) ckpt list $(DEMO)/ckpt
 	$(XLMR_DS) export --ckpt $(DEMO)/ckpt --out $(DEMO)/hf
 	$(XLMR_DS) fill-mask --model $(DEMO)/hf $(FILL_MASK)

@@ -48,6 +48,9 @@ def build_parser() -> argparse.ArgumentParser:
     model.add_argument("--model", choices=list(PRESETS), default="tiny", help="model preset (default tiny)")
     model.add_argument("--model-config", metavar="FILE", help="JSON file of XLMRConfig fields")
     parser.add_argument("--steps", type=_positive, required=True, help="optimizer steps to reach")
+    parser.add_argument("--exit-at-step", type=_positive, metavar="K",
+                        help="save and exit once step K is done (time-limited jobs); --steps still sets the "
+                             "schedule's length, so a later run continues the same learning-rate curve")
     parser.add_argument("--save", metavar="DIR", help="checkpoints, metrics.jsonl and monitor output")
     parser.add_argument("--save-every", type=_non_negative, default=0, metavar="K", help="save every K steps")
     parser.add_argument("--eval-every", type=_non_negative, default=0, metavar="K",

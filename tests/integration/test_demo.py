@@ -14,8 +14,8 @@ ROOT = Path(__file__).parents[2]
 def test_make_demo_runs_the_whole_pipeline(tmp_path):
     demo = tmp_path / "demo"
     result = subprocess.run(
-        ["make", "demo", f"DEMO={demo}", "DEMO_SCALE=0.1", "DEMO_VOCAB=3000", "DEMO_BLOCK=64", "DEMO_STEPS=4",
-         "DEMO_MORE_STEPS=6", "DEMO_EVERY=2"],
+        ["make", "demo", f"DEMO={demo}", "DEMO_SCALE=0.1", "DEMO_VOCAB=3000", "DEMO_BLOCK=64", "DEMO_STEPS=6",
+         "DEMO_FIRST_STEPS=4", "DEMO_EVERY=2"],
         cwd=ROOT, capture_output=True, text=True, timeout=1200, env={**os.environ, "CI": "true"})
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
     for path in ("corpus/en.txt", "spm/spm.model", "data/manifest.json", "hf/model.safetensors",

@@ -187,8 +187,12 @@ class Trainer:
                                   f"(lower the learning rate or use bf16 instead of fp16)")
             if args.eval_every and self.step % args.eval_every == 0:
                 self.evaluate()
-            if stop:
+            if args.exit_at_step and self.step >= args.exit_at_step and self.step < args.steps:
+                self.log(f"--exit-at-step {args.exit_at_step}: saving at step {self.step} and exiting")
+                stop = True
+            elif stop:
                 self.log(f"stop requested (SIGTERM/SIGINT): saving at step {self.step} and exiting")
+            if stop:
                 self.save()
                 progress.close()
                 return 0
