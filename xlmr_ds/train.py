@@ -52,6 +52,8 @@ def build_parser() -> argparse.ArgumentParser:
                         help="save and exit once step K is done (time-limited jobs); --steps still sets the "
                              "schedule's length, so a later run continues the same learning-rate curve")
     parser.add_argument("--save", metavar="DIR", help="checkpoints, metrics.jsonl and monitor output")
+    parser.add_argument("--metrics-file", metavar="FILE",
+                        help="where metrics.jsonl goes (default: --save/metrics.jsonl; this allows one without --save)")
     parser.add_argument("--save-every", type=_non_negative, default=0, metavar="K", help="save every K steps")
     parser.add_argument("--eval-every", type=_non_negative, default=0, metavar="K",
                         help="per-language validation every K steps (and before the first step)")

@@ -27,6 +27,7 @@ from xlmr_ds.data.corpus import (LanguageFile, ReplacementCounter, discover_corp
 from xlmr_ds.data.indexed import bin_path, idx_path, token_dtype, write_index
 from xlmr_ds.data.tokenizer import XLMRTokenizer
 from xlmr_ds.errors import XLMRDSError
+from xlmr_ds.jsonfile import read_json_object
 
 MANIFEST = "manifest.json"
 MANIFEST_FORMAT_VERSION = 1
@@ -219,10 +220,7 @@ def read_manifest(out_dir: str | Path) -> dict:
     if not path.is_file():
         raise XLMRDSError(f"{path}: not found; {out_dir} is not a complete `xlmr-ds binarize` output "
                           f"(a run that did not finish leaves no manifest)")
-    try:
-        manifest = json.loads(path.read_text())
-    except json.JSONDecodeError as error:
-        raise XLMRDSError(f"{path}: invalid JSON at line {error.lineno}: {error.msg}") from None
+    manifest = read_json_object(path, "binarize manifest")
     if manifest.get("format_version") != MANIFEST_FORMAT_VERSION:
         raise XLMRDSError(f"{path}: format_version {manifest.get('format_version')!r} is not supported; "
                           f"expected {MANIFEST_FORMAT_VERSION}")

@@ -17,6 +17,7 @@ import json
 from pathlib import Path
 
 from xlmr_ds.errors import XLMRDSError
+from xlmr_ds.jsonfile import read_json_object
 
 # Top-level keys DeepSpeed 0.19 reads (docs: deepspeed.ai/docs/config-json, runtime/config.py).
 TOP_LEVEL_KEYS = frozenset({
@@ -69,15 +70,7 @@ def _check_pydantic_section(source: str, section: str, values: dict, model) -> N
 
 
 def load_ds_config(path: str | Path) -> dict:
-    path = Path(path)
-    try:
-        config = json.loads(path.read_text())
-    except FileNotFoundError:
-        raise XLMRDSError(f"{path}: DeepSpeed config not found") from None
-    except json.JSONDecodeError as error:
-        raise XLMRDSError(f"{path}: invalid JSON at line {error.lineno} column {error.colno}: {error.msg}") from None
-    if not isinstance(config, dict):
-        raise XLMRDSError(f"{path}: a DeepSpeed config must be a JSON object")
+    config = read_json_object(path, "DeepSpeed config")
     validate_ds_config(config, str(path))
     return config
 

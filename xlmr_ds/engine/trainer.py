@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import argparse
 import math
+import os
+import resource
 import signal
 import time
 from dataclasses import asdict
@@ -57,8 +59,9 @@ class Trainer:
         self.rank, self.world_size = dist.get_rank(), dist.get_world_size()
         self.device = torch.device("cuda", torch.cuda.current_device()) if torch.cuda.is_available() else torch.device("cpu")
         self.save_dir = Path(args.save) if args.save else None
-        self.metrics = MetricsLog(self.save_dir / "metrics.jsonl", self.rank == 0 and self.save_dir is not None) \
-            if self.save_dir else MetricsLog(Path("/dev/null"), False)
+        metrics_file = Path(args.metrics_file) if args.metrics_file else (
+            self.save_dir / "metrics.jsonl" if self.save_dir else None)
+        self.metrics = MetricsLog(metrics_file or Path(os.devnull), self.rank == 0 and metrics_file is not None)
         self.stop = StopRequest()
 
     def log(self, message: str) -> None:
@@ -193,13 +196,28 @@ class Trainer:
             elif stop:
                 self.log(f"stop requested (SIGTERM/SIGINT): saving at step {self.step} and exiting")
             if stop:
-                self.save()
+                if self.save_dir:
+                    self.save()
+                else:
+                    self.log("no --save directory: nothing was saved")
                 progress.close()
+                self.report_peak_memory()
                 return 0
             if self.save_dir and ((args.save_every and self.step % args.save_every == 0) or self.step == args.steps):
                 self.save()
         progress.close()
+        self.report_peak_memory()
         return 0
+
+    def report_peak_memory(self) -> list[float]:
+        """Each process's peak resident memory in GiB (max RSS), logged by rank 0 and kept in metrics."""
+        peak = torch.tensor([resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 / 2**30], dtype=torch.float64)
+        gathered = [torch.zeros_like(peak) for _ in range(self.world_size)]
+        dist.all_gather(gathered, peak)
+        per_rank = [round(float(t), 3) for t in gathered]
+        self.log(f"peak memory per process (max RSS, GiB): {per_rank}")
+        self.metrics.write({"type": "summary", "step": self.step, "peak_rss_gib": per_rank})
+        return per_rank
 
     def _reduce_device(self) -> torch.device:
         return self.device if dist.get_backend() == "nccl" else torch.device("cpu")
@@ -225,8 +243,12 @@ class Trainer:
 
             shutil.rmtree(target)  # the leftovers of a save that died: start this tag clean
         dist.barrier()
-        self.engine.save_checkpoint(str(self.save_dir), tag=tag, client_state={"step": self.step},
-                                    save_latest=False)
+        # The position is in DeepSpeed's client_state and in our marker (the marker is what --resume reads, as
+        # it is also there for universal checkpoints); each rank's RNG state is a file of its own, because
+        # client_state is written by one rank only.
+        client_state = {"step": self.step, "consumed_samples": self.consumed_samples,
+                        "data": loader_state(self.data, self.consumed_samples)}
+        self.engine.save_checkpoint(str(self.save_dir), tag=tag, client_state=client_state, save_latest=False)
         ckpt.save_rng_state(target, self.rank)
         dist.barrier()
         if self.rank == 0:

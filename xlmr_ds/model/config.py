@@ -7,11 +7,11 @@ few-layer model for tests and the CPU demo. This module knows nothing of trainin
 from __future__ import annotations
 
 import dataclasses
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
 from xlmr_ds.errors import XLMRDSError
+from xlmr_ds.jsonfile import read_json_object
 
 XLMR_VOCAB_SIZE = 250_002
 """250,000 SentencePiece pieces + <s>, <pad>, </s>, <unk> - 3 pieces shared + <mask> (facts.md)."""
@@ -112,16 +112,7 @@ class XLMRConfig:
 
     @classmethod
     def from_json(cls, path: str | Path) -> "XLMRConfig":
-        path = Path(path)
-        try:
-            values = json.loads(path.read_text())
-        except FileNotFoundError:
-            raise XLMRDSError(f"{path}: model config file not found") from None
-        except json.JSONDecodeError as error:
-            raise XLMRDSError(f"{path}: invalid JSON at line {error.lineno}: {error.msg}") from None
-        if not isinstance(values, dict):
-            raise XLMRDSError(f"{path}: expected a JSON object of XLMRConfig fields")
-        return cls.from_dict(values, source=str(path))
+        return cls.from_dict(read_json_object(path, "model config file"), source=str(path))
 
 
 PRESETS: dict[str, XLMRConfig] = {
