@@ -142,3 +142,16 @@ def test_eval_gives_the_same_table_from_the_checkpoint_and_from_the_export(unbro
     for language in tables[0]:
         assert tables[1][language]["loss"] == pytest.approx(tables[0][language]["loss"], abs=1e-5)
         assert 0.0 <= tables[0][language]["accuracy"] <= 1.0
+
+
+def test_ckpt_universal_converts_a_checkpoint_for_another_world_size(unbroken_runs, tmp_path):
+    import shutil
+
+    save = tmp_path / "run"
+    shutil.copytree(unbroken_runs(2), save)
+    result = subprocess.run(["xlmr-ds", "ckpt", "universal", str(save / "step_00000004")], capture_output=True,
+                            text=True, timeout=300, env=_env())
+    assert result.returncode == 0, result.stderr
+    universal = save / "step_00000004" / "universal"
+    assert (universal / ".complete").exists() and (universal / "zero").is_dir()
+    assert [c.step for c in list_checkpoints(save)] == [4]  # not listed as a checkpoint of its own
