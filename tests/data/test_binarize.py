@@ -110,6 +110,7 @@ def test_manifest_counts_and_replaced_characters(outputs, corpus_with_edge_cases
     manifest = read_manifest(out)
     tokenizer = XLMRTokenizer(spm_model)
     assert manifest["tokenizer"]["sha256"] == tokenizer.sha256
+    assert (out / "tokenizer.model").read_bytes() == spm_model.read_bytes()  # the dataset carries its tokenizer
     assert manifest["tokenizer"]["vocab_size"] == tokenizer.vocab_size == 502
     assert manifest["dtype"] == "uint16" and manifest["index_format"] == "MMIDIDX v1"
     assert manifest["skipped_languages"] == ["blank", "empty"]

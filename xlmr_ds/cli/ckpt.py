@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import argparse
 
+from xlmr_ds.cli.groups import add_command_group
 from xlmr_ds.cli.table import format_table
 from xlmr_ds.engine.checkpoint import MARKER, list_checkpoints
 
 
 def register(commands) -> None:
-    ckpt = commands.add_parser("ckpt", help="training checkpoints")
-    ckpt_commands = ckpt.add_subparsers(title="ckpt commands", required=True, metavar="COMMAND",
-                                        parser_class=type(ckpt))
+    ckpt_commands = add_command_group(commands, "ckpt", "training checkpoints")
     listing = ckpt_commands.add_parser("list", help="each checkpoint: step, world size, ZeRO stage, complete or not")
     listing.add_argument("save_dir", metavar="DIR")
     listing.set_defaults(run=run_list)

@@ -4,15 +4,14 @@ from __future__ import annotations
 
 import argparse
 
+from xlmr_ds.cli.groups import add_command_group
 from xlmr_ds.cli.table import format_table
 from xlmr_ds.data.demo_corpus import write_demo_corpus
 from xlmr_ds.errors import XLMRDSError
 
 
 def register(commands) -> None:
-    corpus = commands.add_parser("corpus", help="corpora")
-    corpus_commands = corpus.add_subparsers(title="corpus commands", required=True, metavar="COMMAND",
-                                            parser_class=type(corpus))
+    corpus_commands = add_command_group(commands, "corpus", "corpora")
     demo = corpus_commands.add_parser("demo", help="write the demo corpus (21 languages, a few MB)")
     demo.add_argument("--out", required=True, metavar="DIR", help="directory for the <lang>.txt files")
     demo.add_argument("--seed", type=int, default=0)

@@ -5,14 +5,13 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from xlmr_ds.cli.groups import add_command_group
 from xlmr_ds.data.binarize import read_manifest, tokenizer_for_dataset
 from xlmr_ds.data.indexed import IndexedDataset
 
 
 def register(commands) -> None:
-    data = commands.add_parser("data", help="inspect binarized datasets")
-    data_commands = data.add_subparsers(title="data commands", required=True, metavar="COMMAND",
-                                        parser_class=type(data))
+    data_commands = add_command_group(commands, "data", "inspect binarized datasets")
     inspect = data_commands.add_parser("inspect", help="counts and the first sequences decoded")
     inspect.add_argument("prefix", metavar="OUT/LANG", help="dataset prefix, e.g. data/bin/en")
     inspect.add_argument("--spm", metavar="MODEL", help="SentencePiece model (default: the manifest's)")

@@ -5,15 +5,14 @@ from __future__ import annotations
 import argparse
 import time
 
+from xlmr_ds.cli.groups import add_command_group
 from xlmr_ds.cli.table import format_table
 from xlmr_ds.data.spm_train import train_sentencepiece
 from xlmr_ds.data.tokenizer import XLMRTokenizer
 
 
 def register(commands) -> None:
-    spm = commands.add_parser("spm", help="SentencePiece tokenizer")
-    spm_commands = spm.add_subparsers(title="spm commands", required=True, metavar="COMMAND",
-                                      parser_class=type(spm))
+    spm_commands = add_command_group(commands, "spm", "SentencePiece tokenizer")
     train = spm_commands.add_parser("train", help="train a unigram model on an alpha-sampled sample")
     train.add_argument("--input", required=True, metavar="DIR", help="corpus directory of <lang>.txt files")
     train.add_argument("--out", required=True, metavar="PREFIX", help="writes PREFIX.model and PREFIX.vocab")

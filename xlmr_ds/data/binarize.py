@@ -30,6 +30,7 @@ from xlmr_ds.errors import XLMRDSError
 from xlmr_ds.jsonfile import read_json_object
 
 MANIFEST = "manifest.json"
+TOKENIZER_FILE = "tokenizer.model"
 MANIFEST_FORMAT_VERSION = 1
 _BATCH_BYTES = 1 << 20
 _COPY_BYTES = 16 << 20
@@ -170,11 +171,15 @@ def write_manifest(out_dir: Path, tokenizer: XLMRTokenizer, languages: dict[str,
         "format_version": MANIFEST_FORMAT_VERSION,
         "index_format": "MMIDIDX v1",
         "dtype": token_dtype(tokenizer.vocab_size).name,
-        "tokenizer": {"path": str(tokenizer.model_file), "sha256": tokenizer.sha256,
+        "tokenizer": {"file": TOKENIZER_FILE, "source": str(tokenizer.model_file), "sha256": tokenizer.sha256,
                       "pieces": tokenizer.pieces, "vocab_size": tokenizer.vocab_size},
         "languages": {lang: asdict(stats) for lang, stats in sorted(written.items())},
         "skipped_languages": sorted(set(languages) - set(written)),
     }
+    # The dataset carries its tokenizer, so it can move to another machine or directory whole.
+    tmp_model = out_dir / f".{TOKENIZER_FILE}.tmp"
+    shutil.copyfile(tokenizer.model_file, tmp_model)
+    os.replace(tmp_model, out_dir / TOKENIZER_FILE)
     tmp = out_dir / f".{MANIFEST}.tmp"
     tmp.write_text(json.dumps(manifest, indent=2) + "\n")
     os.replace(tmp, out_dir / MANIFEST)
@@ -228,8 +233,8 @@ def read_manifest(out_dir: str | Path) -> dict:
 
 
 def tokenizer_for_dataset(out_dir: str | Path, manifest: dict, spm_model: str | Path | None = None) -> XLMRTokenizer:
-    """The tokenizer the dataset was written with (from the manifest, or `spm_model`), checked by sha256."""
-    path = Path(spm_model) if spm_model else Path(manifest["tokenizer"]["path"])
+    """The tokenizer the dataset was written with (its copy in OUT, or `spm_model`), checked by sha256."""
+    path = Path(spm_model) if spm_model else Path(out_dir) / manifest["tokenizer"]["file"]
     tokenizer = XLMRTokenizer(path)
     if tokenizer.sha256 != manifest["tokenizer"]["sha256"]:
         raise XLMRDSError(f"{path}: this SentencePiece model is not the one {out_dir} was binarized with "

@@ -256,7 +256,8 @@ class Trainer:
                 "step": self.step, "consumed_samples": self.consumed_samples,
                 "data": loader_state(self.data, self.consumed_samples), "world_size": self.world_size,
                 "zero_stage": self.stage, "config_hash": config_hash(self.ds_config),
-                "model_config": self.model_config.to_dict(), "tokenizer": self.data.manifest["tokenizer"],
+                "model_config": self.model_config.to_dict(), "tokenizer": {**self.data.manifest["tokenizer"], "path": str(
+                    (Path(self.args.data) / self.data.manifest["tokenizer"]["file"]).resolve())},
                 "data_config": asdict(self.data.config), "xlmr_ds_version": __version__,
                 "deepspeed_version": self.deepspeed.__version__,
             })
