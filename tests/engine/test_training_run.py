@@ -155,3 +155,14 @@ def test_ckpt_universal_converts_a_checkpoint_for_another_world_size(unbroken_ru
     universal = save / "step_00000004" / "universal"
     assert (universal / ".complete").exists() and (universal / "zero").is_dir()
     assert [c.step for c in list_checkpoints(save)] == [4]  # not listed as a checkpoint of its own
+
+
+def test_a_finished_job_leaves_no_shared_memory_behind(training_args, tmp_path):
+    from pathlib import Path
+
+    def segments():
+        return {p.name for p in Path("/dev/shm").glob("deepspeed_allreduce_buffer_*")}
+
+    before = segments()
+    train(training_args(2, tmp_path, 1))
+    assert segments() - before == set()
