@@ -44,10 +44,10 @@ def run_list(args: argparse.Namespace) -> int:
 def run_universal(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from xlmr_ds.engine.checkpoint import CheckpointInfo, convert_to_universal, read_marker, resolve_resume
+    from xlmr_ds.engine.checkpoint import convert_to_universal, resolve_resume
 
-    info, _ = resolve_resume(str(Path(args.checkpoint)), None)
-    target = convert_to_universal(CheckpointInfo(info.path, info.step, read_marker(info.path)))
+    info, _ = resolve_resume(str(Path(args.checkpoint)), None)  # refuses a checkpoint without its marker
+    target = convert_to_universal(info)
     print(f"wrote {target}; resuming on another number of processes loads it automatically")
     return 0
 

@@ -96,11 +96,12 @@ def _read_lengths(paths: list[Path]):
         yield np.fromfile(path, dtype=np.int32)
 
 
-def binarize_language(source: LanguageFile, tokenizer: XLMRTokenizer, out_dir: Path, tmp_dir: Path, world,
-                      progress: tqdm | None) -> LanguageStats | None:
-    """Write OUT/<lang>.bin and .idx; returns the language's stats on rank 0 (None elsewhere)."""
+def binarize_language(source: LanguageFile, byte_range: tuple[int, int], tokenizer: XLMRTokenizer, out_dir: Path,
+                      tmp_dir: Path, world, progress: tqdm | None) -> LanguageStats | None:
+    """Write OUT/<lang>.bin and .idx from this rank's byte_range of the file; returns the language's stats on
+    rank 0 (None elsewhere)."""
     dtype = token_dtype(tokenizer.vocab_size)
-    start, end = split_line_aligned(source.path, world.size)[world.rank]
+    start, end = byte_range
     part = encode_range(source, start, end, tokenizer, dtype, tmp_dir, world.rank, progress)
 
     sequence_offset = world.exscan_sum(part.sequences)
@@ -201,14 +202,14 @@ def binarize_corpus(input_dir: str | Path, spm_model: str | Path, out_dir: str |
     world.barrier()
 
     started = time.perf_counter()
-    my_bytes = sum(end - start for source in corpus for start, end in [split_line_aligned(source.path, world.size)[world.rank]])
-    bar = tqdm(total=my_bytes, unit="B", unit_scale=True, desc=f"binarize (rank 0 of {world.size})",
+    my_ranges = {source.language: split_line_aligned(source.path, world.size)[world.rank] for source in corpus}
+    bar = tqdm(total=sum(end - start for start, end in my_ranges.values()), unit="B", unit_scale=True, desc=f"binarize (rank 0 of {world.size})",
                disable=not progress or world.rank != 0)
     results = {}
     with bar:
         for source in corpus:
             bar.set_postfix_str(source.language)
-            stats = binarize_language(source, tokenizer, out_dir, tmp_dir, world, bar)
+            stats = binarize_language(source, my_ranges[source.language], tokenizer, out_dir, tmp_dir, world, bar)
             if stats is not None:
                 results[source.language] = stats
     world.barrier()
