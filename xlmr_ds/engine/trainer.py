@@ -291,3 +291,11 @@ def run(args: argparse.Namespace) -> int:
         return trainer.train()
     finally:
         release_shared_memory_buffer()
+        shut_down_process_group()
+
+
+def shut_down_process_group() -> None:
+    """Destroy the process group before the interpreter exits: left to teardown, gloo's threads can be
+    destroyed while still joinable, and the process dies with "terminate called" after a finished run."""
+    if dist.is_available() and dist.is_initialized():
+        dist.destroy_process_group()
