@@ -1,8 +1,19 @@
-"""Attention and (later) fused kernels for xlmr-ds, installed as `xlmr_ds.kernels`.
+"""Kernels for xlmr-ds, installed as `xlmr_ds.kernels`.
 
-Each op has a plain PyTorch reference beside it; `dispatch` picks the implementation in one place.
+Triton kernels (flash_attention.py: fused attention, padded and packed; masked_softmax.py; mlm_masking.py),
+each beside a plain reference (reference.py, philox.py; the MLM masking reference is the data path's
+xlmr_ds.data.masking). `dispatch` picks the implementation in one place; the Triton modules are imported
+only when used.
 """
 
-from xlmr_ds.kernels.dispatch import ATTENTION_BACKENDS, ATTENTION_BACKEND_ENV, attention, resolve_attention_backend
+from xlmr_ds.kernels.dispatch import (
+    ATTENTION_BACKEND_ENV,
+    ATTENTION_BACKENDS,
+    attention,
+    attention_varlen,
+    mlm_mask,
+    resolve_attention_backend,
+)
 
-__all__ = ["ATTENTION_BACKENDS", "ATTENTION_BACKEND_ENV", "attention", "resolve_attention_backend"]
+__all__ = ["ATTENTION_BACKENDS", "ATTENTION_BACKEND_ENV", "attention", "attention_varlen", "mlm_mask",
+           "resolve_attention_backend"]

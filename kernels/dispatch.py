@@ -1,27 +1,39 @@
-"""The single place where the attention implementation is chosen.
+"""The single place where kernel implementations are chosen.
 
-Backends: "torch" (torch's scaled_dot_product_attention, which picks its fused kernels), "eager" (the
-explicit reference in reference.py) and "auto" (the fastest available: "torch" until the Triton kernels
-land). The environment variable XLMR_DS_ATTENTION forces a backend for every call, so tests and users can
-compare implementations without touching code.
+Attention backends: "triton" (the fused kernels in flash_attention.py; the Triton masked softmax for head
+dims the fused kernel does not take), "torch" (torch's scaled_dot_product_attention), "eager" (the explicit
+reference in reference.py) and "auto": Triton for CUDA tensors, torch elsewhere. The environment variable
+XLMR_DS_ATTENTION forces a backend for every call, so tests and users can compare implementations without
+touching code. The Triton modules are imported on first use: Triton decides at import time whether its
+kernels run compiled or in the CPU interpreter (TRITON_INTERPRET=1), and CPU-only jobs never need it.
 """
 
 from __future__ import annotations
 
 import os
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
 from xlmr_ds.errors import XLMRDSError
 from xlmr_ds.kernels.reference import eager_attention, key_padding_bias
 
-ATTENTION_BACKENDS = ("auto", "torch", "eager")
+ATTENTION_BACKENDS = ("auto", "torch", "eager", "triton")
 ATTENTION_BACKEND_ENV = "XLMR_DS_ATTENTION"
+MASKING_BACKENDS = ("auto", "numpy", "triton")
 
 
-def resolve_attention_backend(backend: str = "auto") -> str:
-    """The concrete backend ("torch" or "eager") for a requested one, after the environment override."""
+def triton_runs_on(device: torch.device) -> bool:
+    """Whether Triton kernels can run on tensors of `device`: compiled on CUDA, interpreted with TRITON_INTERPRET=1."""
+    if device.type == "cuda":
+        return True
+    return os.environ.get("TRITON_INTERPRET", "0") not in ("", "0") and device.type == "cpu"
+
+
+def resolve_attention_backend(backend: str = "auto", device: torch.device | str = "cpu") -> str:
+    """The concrete backend ("triton", "torch" or "eager") for a requested one on `device`, after the
+    environment override."""
     forced = os.environ.get(ATTENTION_BACKEND_ENV)
     if forced:
         if forced not in ATTENTION_BACKENDS:
@@ -31,7 +43,22 @@ def resolve_attention_backend(backend: str = "auto") -> str:
         backend = forced
     if backend not in ATTENTION_BACKENDS:
         raise XLMRDSError(f"attention backend {backend!r} is unknown; use one of {', '.join(ATTENTION_BACKENDS)}")
-    return "torch" if backend == "auto" else backend
+    device = torch.device(device)
+    if backend == "auto":
+        return "triton" if device.type == "cuda" else "torch"
+    if backend == "triton" and not triton_runs_on(device):
+        raise XLMRDSError(
+            f"the triton attention backend needs CUDA tensors (got {device.type}); on CPU set TRITON_INTERPRET=1 "
+            "before starting Python to run the kernels in Triton's interpreter, or use backend torch"
+        )
+    return backend
+
+
+def dropout_seed() -> int:
+    """A fresh Philox seed for one kernel call, drawn from torch's CPU generator: reproducible under
+    torch.manual_seed, saved and restored with the CPU RNG state, replayed by activation checkpointing,
+    and free of any host-device synchronization."""
+    return int(torch.randint(0, 2**62, (), dtype=torch.int64))
 
 
 def attention(
@@ -51,7 +78,63 @@ def attention(
     """
     if scale is None:
         scale = query.shape[-1] ** -0.5
+    chosen = resolve_attention_backend(backend, query.device)
+    if chosen == "triton":
+        return _triton_attention(query, key, value, attention_mask, dropout_p, scale)
     bias = key_padding_bias(attention_mask, query.dtype)
-    if resolve_attention_backend(backend) == "eager":
+    if chosen == "eager":
         return eager_attention(query, key, value, bias, dropout_p, scale)
     return F.scaled_dot_product_attention(query, key, value, attn_mask=bias, dropout_p=dropout_p, scale=scale)
+
+
+def attention_varlen(
+    query: torch.Tensor,
+    key: torch.Tensor,
+    value: torch.Tensor,
+    cu_seqlens: torch.Tensor,
+    max_seqlen: int,
+    *,
+    dropout_p: float = 0.0,
+    scale: float | None = None,
+) -> torch.Tensor:
+    """Attention over packed sequences (tokens, heads, head_dim), sequence b = tokens cu_seqlens[b]:cu_seqlens[b+1].
+
+    Only the Triton backend has a packed kernel; callers use it when resolve_attention_backend says "triton".
+    """
+    from xlmr_ds.kernels.flash_attention import flash_attention_varlen
+
+    seed = dropout_seed() if dropout_p > 0.0 else 0
+    return flash_attention_varlen(query, key, value, cu_seqlens, max_seqlen, scale=scale, dropout_p=dropout_p, seed=seed)
+
+
+def _triton_attention(query, key, value, attention_mask, dropout_p, scale):
+    from xlmr_ds.kernels.flash_attention import HEAD_DIMS, flash_attention
+
+    if query.shape[-1] in HEAD_DIMS:
+        seed = dropout_seed() if dropout_p > 0.0 else 0
+        return flash_attention(query, key, value, attention_mask, scale=scale, dropout_p=dropout_p, seed=seed)
+    # A head size the fused kernel does not take: materialize the scores, fuse scale + mask + softmax.
+    from xlmr_ds.kernels.masked_softmax import masked_softmax
+
+    keys_kept = None if attention_mask is None else attention_mask.to(torch.bool)[:, None, None, :]
+    probs = masked_softmax(torch.matmul(query, key.transpose(-1, -2)), keys_kept, scale)
+    if dropout_p > 0.0:
+        probs = F.dropout(probs, p=dropout_p, training=True)
+    return torch.matmul(probs, value)
+
+
+def mlm_mask(tokens: torch.Tensor, sample_index: torch.Tensor, config, seed: int, backend: str = "auto"):
+    """(input_ids, labels) for a (batch, seq) tensor of token ids: the Triton kernel on CUDA ("auto") or where
+    forced, the NumPy reference row by row otherwise. Both give bit-identical results."""
+    if backend not in MASKING_BACKENDS:
+        raise XLMRDSError(f"masking backend {backend!r} is unknown; use one of {', '.join(MASKING_BACKENDS)}")
+    if backend == "triton" or (backend == "auto" and tokens.device.type == "cuda"):
+        from xlmr_ds.kernels.mlm_masking import mlm_mask as triton_mlm_mask
+
+        return triton_mlm_mask(tokens, sample_index, config, seed)
+    from xlmr_ds.data.masking import mask_tokens
+
+    rows = [mask_tokens(row, config, seed, int(index)) for row, index in zip(tokens.cpu().numpy(), sample_index.tolist())]
+    input_ids = torch.from_numpy(np.stack([row[0] for row in rows])).to(tokens.device)
+    labels = torch.from_numpy(np.stack([row[1] for row in rows])).to(tokens.device)
+    return input_ids, labels

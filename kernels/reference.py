@@ -5,8 +5,11 @@ It materializes the (batch, heads, seq, seq) score matrix, so it is only for tes
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 import torch.nn.functional as F
+
+from xlmr_ds.kernels.philox import philox4x32
 
 
 def key_padding_bias(attention_mask: torch.Tensor | None, dtype: torch.dtype) -> torch.Tensor | None:
@@ -39,3 +42,57 @@ def eager_attention(
     if dropout_p > 0.0:
         probs = F.dropout(probs, p=dropout_p, training=True)
     return torch.matmul(probs, value)
+
+
+def attention_reference(
+    query: torch.Tensor,
+    key: torch.Tensor,
+    value: torch.Tensor,
+    attention_mask: torch.Tensor | None,
+    scale: float,
+    dropout_keep: torch.Tensor | None = None,
+    dropout_p: float = 0.0,
+) -> torch.Tensor:
+    """What the fused kernels compute, written plainly (tests run it in fp64).
+
+    attention_mask (batch, seq), 1 = real token, masks keys. A query row with no valid key gives zeros.
+    dropout_keep (batch, heads, seq, seq) booleans, if given, are the kept probabilities (scaled by 1/(1-p)).
+    """
+    probs = torch.softmax(torch.matmul(query, key.transpose(-1, -2)) * scale
+                          + _bias_or_zero(attention_mask, query), dim=-1)
+    if attention_mask is not None:
+        # Rows without any valid key softmax to uniform under the finite bias; the kernels define them as 0.
+        probs = probs * attention_mask.to(torch.bool).any(-1).to(probs.dtype)[:, None, None, None]
+    if dropout_keep is not None:
+        probs = probs * dropout_keep.to(probs.dtype) / (1.0 - dropout_p)
+    return torch.matmul(probs, value)
+
+
+def _bias_or_zero(attention_mask: torch.Tensor | None, like: torch.Tensor):
+    bias = key_padding_bias(attention_mask, like.dtype)
+    return 0.0 if bias is None else bias
+
+
+def dropout_words(seed: int, offset: int, batch: int, heads: int, seq_q: int, seq_k: int) -> torch.Tensor:
+    """Philox word 0 for every (b, h, i, j) of an attention call, as int64 (batch, heads, seq_q, seq_k).
+
+    The kernels keep element (b, h, i, j) when this word is at least `philox.threshold(dropout_p)`.
+    """
+    bh = np.arange(batch * heads).reshape(batch, heads, 1, 1)
+    rows = np.arange(seq_q).reshape(1, 1, seq_q, 1)
+    cols = np.arange(seq_k).reshape(1, 1, 1, seq_k)
+    word, _, _, _ = philox4x32(seed, cols, rows, bh, offset)
+    return torch.from_numpy(word.astype(np.int64))
+
+
+def masked_softmax_reference(scores: torch.Tensor, mask: torch.Tensor | None, scale: float) -> torch.Tensor:
+    """softmax(scale * scores + mask) over the last dim; mask additive (float) or boolean (True = take part),
+    broadcastable to scores. Rows where nothing takes part give zeros."""
+    logits = scores * scale
+    if mask is not None and mask.dtype == torch.bool:
+        logits = logits.masked_fill(~mask, float("-inf"))
+    elif mask is not None:
+        logits = logits + mask
+    empty = torch.isneginf(logits).all(-1, keepdim=True)
+    probs = torch.softmax(logits.masked_fill(empty, 0.0), dim=-1, dtype=torch.promote_types(scores.dtype, torch.float32))
+    return probs.masked_fill(empty, 0.0).to(scores.dtype)

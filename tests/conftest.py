@@ -13,6 +13,10 @@ from xlmr_ds.data.spm_train import train_sentencepiece  # noqa: E402
 # Nothing may come from a model hub: tests build their models and data themselves.
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+# Without a GPU the Triton kernels run in Triton's CPU interpreter. Triton reads this when a kernel module is
+# imported, so it is set here, before any test module imports one.
+if not torch.cuda.is_available():
+    os.environ.setdefault("TRITON_INTERPRET", "1")
 
 
 def pytest_collection_modifyitems(config, items):

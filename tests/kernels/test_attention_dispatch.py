@@ -14,19 +14,31 @@ def _inputs(batch=2, heads=3, seq=10, dim=16, dtype=torch.float64, seed=0):
     return q, k, v, mask
 
 
-@pytest.mark.parametrize("requested,env,expected", [
-    ("auto", None, "torch"),
-    ("torch", None, "torch"),
-    ("eager", None, "eager"),
-    ("torch", "eager", "eager"),
-    ("eager", "auto", "torch"),
+@pytest.mark.parametrize("requested,env,device,expected", [
+    ("auto", None, "cpu", "torch"),
+    ("auto", None, "cuda", "triton"),
+    ("torch", None, "cuda", "torch"),
+    ("eager", None, "cpu", "eager"),
+    ("triton", None, "cpu", "triton"),  # the interpreter (TRITON_INTERPRET=1 in tests/conftest.py)
+    ("torch", "eager", "cpu", "eager"),
+    ("eager", "auto", "cpu", "torch"),
+    ("torch", "triton", "cuda", "triton"),
 ])
-def test_backend_resolution_and_the_environment_override(requested, env, expected, monkeypatch):
+def test_backend_resolution_and_the_environment_override(requested, env, device, expected, monkeypatch):
     if env is None:
         monkeypatch.delenv(ATTENTION_BACKEND_ENV, raising=False)
     else:
         monkeypatch.setenv(ATTENTION_BACKEND_ENV, env)
-    assert resolve_attention_backend(requested) == expected
+    if device == "cpu" and not torch.cuda.is_available():
+        monkeypatch.setenv("TRITON_INTERPRET", "1")
+    assert resolve_attention_backend(requested, device) == expected
+
+
+def test_triton_on_cpu_without_the_interpreter_is_refused_with_the_way_out(monkeypatch):
+    monkeypatch.delenv(ATTENTION_BACKEND_ENV, raising=False)
+    monkeypatch.setenv("TRITON_INTERPRET", "0")
+    with pytest.raises(XLMRDSError, match="needs CUDA tensors.*TRITON_INTERPRET=1"):
+        resolve_attention_backend("triton", "cpu")
 
 
 def test_unknown_backends_are_refused_by_name(monkeypatch):

@@ -2,9 +2,10 @@
 
 Each non-special position is chosen with probability 15%; a chosen token becomes <mask> with
 probability 80%, a uniformly random non-special token with 10%, and stays itself with 10%. Labels hold the
-original token at chosen positions and -100 elsewhere. The randomness for a sample comes from a Philox
-generator keyed by (seed, sample index), three uniforms per position, so a position's fate does not
-depend on the other positions or on which process computes it.
+original token at chosen positions and -100 elsewhere. The randomness is counter-based Philox: three 32-bit
+words per (seed, sample index, position), compared as integers against thresholds, so a position's fate
+does not depend on the other positions, on which process computes it, or on the device: this function is
+the reference for the Triton kernel in xlmr_ds.kernels.mlm_masking, which gives bit-identical results.
 """
 
 from __future__ import annotations
@@ -13,8 +14,21 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from xlmr_ds.kernels.philox import philox4x32, threshold
+
 IGNORE_INDEX = -100
 _WORD = (1 << 64) - 1
+MLM_STREAM = 0x4D4C4D00
+"""Fourth Philox counter word of every masking draw ("MLM\\0"): keeps these numbers apart from other users of a seed."""
+
+
+@dataclass(frozen=True)
+class MaskingThresholds:
+    """The probabilities as bounds on uint32 Philox words: integer comparisons decide alike on every device."""
+
+    choose: int
+    mask: int
+    mask_or_random: int
 
 
 @dataclass(frozen=True)
@@ -35,6 +49,14 @@ class MaskingConfig:
     """Of the chosen positions, the share replaced by a random non-special token (the rest stay)."""
 
     @property
+    def thresholds(self) -> "MaskingThresholds":
+        return MaskingThresholds(
+            choose=threshold(self.mask_prob),
+            mask=threshold(self.replace_with_mask),
+            mask_or_random=threshold(self.replace_with_mask + self.replace_with_random),
+        )
+
+    @property
     def mask_id(self) -> int:
         return self.vocab_size - 1
 
@@ -44,19 +66,30 @@ class MaskingConfig:
         return max(i for i in self.special_ids if i != self.mask_id) + 1
 
 
+def masking_words(seed: int, sample_index: int, length: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Three Philox words per position (int64): choose, how to replace, which random token.
+
+    Counter (position, sample index low word, high word, MLM_STREAM) under key `seed`: the device kernel
+    (xlmr_ds.kernels.mlm_masking) draws the same words, so both paths mask identically.
+    """
+    positions = np.arange(length, dtype=np.uint64)
+    sample_index &= _WORD
+    words = philox4x32(seed & _WORD, positions, sample_index & 0xFFFFFFFF, sample_index >> 32, MLM_STREAM)
+    return tuple(word.astype(np.int64) for word in words[:3])
+
+
 def mask_tokens(tokens: np.ndarray, config: MaskingConfig, seed: int, sample_index: int) -> tuple[np.ndarray, np.ndarray]:
     """(input_ids, labels) for one sample; `tokens` is not modified."""
-    # Philox takes a 128-bit key: the two 64-bit words, given as uint64 so that no value is rounded.
-    key = np.array([seed & _WORD, sample_index & _WORD], dtype=np.uint64)
-    rng = np.random.Generator(np.random.Philox(key=key))
-    uniforms = rng.random((3, len(tokens)))
     tokens = np.asarray(tokens, dtype=np.int64)
+    choose, replace, pick = masking_words(seed, sample_index, len(tokens))
+    thresholds = config.thresholds
     regular = ~np.isin(tokens, config.special_ids)
-    chosen = regular & (uniforms[0] < config.mask_prob)
+    chosen = regular & (choose < thresholds.choose)
     labels = np.where(chosen, tokens, IGNORE_INDEX)
-    to_mask = chosen & (uniforms[1] < config.replace_with_mask)
-    to_random = chosen & ~to_mask & (uniforms[1] < config.replace_with_mask + config.replace_with_random)
+    to_mask = chosen & (replace < thresholds.mask)
+    to_random = chosen & ~to_mask & (replace < thresholds.mask_or_random)
     low, high = config.first_regular_id, config.mask_id
-    random_tokens = low + np.minimum((uniforms[2] * (high - low)).astype(np.int64), high - low - 1)
+    # (word * span) >> 32 maps a uniform 32-bit word onto [0, span) with integer arithmetic only.
+    random_tokens = low + ((pick * (high - low)) >> 32)
     input_ids = np.where(to_mask, config.mask_id, np.where(to_random, random_tokens, tokens))
     return input_ids, labels

@@ -84,10 +84,15 @@ class PretrainingData:
         body = self.datasets[language].tokens(int(start), int(count)).astype(np.int64)
         return np.concatenate([[BOS_ID], body, [EOS_ID] if append_eos else []]).astype(np.int64)
 
-    def train_sample(self, sample_index: int) -> dict:
+    def train_sample(self, sample_index: int, masked: bool = True) -> dict:
+        """Sample `sample_index` of the global order, masked; with masked=False the plain tokens and no
+        labels, for a trainer that masks on the device (kernels.mlm_mask gives the same result)."""
         language_index, block_index = self.order[sample_index]
         tokens = self.block_tokens(self.languages[language_index], 0, block_index)
-        input_ids, labels = mask_tokens(tokens, self.masking, self.config.seed, sample_index)
+        if masked:
+            input_ids, labels = mask_tokens(tokens, self.masking, self.config.seed, sample_index)
+        else:
+            input_ids, labels = tokens, np.full_like(tokens, IGNORE_INDEX)
         return {"input_ids": input_ids, "labels": labels, "language": language_index, "sample_index": sample_index}
 
     def validation_samples(self, language: str, limit: int | None = None) -> Iterator[dict]:
@@ -121,13 +126,14 @@ def collate(samples: list[dict]) -> dict[str, torch.Tensor]:
 
 
 class TrainSamples(Dataset):
-    """Map-style view: global sample index -> masked sample."""
+    """Map-style view: global sample index -> sample (masked unless the device masks)."""
 
-    def __init__(self, data: PretrainingData):
+    def __init__(self, data: PretrainingData, masked: bool = True):
         self.data = data
+        self.masked = masked
 
     def __getitem__(self, sample_index: int) -> dict:
-        return self.data.train_sample(sample_index)
+        return self.data.train_sample(sample_index, self.masked)
 
 
 class DataParallelBatchSampler(Sampler[list[int]]):
@@ -159,12 +165,16 @@ class DataParallelBatchSampler(Sampler[list[int]]):
 
 def build_train_loader(data: PretrainingData, global_batch_size: int, micro_batch_size: int, rank: int,
                        world_size: int, consumed_samples: int = 0, num_workers: int = 0,
-                       pin_memory: bool = False) -> DataLoader:
-    """A DataLoader over this rank's micro-batches; resume by passing the checkpoint's consumed_samples."""
+                       pin_memory: bool = False, masked: bool = True) -> DataLoader:
+    """A DataLoader over this rank's micro-batches; resume by passing the checkpoint's consumed_samples.
+
+    masked=False leaves the masking to the consumer (a GPU trainer runs the MLM masking kernel on
+    input_ids and sample_index): labels are then all -100.
+    """
     sampler = DataParallelBatchSampler(global_batch_size, micro_batch_size, rank, world_size, consumed_samples)
     # A generator of its own: creating the iterator must not draw from the global torch RNG, which drives
     # dropout and is restored exactly on resume. (Samples and masks do not depend on it.)
-    return DataLoader(TrainSamples(data), batch_sampler=sampler, collate_fn=collate, num_workers=num_workers,
+    return DataLoader(TrainSamples(data, masked), batch_sampler=sampler, collate_fn=collate, num_workers=num_workers,
                       pin_memory=pin_memory, persistent_workers=num_workers > 0,
                       generator=torch.Generator().manual_seed(data.config.seed))
 

@@ -33,6 +33,7 @@ from xlmr_ds.engine.metrics import MetricsLog
 from xlmr_ds.errors import XLMRDSError
 from xlmr_ds.evaluation import evaluate_languages
 from xlmr_ds.flops import device_peak_tflops, training_flops
+from xlmr_ds.kernels import mlm_mask
 from xlmr_ds.model import XLMRConfig, preset
 
 
@@ -110,7 +111,7 @@ class Trainer:
         self.loader = build_train_loader(self.data, self.engine.train_batch_size(),
                                          self.engine.train_micro_batch_size_per_gpu(), self.rank, self.world_size,
                                          self.consumed_samples, num_workers=args.num_workers,
-                                         pin_memory=self.device.type == "cuda")
+                                         pin_memory=self.device.type == "cuda", masked=not self.mask_on_device)
         name = torch.cuda.get_device_name() if self.device.type == "cuda" else None
         self.peak_flops = (args.peak_tflops or device_peak_tflops(name) or 0.0) * 1e12
 
@@ -154,10 +155,9 @@ class Trainer:
             lr = engine.optimizer.param_groups[0]["lr"]  # what this step uses (the scheduler steps after it)
             totals = torch.zeros(4, dtype=torch.float64)  # loss sum, real tokens, model FLOPs, stop flag
             for _ in range(accumulation):
-                batch = next(batches)
+                batch = self._on_device(next(batches))
                 labels = batch["labels"]
-                output = engine(batch["input_ids"].to(self.device), batch["attention_mask"].to(self.device),
-                                labels=labels.to(self.device))
+                output = engine(batch["input_ids"], batch["attention_mask"], labels=labels)
                 engine.backward(output.loss)
                 engine.step()
                 totals[0] += output.loss.detach().float().cpu().item() / accumulation
@@ -218,6 +218,19 @@ class Trainer:
         self.log(f"peak memory per process (max RSS, GiB): {per_rank}")
         self.metrics.write({"type": "summary", "step": self.step, "peak_rss_gib": per_rank})
         return per_rank
+
+    @property
+    def mask_on_device(self) -> bool:
+        """On a GPU the MLM masking kernel masks the batch (bit-identical to the loader's CPU masking)."""
+        return self.device.type == "cuda"
+
+    def _on_device(self, batch: dict) -> dict:
+        moved = {key: batch[key].to(self.device, non_blocking=True)
+                 for key in ("input_ids", "attention_mask", "labels", "sample_index")}
+        if self.mask_on_device:
+            moved["input_ids"], moved["labels"] = mlm_mask(moved["input_ids"], moved["sample_index"],
+                                                           self.data.masking, self.data.config.seed)
+        return moved
 
     def _reduce_device(self) -> torch.device:
         return self.device if dist.get_backend() == "nccl" else torch.device("cpu")

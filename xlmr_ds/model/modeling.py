@@ -18,11 +18,39 @@ import torch.utils.checkpoint
 from torch import nn
 
 from xlmr_ds.errors import XLMRDSError
-from xlmr_ds.kernels import attention
+from xlmr_ds.kernels import attention, attention_varlen, resolve_attention_backend
 from xlmr_ds.model.config import XLMRConfig
 
 IGNORE_INDEX = -100
 """Label value of positions that carry no loss (the PyTorch / Hugging Face convention)."""
+
+UNPAD_MIN_PADDING = 0.1
+"""Share of padding from which the Triton backend drops the padding tokens before the first layer.
+
+Below it, gathering and scattering the hidden states costs more than the padded tokens' matmuls would."""
+
+
+@dataclass(frozen=True)
+class PackedTokens:
+    """The real tokens of a padded batch, packed back to back: what the layers see on the unpadded path.
+
+    Sequence b is packed rows cu_seqlens[b]:cu_seqlens[b+1]; `indices` are their positions in the flattened
+    (batch * seq) padded layout. Padding tokens are not computed at all, and no attention mask is needed.
+    """
+
+    indices: torch.Tensor
+    cu_seqlens: torch.Tensor
+    max_seqlen: int
+
+    @classmethod
+    def from_mask(cls, attention_mask: torch.Tensor) -> "PackedTokens":
+        lengths = attention_mask.sum(dim=1, dtype=torch.int32).cpu()  # the one host sync of this path
+        total = int(lengths.sum())
+        cu_seqlens = torch.zeros(len(lengths) + 1, dtype=torch.int32)
+        torch.cumsum(lengths, 0, out=cu_seqlens[1:])
+        # nonzero_static: the size is known from the lengths, so no second synchronization.
+        indices = torch.nonzero_static(attention_mask.flatten(), size=total).flatten()
+        return cls(indices, cu_seqlens.to(attention_mask.device, non_blocking=True), int(lengths.max()))
 
 
 @dataclass
@@ -75,7 +103,10 @@ class SelfAttention(nn.Module):
         batch, seq, _ = x.shape
         return x.view(batch, seq, self.num_heads, self.head_dim).transpose(1, 2)
 
-    def forward(self, x: torch.Tensor, attention_mask: torch.Tensor | None) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, attention_mask: torch.Tensor | None,
+                packed: PackedTokens | None = None) -> torch.Tensor:
+        if packed is not None:
+            return self._forward_packed(x, packed)
         batch, seq, hidden = x.shape
         context = attention(
             self._split_heads(self.query(x)),
@@ -86,6 +117,16 @@ class SelfAttention(nn.Module):
             backend=self.backend,
         )
         return self.out(context.transpose(1, 2).reshape(batch, seq, hidden))
+
+    def _forward_packed(self, x: torch.Tensor, packed: PackedTokens) -> torch.Tensor:
+        """x is (tokens, hidden): the packed real tokens of the batch."""
+        tokens, hidden = x.shape
+        heads = (self.num_heads, self.head_dim)
+        context = attention_varlen(
+            self.query(x).view(tokens, *heads), self.key(x).view(tokens, *heads), self.value(x).view(tokens, *heads),
+            packed.cu_seqlens, packed.max_seqlen, dropout_p=self.dropout_p if self.training else 0.0,
+        )
+        return self.out(context.reshape(tokens, hidden))
 
 
 class TransformerBlock(nn.Module):
@@ -100,8 +141,9 @@ class TransformerBlock(nn.Module):
         self.ffn_norm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
         self.dropout = nn.Dropout(config.hidden_dropout)
 
-    def forward(self, x: torch.Tensor, attention_mask: torch.Tensor | None) -> torch.Tensor:
-        x = self.attention_norm(x + self.dropout(self.attention(x, attention_mask)))
+    def forward(self, x: torch.Tensor, attention_mask: torch.Tensor | None,
+                packed: PackedTokens | None = None) -> torch.Tensor:
+        x = self.attention_norm(x + self.dropout(self.attention(x, attention_mask, packed)))
         return self.ffn_norm(x + self.dropout(self.ffn_out(F.gelu(self.ffn_in(x)))))
 
 
@@ -145,7 +187,7 @@ class XLMRForMaskedLM(nn.Module):
             initialize_module(module, self.config.initializer_range)
 
     def set_attention_backend(self, backend: str) -> None:
-        """Route every layer's attention through `backend` ("auto", "torch" or "eager")."""
+        """Route every layer's attention through `backend` ("auto", "torch", "eager" or "triton")."""
         for layer in self.layers:
             layer.attention.backend = backend
 
@@ -159,13 +201,31 @@ class XLMRForMaskedLM(nn.Module):
                 f"{self.config.max_sequence_length}; split or truncate the input"
             )
         x = self.embeddings(input_ids)
+        packed = self._packing(attention_mask)
+        if packed is not None:
+            batch, seq, hidden = x.shape
+            x = x.reshape(batch * seq, hidden).index_select(0, packed.indices)
         for layer in self.layers:
             if self.activation_checkpointing and self.training:
                 # Recompute the block in backward instead of keeping its activations (same dropout masks).
-                x = torch.utils.checkpoint.checkpoint(layer, x, attention_mask, use_reentrant=False)
+                x = torch.utils.checkpoint.checkpoint(layer, x, attention_mask, packed, use_reentrant=False)
             else:
-                x = layer(x, attention_mask)
+                x = layer(x, attention_mask, packed)
+        if packed is not None:
+            # Back to (batch, seq, hidden); padding positions hold zeros (nothing reads them).
+            x = x.new_zeros(batch * seq, hidden).index_copy(0, packed.indices, x).view(batch, seq, hidden)
         return x
+
+    def _packing(self, attention_mask: torch.Tensor | None) -> PackedTokens | None:
+        """Packed tokens when the layers run the Triton kernels and the batch has padding enough to pay."""
+        if attention_mask is None or not self.layers:
+            return None
+        if resolve_attention_backend(self.layers[0].attention.backend, attention_mask.device) != "triton":
+            return None
+        packed = PackedTokens.from_mask(attention_mask)
+        if len(packed.indices) > (1.0 - UNPAD_MIN_PADDING) * attention_mask.numel():
+            return None
+        return packed
 
     def forward(
         self,
