@@ -1,6 +1,9 @@
-"""Plain PyTorch attention: the reference every faster attention path is compared against.
+"""Plain PyTorch references for the kernels: what every faster path is compared against.
 
-It materializes the (batch, heads, seq, seq) score matrix, so it is only for tests and small shapes.
+Attention (eager_attention, the `eager` backend; attention_reference, the fused kernels' exact semantics),
+the dropout pattern of the fused attention (dropout_words) and the masked softmax. They materialize the
+(batch, heads, seq, seq) score matrix, so beyond the eager backend they are for tests and small shapes.
+The MLM masking reference is the data path's own `xlmr_ds.data.masking.mask_tokens`.
 """
 
 from __future__ import annotations
