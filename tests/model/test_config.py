@@ -70,5 +70,5 @@ def test_config_file_round_trips_and_rejects_unknown_keys(tmp_path):
 
 
 def test_unknown_preset_names_the_choices():
-    with pytest.raises(XLMRDSError, match="unknown model 'huge'; choose one of tiny, base, large"):
+    with pytest.raises(XLMRDSError, match="unknown model 'huge'; choose one of tiny, small, base, large"):
         preset("huge")

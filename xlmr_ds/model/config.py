@@ -118,6 +118,9 @@ class XLMRConfig:
 PRESETS: dict[str, XLMRConfig] = {
     # A few layers and a small vocabulary: fast on CPU, head_dim 32 (a size the Triton kernels support).
     "tiny": XLMRConfig(vocab_size=1_000, hidden_size=128, num_layers=2, num_heads=4, ffn_size=512),
+    # A try-out size for one CPU box: 4 layers of width 256 (head_dim 64) and a 32k vocabulary, the size of
+    # a monolingual tokenizer; datasets replace the vocabulary with their tokenizer's, as for every preset.
+    "small": XLMRConfig(vocab_size=32_000, hidden_size=256, num_layers=4, num_heads=4, ffn_size=1024),
     "base": XLMRConfig(hidden_size=768, num_layers=12, num_heads=12, ffn_size=3072),
     "large": XLMRConfig(hidden_size=1024, num_layers=24, num_heads=16, ffn_size=4096),
 }

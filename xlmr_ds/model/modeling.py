@@ -201,6 +201,10 @@ class XLMRForMaskedLM(nn.Module):
                 f"{self.config.max_sequence_length}; split or truncate the input"
             )
         x = self.embeddings(input_ids)
+        if attention_mask is not None and bool(attention_mask.all()):
+            # No padding: attention without a mask lets SDPA take its fused kernels (with a mask and dropout
+            # it falls back to the unfused path, 2-3x slower on CPU) and the Triton kernel skip the mask loads.
+            attention_mask = None
         packed = self._packing(attention_mask)
         if packed is not None:
             batch, seq, hidden = x.shape
