@@ -1,6 +1,7 @@
 """Kernels for xlmr-ds, installed as `xlmr_ds.kernels`.
 
-Triton kernels (flash_attention.py: fused attention, padded and packed; masked_softmax.py; mlm_masking.py),
+Triton kernels (flash_attention.py: fused attention, padded and packed; masked_softmax.py; mlm_masking.py;
+fused_bias_gelu.py; fused_residual_layernorm.py),
 each beside a plain reference (reference.py, philox.py; the MLM masking reference is the data path's
 xlmr_ds.data.masking). `dispatch` picks the implementation in one place; the Triton modules are imported
 only when used.
@@ -11,9 +12,11 @@ from xlmr_ds.kernels.dispatch import (
     ATTENTION_BACKENDS,
     attention,
     attention_varlen,
+    bias_gelu,
+    dropout_add_layer_norm,
     mlm_mask,
     resolve_attention_backend,
 )
 
-__all__ = ["ATTENTION_BACKENDS", "ATTENTION_BACKEND_ENV", "attention", "attention_varlen", "mlm_mask",
-           "resolve_attention_backend"]
+__all__ = ["ATTENTION_BACKENDS", "ATTENTION_BACKEND_ENV", "attention", "attention_varlen", "bias_gelu",
+           "dropout_add_layer_norm", "mlm_mask", "resolve_attention_backend"]

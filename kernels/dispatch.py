@@ -1,7 +1,8 @@
 """The single place where kernel implementations are chosen.
 
-Attention backends: "triton" (the fused kernels in flash_attention.py; the Triton masked softmax for head
-dims the fused kernel does not take), "torch" (torch's scaled_dot_product_attention), "eager" (the explicit
+Attention backends (the same choice routes a block's other fused ops, bias+GELU and
+dropout+residual+LayerNorm): "triton" (the fused kernels in flash_attention.py; the Triton masked softmax
+for head dims the fused kernel does not take), "torch" (torch's scaled_dot_product_attention), "eager" (the explicit
 reference in reference.py) and "auto": Triton for CUDA tensors, torch elsewhere. The environment variable
 XLMR_DS_ATTENTION forces a backend for every call, so tests and users can compare implementations without
 touching code. The Triton modules are imported on first use: Triton decides at import time whether its
@@ -121,6 +122,29 @@ def _triton_attention(query, key, value, attention_mask, dropout_p, scale):
     if dropout_p > 0.0:
         probs = F.dropout(probs, p=dropout_p, training=True)
     return torch.matmul(probs, value)
+
+
+def bias_gelu(x: torch.Tensor, bias: torch.Tensor, backend: str = "auto") -> torch.Tensor:
+    """gelu(x + bias): one Triton pass on the Triton backend, PyTorch elsewhere."""
+    if resolve_attention_backend(backend, x.device) == "triton":
+        from xlmr_ds.kernels.fused_bias_gelu import bias_gelu as triton_bias_gelu
+
+        return triton_bias_gelu(x, bias)
+    return F.gelu(x + bias)
+
+
+def dropout_add_layer_norm(x: torch.Tensor, residual: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor,
+                           dropout_p: float, eps: float, backend: str = "auto") -> torch.Tensor:
+    """LayerNorm(residual + dropout(x)): one Triton pass on the Triton backend, PyTorch elsewhere.
+    dropout_p is applied as given: the caller passes 0.0 in eval mode."""
+    if resolve_attention_backend(backend, x.device) == "triton":
+        from xlmr_ds.kernels.fused_residual_layernorm import dropout_add_layer_norm as triton_add_norm
+
+        seed = dropout_seed() if dropout_p > 0.0 else 0
+        return triton_add_norm(x, residual, weight, bias, dropout_p, eps, seed=seed)
+    if dropout_p > 0.0:
+        x = F.dropout(x, p=dropout_p, training=True)
+    return F.layer_norm(residual + x, (x.shape[-1],), weight, bias, eps)
 
 
 def mlm_mask(tokens: torch.Tensor, sample_index: torch.Tensor, config, seed: int, backend: str = "auto"):

@@ -99,3 +99,23 @@ def masked_softmax_reference(scores: torch.Tensor, mask: torch.Tensor | None, sc
     empty = torch.isneginf(logits).all(-1, keepdim=True)
     probs = torch.softmax(logits.masked_fill(empty, 0.0), dim=-1, dtype=torch.promote_types(scores.dtype, torch.float32))
     return probs.masked_fill(empty, 0.0).to(scores.dtype)
+
+
+def bias_gelu_reference(x: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
+    """gelu(x + bias), exact (erf) GELU: what kernels/fused_bias_gelu.py computes."""
+    return F.gelu(x + bias)
+
+
+def dropout_add_layer_norm_reference(x, residual, weight, bias, eps: float, keep: torch.Tensor | None = None,
+                                     p: float = 0.0) -> torch.Tensor:
+    """LayerNorm(residual + dropout(x)) * weight + bias, with the kept elements given (scaled by 1/(1-p))."""
+    if keep is not None:
+        x = x * keep.to(x.dtype) / (1.0 - p)
+    return F.layer_norm(residual + x, (x.shape[-1],), weight, bias, eps)
+
+
+def row_dropout_words(seed: int, offset: int, rows: int, cols: int, stream: int) -> torch.Tensor:
+    """Philox word 0 for each (row, col) of a row-wise kernel's dropout (counter (col, row, stream, offset)),
+    as int64 (rows, cols); an element is kept when its word is at least `philox.threshold(p)`."""
+    word, _, _, _ = philox4x32(seed, np.arange(cols)[None, :], np.arange(rows)[:, None], stream, offset)
+    return torch.from_numpy(word.astype(np.int64))

@@ -196,3 +196,34 @@ def test_mlm_masking_on_the_device_against_the_loaders_numpy_masking(benchmark):
           f"ratio: {baseline / ours:.2f} (numpy / kernel)")
     assert np.array_equal(mlm_mask(on_device, index_on_device, config, 7, table)[0][0].cpu().numpy(),
                           mask_tokens(rows[0], config, 7, 0)[0])
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("op", ["bias_gelu", "dropout_add_layer_norm"])
+def test_fused_pointwise_against_pytorch(benchmark, op):
+    from xlmr_ds.kernels.fused_bias_gelu import bias_gelu
+    from xlmr_ds.kernels.fused_residual_layernorm import dropout_add_layer_norm
+
+    # One Large layer's activations at micro-batch 8 x 512 on a GPU: (4096 tokens, 4096 FFN / 1024 hidden).
+    tokens, hidden, ffn = (8 * 512, 1024, 4096) if ON_GPU else (64, 128, 512)
+    generator = torch.Generator().manual_seed(0)
+    make = lambda *shape: torch.randn(*shape, generator=generator).to(DEVICE, DTYPE).requires_grad_()  # noqa: E731
+    if op == "bias_gelu":
+        x, bias = make(tokens, ffn), make(ffn)
+        grad = torch.randn_like(x)
+        fused = lambda: torch.autograd.grad(bias_gelu(x, bias), (x, bias), grad)  # noqa: E731
+        unfused = lambda: torch.autograd.grad(F.gelu(x + bias), (x, bias), grad)  # noqa: E731
+    else:
+        x, residual, weight, bias = make(tokens, hidden), make(tokens, hidden), make(hidden), make(hidden)
+        grad = torch.randn_like(x)
+        inputs = (x, residual, weight, bias)
+        fused = lambda: torch.autograd.grad(  # noqa: E731
+            dropout_add_layer_norm(x, residual, weight, bias, DROPOUT, 1e-5, seed=1), inputs, grad)
+        unfused = lambda: torch.autograd.grad(  # noqa: E731
+            F.layer_norm(residual + F.dropout(x, DROPOUT), (hidden,), weight, bias, 1e-5), inputs, grad)
+    benchmark.pedantic(_timed(fused), rounds=REPEATS, iterations=1, warmup_rounds=1)
+    ours, baseline = benchmark.stats.stats.median, _median_seconds(unfused)
+    benchmark.extra_info.update(op=op, tokens=tokens, dtype=str(DTYPE), fused_seconds=ours, unfused_seconds=baseline,
+                                ratio=baseline / ours)
+    print(f"\n{op} forward+backward ({tokens} tokens): fused {ours * 1e3:.3f} ms, PyTorch {baseline * 1e3:.3f} ms; "
+          f"ratio: {baseline / ours:.2f} (pytorch / fused)")

@@ -21,6 +21,8 @@ from triton.backends.compiler import GPUTarget  # noqa: E402
 from triton.compiler import ASTSource  # noqa: E402
 
 from xlmr_ds.kernels import flash_attention as fa  # noqa: E402
+from xlmr_ds.kernels import fused_bias_gelu as bg  # noqa: E402
+from xlmr_ds.kernels import fused_residual_layernorm as rl  # noqa: E402
 from xlmr_ds.kernels import masked_softmax as ms  # noqa: E402
 from xlmr_ds.kernels import mlm_masking as mm  # noqa: E402
 
@@ -79,11 +81,25 @@ def other_variants(everything: bool):
         signature = {name: "i32" for name in ms._masked_softmax_backward.arg_names}
         signature.update(Y=f"*{dtype}", DY=f"*{dtype}", DX=f"*{dtype}", scale="fp32", BLOCK="constexpr")
         yield f"masked_softmax_backward {dtype}", ms._masked_softmax_backward, signature, {"BLOCK": 4096}, {"num_warps": 8}
-    signature = {name: "i64" for name in mm._mlm_masking.arg_names}
-    signature.update(TOKENS="*i64", SAMPLE_INDEX="*i64", SPECIAL="*i8", INPUT_IDS="*i64", LABELS="*i64",
+    signature_mlm = {name: "i64" for name in mm._mlm_masking.arg_names}
+    signature_mlm.update(TOKENS="*i64", SAMPLE_INDEX="*i64", SPECIAL="*i8", INPUT_IDS="*i64", LABELS="*i64",
                      seq_len="i32", stride_tokens="i32", stride_out="i32", vocab_size="i32", seed="u64",
                      STREAM="constexpr", IGNORE="constexpr", BLOCK="constexpr")
-    yield ("mlm_masking", mm._mlm_masking, signature,
+    for kernel in (bg._bias_gelu_forward, bg._bias_gelu_backward):
+        signature = {name: "*bf16" for name in kernel.arg_names}
+        signature.update(n_cols="i32", BLOCK="constexpr")
+        yield f"{kernel.fn.__name__} bf16", kernel, signature, {"BLOCK": 1024}, {"num_warps": 4}
+    for kernel in (rl._forward, rl._backward):
+        signature = {name: "*bf16" for name in kernel.arg_names}
+        signature.update({name: "*fp32" for name in ("MEAN", "RSTD", "DWEIGHT_PARTIAL", "DBIAS_PARTIAL")})
+        signature.update(n_rows="i32", n_cols="i32", eps="fp32", keep_scale="fp32", drop_threshold="i64",
+                         seed="i64", offset="i32", HAS_DROPOUT="constexpr", STREAM_WORD="constexpr",
+                         BLOCK="constexpr", ROWS="constexpr")
+        constants = {"HAS_DROPOUT": True, "STREAM_WORD": rl.STREAM, "BLOCK": 1024, "ROWS": rl.ROWS_PER_PROGRAM}
+        signature = {name: kind for name, kind in signature.items() if name in kernel.arg_names}
+        constants = {name: value for name, value in constants.items() if name in kernel.arg_names}
+        yield f"residual_layernorm{kernel.fn.__name__} bf16 dropout", kernel, signature, constants, {"num_warps": 4}
+    yield ("mlm_masking", mm._mlm_masking, signature_mlm,
            {"STREAM": 0x4D4C4D00, "IGNORE": -100, "BLOCK": 512}, {"num_warps": 4})
 
 

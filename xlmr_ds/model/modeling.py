@@ -18,7 +18,13 @@ import torch.utils.checkpoint
 from torch import nn
 
 from xlmr_ds.errors import XLMRDSError
-from xlmr_ds.kernels import attention, attention_varlen, resolve_attention_backend
+from xlmr_ds.kernels import (
+    attention,
+    attention_varlen,
+    bias_gelu,
+    dropout_add_layer_norm,
+    resolve_attention_backend,
+)
 from xlmr_ds.model.config import XLMRConfig
 
 IGNORE_INDEX = -100
@@ -129,22 +135,41 @@ class SelfAttention(nn.Module):
         return self.out(context.reshape(tokens, hidden))
 
 
+class LinearGELU(nn.Linear):
+    """gelu(x W^T + b). On the Triton backend the matmul runs without its bias and one kernel adds the bias
+    and applies GELU. The parameters are the module's own, so ZeRO-3 gathers them when it runs."""
+
+    def forward(self, x: torch.Tensor, backend: str = "auto") -> torch.Tensor:
+        return bias_gelu(F.linear(x, self.weight), self.bias, backend)
+
+
+class ResidualLayerNorm(nn.LayerNorm):
+    """LayerNorm(residual + dropout(x)), one fused kernel on the Triton backend."""
+
+    def forward(self, x: torch.Tensor, residual: torch.Tensor, dropout_p: float = 0.0,
+                backend: str = "auto") -> torch.Tensor:
+        return dropout_add_layer_norm(x, residual, self.weight, self.bias, dropout_p, self.eps, backend)
+
+
 class TransformerBlock(nn.Module):
     """x = LN(x + drop(attn(x))); x = LN(x + drop(ffn(x))): the post-LN block of BERT and RoBERTa."""
 
     def __init__(self, config: XLMRConfig):
         super().__init__()
         self.attention = SelfAttention(config)
-        self.attention_norm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
-        self.ffn_in = nn.Linear(config.hidden_size, config.ffn_size)
+        self.attention_norm = ResidualLayerNorm(config.hidden_size, eps=config.layer_norm_eps)
+        self.ffn_in = LinearGELU(config.hidden_size, config.ffn_size)
         self.ffn_out = nn.Linear(config.ffn_size, config.hidden_size)
-        self.ffn_norm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
-        self.dropout = nn.Dropout(config.hidden_dropout)
+        self.ffn_norm = ResidualLayerNorm(config.hidden_size, eps=config.layer_norm_eps)
+        self.hidden_dropout = config.hidden_dropout
 
     def forward(self, x: torch.Tensor, attention_mask: torch.Tensor | None,
                 packed: PackedTokens | None = None) -> torch.Tensor:
-        x = self.attention_norm(x + self.dropout(self.attention(x, attention_mask, packed)))
-        return self.ffn_norm(x + self.dropout(self.ffn_out(F.gelu(self.ffn_in(x)))))
+        # One backend for the whole block: the attention's (Triton on CUDA by default).
+        backend = self.attention.backend
+        dropout_p = self.hidden_dropout if self.training else 0.0
+        x = self.attention_norm(self.attention(x, attention_mask, packed), x, dropout_p, backend)
+        return self.ffn_norm(self.ffn_out(self.ffn_in(x, backend)), x, dropout_p, backend)
 
 
 class TiedDecoder(nn.Linear):
