@@ -138,7 +138,7 @@ up() {
     install_packages
     state=$(mkdir -p "$state" && cd "$state" && pwd)
     echo "$owner" > "$state/owner"
-    trap 'down "$state"' ERR
+    trap 'down "$state"' EXIT  # a failed set-up leaves nothing behind
     write_files "$state"
     for host in node1 node2; do
         namespace=$(netns_name "$owner" "$host")
@@ -163,7 +163,7 @@ up() {
             done
         done
     done
-    trap - ERR
+    trap - EXIT
     echo "netns_hosts.sh: node1 ${ADDRESS[node1]} and node2 ${ADDRESS[node2]} are up (state in $state)" >&2
 }
 
