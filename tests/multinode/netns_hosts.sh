@@ -133,7 +133,7 @@ start_host() {
 up() {
     local state=$1 owner=${XLMR_DS_NETNS_OWNER:-$PPID} host namespace
     [ "$(id -u)" -eq 0 ] || { echo "netns_hosts.sh: needs root (network namespaces, sshd)" >&2; exit 77; }
-    for tool in ip unshare nsenter ssh-keygen; do command -v $tool >/dev/null || die "needs $tool"; done
+    for tool in ip unshare nsenter; do command -v $tool >/dev/null || die "needs $tool"; done
     remove_stale
     install_packages
     state=$(mkdir -p "$state" && cd "$state" && pwd)

@@ -51,6 +51,12 @@ def two_host_run(two_hosts, readme_environment, binarized_dir, tmp_path_factory)
     return result, ckpt
 
 
+def test_every_multinode_block_of_the_readme_is_run_here():
+    marked = re.findall(r"<!-- multinode:(\S+)", (ROOT / "README.md").read_text())
+    assert sorted(marked) == sorted(["environment", "binarize", "train", "resume-on-one-node"])
+    assert all(f'readme_block("{name}")' in Path(__file__).read_text() for name in marked)
+
+
 def rank_hosts(output: str) -> dict[int, str]:
     """{rank: host} from the `[xlmr-ds] rank R of W on HOST` line every rank prints."""
     return {int(rank): host for rank, host in re.findall(r"\[xlmr-ds\] rank (\d+) of \d+ on (\S+)", output)}
@@ -126,7 +132,7 @@ def test_mpiexec_binarize_across_two_hosts_is_byte_identical_to_one_rank(two_hos
 
 def test_launch_check_finds_a_node_local_checkpoint_directory(two_hosts, binarized_dir):
     # /dev/shm is each host's own: a directory of that name exists on both hosts but is not shared.
-    two_hosts.run("node2", "mkdir -p /dev/shm/xlmr-ds-ckpt", timeout=30)
+    assert two_hosts.run("node2", "mkdir -p /dev/shm/xlmr-ds-ckpt", timeout=30).returncode == 0
     result = two_hosts.run("node1", f"mkdir -p /dev/shm/xlmr-ds-ckpt && xlmr-ds launch check --hostfile "
                                     f"hostfiles/two_nodes_cpu --data {binarized_dir} --save /dev/shm/xlmr-ds-ckpt",
                            timeout=120)
