@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import socket
 import sys
 
 from xlmr_ds.errors import XLMRDSError
@@ -77,16 +78,38 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _launcher_rank() -> tuple[str, str] | None:
+    """(rank, world size) as the launcher set them (deepspeed/torchrun, MPICH, Open MPI); None when alone."""
+    for rank, size in (("RANK", "WORLD_SIZE"), ("PMI_RANK", "PMI_SIZE"),
+                       ("OMPI_COMM_WORLD_RANK", "OMPI_COMM_WORLD_SIZE")):
+        if rank in os.environ and os.environ.get(size, "1") != "1":
+            return os.environ[rank], os.environ[size]
+    return None
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    placed = _launcher_rank()
+    if placed:
+        # The only record of which host each rank of a multi-node job landed on.
+        print(f"[xlmr-ds] rank {placed[0]} of {placed[1]} on {socket.gethostname()}", flush=True)
+    from torch.distributed import DistNetworkError, DistStoreError
+
     from xlmr_ds.engine.trainer import run
 
+    prefix = f"[rank {placed[0]}] " if placed else ""
     try:
         return run(args)
     except XLMRDSError as error:
-        rank = os.environ.get("RANK", "0")
-        prefix = "" if os.environ.get("WORLD_SIZE", "1") == "1" else f"[rank {rank}] "
         print(f"{prefix}xlmr_ds.train: error: {error}", file=sys.stderr)
+        return 1
+    except (DistStoreError, DistNetworkError) as error:
+        # Raised while the processes meet (rendezvous), typically because a host never started its ranks.
+        first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        print(f"{prefix}xlmr_ds.train: error: the job's processes did not all connect within "
+              f"--dist-timeout-minutes={args.dist_timeout_minutes}: {first_line}; if a host never started its "
+              f"ranks, the launcher printed why above (`xlmr-ds launch check --hostfile FILE` finds such hosts "
+              f"in seconds)", file=sys.stderr)
         return 1
 
 

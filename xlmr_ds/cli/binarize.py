@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import socket
 
 from xlmr_ds.cli.table import format_table
 from xlmr_ds.data.binarize import binarize_corpus
@@ -21,6 +22,7 @@ def register(commands) -> None:
 
 def run(args: argparse.Namespace) -> int:
     world = data_world()
+    hosts = world.gather(socket.gethostname())  # where the ranks run: under mpiexec, often several machines
     try:
         results, elapsed = binarize_corpus(args.input, args.spm, args.out, world, progress=not args.no_progress)
     except XLMRDSError:
@@ -34,7 +36,8 @@ def run(args: argparse.Namespace) -> int:
              f"{s.replaced_characters:,}") for lang, s in results.items()]
     total_bytes = sum(s.bytes_read for s in results.values())
     print(format_table(("language", "documents", "sequences", "tokens", "MB read", "replaced chars"), rows))
-    print(f"{total_bytes / 1e6:,.2f} MB in {elapsed:.1f} s with {world.size} rank(s): "
+    on = ", ".join(f"{host} ({hosts.count(host)})" if hosts.count(host) > 1 else host for host in dict.fromkeys(hosts))
+    print(f"{total_bytes / 1e6:,.2f} MB in {elapsed:.1f} s with {world.size} rank(s) on {on}: "
           f"{total_bytes / 1e6 / max(elapsed, 1e-9):,.2f} MB/s; wrote {args.out}/manifest.json")
     skipped = [lang for lang, s in results.items() if not s.sequences]
     if skipped:

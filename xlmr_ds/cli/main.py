@@ -6,10 +6,11 @@ import argparse
 import sys
 
 from xlmr_ds import __version__
-from xlmr_ds.cli import bench, binarize, ckpt, corpus, data, evaluate, fill_mask, info, plan, report, smoke, spm
+from xlmr_ds.cli import (bench, binarize, ckpt, corpus, data, evaluate, fill_mask, info, launch, plan, report, smoke,
+                         spm)
 from xlmr_ds.errors import XLMRDSError
 
-SUBCOMMANDS = (info, plan, corpus, spm, binarize, data, ckpt, evaluate, fill_mask, report, smoke, bench)
+SUBCOMMANDS = (info, plan, corpus, spm, binarize, data, ckpt, evaluate, fill_mask, report, smoke, bench, launch)
 
 
 class OneLineErrorParser(argparse.ArgumentParser):
