@@ -10,9 +10,6 @@ MPIEXEC := $(VENV)/bin/mpiexec
 DEMO ?= runs/demo
 INSTALLED := $(VENV)/.installed
 TORCH_VERSION ?= 2.13.0
-# DeepSpeed JIT-builds its CPU ops into this cache. One per virtual environment: a cache shared by two
-# environments is rebuilt (about 90 s) every time the other one launches, because the build paths differ.
-export TORCH_EXTENSIONS_DIR ?= $(CURDIR)/$(VENV)/torch_extensions
 
 .PHONY: test demo clean
 
