@@ -7,7 +7,7 @@ import hashlib
 from pathlib import Path
 
 from xlmr_ds.accelerator import select_deepspeed_accelerator
-from xlmr_ds.engine.checkpoint import CheckpointInfo, list_checkpoints
+from xlmr_ds.engine.checkpoint import CheckpointInfo, list_checkpoints, verify_files
 from xlmr_ds.errors import XLMRDSError
 from xlmr_ds.model import XLMRConfig, XLMRForMaskedLM
 
@@ -27,6 +27,7 @@ def choose_checkpoint(save_dir: str | Path, step: int | None) -> CheckpointInfo:
 
 def load_checkpoint_model(info: CheckpointInfo) -> XLMRForMaskedLM:
     """The checkpoint's weights, consolidated to fp32, in our model (on CPU)."""
+    verify_files(info)
     select_deepspeed_accelerator()
     from deepspeed.utils.zero_to_fp32 import get_fp32_state_dict_from_zero_checkpoint
 
