@@ -6,7 +6,9 @@ import pytest
 import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
+sys.path.insert(0, str(Path(__file__).parent / "engine"))
 from corpus_factory import write_corpus  # noqa: E402
+from launch import train  # noqa: E402  (tests/engine/launch.py)
 
 from xlmr_ds.data.spm_train import train_sentencepiece  # noqa: E402
 
@@ -51,3 +53,30 @@ def binarized_dir(corpus_dir, spm_model, tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("binarized") / "bin"
     binarize_corpus(corpus_dir, spm_model, out, SingleProcess(), progress=False)
     return out
+
+
+CONFIGS = Path(__file__).parents[1] / "ds_configs"
+
+
+@pytest.fixture(scope="session")
+def training_args(binarized_dir):
+    def make(stage: int, save: Path, steps: int, *extra: str) -> list[str]:
+        return ["--deepspeed_config", str(CONFIGS / f"tiny_cpu_zero{stage}.json"), "--data", str(binarized_dir),
+                "--model", "tiny", "--block-size", "64", "--steps", str(steps), "--save", str(save), *extra]
+    return make
+
+
+@pytest.fixture(scope="session")
+def unbroken_runs(training_args, tmp_path_factory):
+    """Reference runs, trained once per session: (stage, processes, launcher) -> save dir of 4 steps.
+    Here rather than in tests/engine so that tests/multinode compares against the same cached runs."""
+    cache = {}
+
+    def get(stage: int, processes: int = 2, launcher: str = "deepspeed") -> Path:
+        key = (stage, processes, launcher)
+        if key not in cache:
+            save = tmp_path_factory.mktemp(f"unbroken-z{stage}-p{processes}-{launcher}")
+            train(training_args(stage, save, 4), processes, launcher)
+            cache[key] = save
+        return cache[key]
+    return get
