@@ -15,7 +15,8 @@ from xlmr_ds.model import XLMRConfig, XLMRForMaskedLM
 def choose_checkpoint(save_dir: str | Path, step: int | None) -> CheckpointInfo:
     complete = [c for c in list_checkpoints(save_dir) if c.complete]
     if not complete:
-        raise XLMRDSError(f"{save_dir}: no complete checkpoint (a step_* directory with its completion marker)")
+        raise XLMRDSError(f"{save_dir}: no complete checkpoint (a step_* directory with its completion marker); "
+                          f"pass the --save directory of a run that saved one (xlmr-ds ckpt list DIR shows them)")
     if step is None:
         return complete[-1]
     for info in complete:
