@@ -12,6 +12,7 @@ process that stopped making progress, a lost peer is one line instead of a gloo 
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import resource
 import signal
@@ -217,15 +218,17 @@ class Trainer:
             loss = output.loss
             if fault_point("loss", self.step + 1, self.rank) == "nan":
                 loss = loss * float("nan")
-            if not torch.isfinite(loss.detach()).item():
-                # NaN gradients on this rank make every rank's gradient norm NaN after the reduction, so
-                # DeepSpeed discards the step everywhere (see nonfinite.py).
-                totals[4] = 1.0
-                loss = loss * float("nan")
+            # A non-finite loss gets a NaN factor, so that this rank's gradients, and after the reduction every
+            # rank's gradient norm, are NaN and DeepSpeed discards the step everywhere (nonfinite.py). A finite
+            # loss is multiplied by exactly 1.0, and nothing waits on the device for the test.
+            loss = loss * torch.where(torch.isfinite(loss.detach()), 1.0, float("nan")).to(loss.dtype)
             engine.backward(loss)
             engine.step()
             self.beat(activity)
-            totals[0] += loss.detach().float().cpu().item() / accumulation
+            value = loss.detach().float().cpu().item()
+            totals[0] += value / accumulation
+            if not math.isfinite(value):
+                totals[4] = 1.0
             totals[1] += float(batch["attention_mask"].sum())
             seq = labels.shape[1]
             labelled = labels.ne(IGNORE_INDEX).sum(dim=1).tolist()
