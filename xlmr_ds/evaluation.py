@@ -1,7 +1,8 @@
 """Per-language masked-LM loss, perplexity and accuracy on held-out blocks (deterministic masks).
 
 `forward` is anything that maps (input_ids, attention_mask, labels) to an output with .loss and .logits
-of the labelled positions: our model, or a DeepSpeed engine wrapping it.
+of the labelled positions: our model, or a DeepSpeed engine wrapping it. `on_batch`, if given, is called
+after each batch (the trainer's progress watchdog).
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from xlmr_ds.data.pretraining import PretrainingData, collate
 
 @torch.no_grad()
 def evaluate_languages(forward: Callable, data: PretrainingData, samples_per_language: int, batch_size: int,
-                       device: torch.device) -> dict[str, dict]:
+                       device: torch.device, on_batch: Callable[[], None] | None = None) -> dict[str, dict]:
     results = {}
     for language in data.languages:
         samples = list(data.validation_samples(language, limit=samples_per_language))
@@ -34,6 +35,8 @@ def evaluate_languages(forward: Callable, data: PretrainingData, samples_per_lan
             loss_sum += float(output.loss) * n
             correct += int((output.logits.argmax(dim=-1).cpu() == labels[labelled]).sum())
             count += n
+            if on_batch is not None:
+                on_batch()
         if count:
             loss = loss_sum / count
             results[language] = {"loss": loss, "perplexity": math.exp(min(loss, 50.0)), "accuracy": correct / count,

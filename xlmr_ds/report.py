@@ -48,7 +48,10 @@ def _plot(path: Path, series: dict[str, tuple[list, list]], ylabel: str, title: 
 def fill_mask_examples(hf_dir: Path, texts: list[str]) -> list[tuple[str, list[tuple[str, float]]]]:
     from transformers import pipeline
 
-    fill = pipeline("fill-mask", model=str(hf_dir), tokenizer=str(hf_dir))
+    from xlmr_ds.model.hf import require_safetensors
+
+    require_safetensors(hf_dir)
+    fill = pipeline("fill-mask", model=str(hf_dir), tokenizer=str(hf_dir), model_kwargs={"use_safetensors": True})
     return [(text, [(p["token_str"].strip(), p["score"]) for p in fill(text, top_k=3)]) for text in texts]
 
 

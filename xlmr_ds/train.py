@@ -33,6 +33,13 @@ def _positive(value: str) -> int:
     return number
 
 
+def _positive_float(value: str) -> float:
+    number = float(value)
+    if not number > 0:
+        raise argparse.ArgumentTypeError(f"{value} must be more than 0")
+    return number
+
+
 def _non_negative(value: str) -> int:
     number = int(value)
     if number < 0:
@@ -71,8 +78,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--activation-checkpointing", action="store_true", help="recompute blocks in backward")
     parser.add_argument("--num-workers", type=_non_negative, default=0, help="DataLoader worker processes")
     parser.add_argument("--peak-tflops", type=float, help="device peak for MFU (default: from the GPU's name)")
-    parser.add_argument("--dist-timeout-minutes", type=_positive, default=30,
-                        help="collective timeout: a dead rank ends the job instead of hanging it")
+    parser.add_argument("--dist-timeout-minutes", type=_positive_float, default=30, metavar="M",
+                        help="a process that makes no progress for M minutes (a collective waiting on a dead or hung "
+                             "peer) exits, so the job ends instead of hanging (default 30; fractions allowed)")
+    parser.add_argument("--nonfinite-loss", choices=("stop", "skip"), default="stop",
+                        help="a NaN/inf loss: stop the job naming the step (default), or skip the step and count it "
+                             "in metrics; the model is never updated from it (with fp16 the loss scaler skips)")
     parser.add_argument("--local_rank", type=int, default=int(os.environ.get("LOCAL_RANK", 0)),
                         help=argparse.SUPPRESS)  # added by the deepspeed launcher
     return parser

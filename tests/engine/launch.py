@@ -42,8 +42,9 @@ def train_command(launcher: str, processes: int, args: list[str]) -> tuple[list[
 
 
 def train(args: list[str], processes: int = 2, launcher: str = "deepspeed", timeout: int = 600,
-          check: bool = True) -> subprocess.CompletedProcess:
+          check: bool = True, extra_env: dict | None = None) -> subprocess.CompletedProcess:
     command, env = train_command(launcher, processes, args)
+    env.update(extra_env or {})
     result = subprocess.run(command, capture_output=True, text=True, timeout=timeout, env=env)
     if check and result.returncode != 0:
         raise AssertionError(f"training failed ({result.returncode}):\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}")

@@ -45,4 +45,8 @@ def run(args: argparse.Namespace) -> int:
     replaced = sum(s.replaced_characters for s in results.values())
     if replaced:
         print(f"note: {replaced:,} invalid UTF-8 sequence(s) were replaced by U+FFFD (see 'replaced chars')")
+    nul = {lang: s.nul_characters for lang, s in results.items() if s.nul_characters}
+    if nul:
+        print(f"note: NUL bytes (encoded as <unk>) in {', '.join(f'{lang} ({n:,})' for lang, n in nul.items())}: "
+              f"such files are often binary or damaged")
     return 0

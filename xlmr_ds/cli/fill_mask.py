@@ -23,7 +23,10 @@ def run(args: argparse.Namespace) -> int:
     for text in args.texts:
         if "<mask>" not in text:
             raise XLMRDSError(f"{text!r} has no <mask> token to predict")
-    fill = pipeline("fill-mask", model=args.model, tokenizer=args.model)
+    from xlmr_ds.model.hf import require_safetensors
+
+    require_safetensors(args.model)
+    fill = pipeline("fill-mask", model=args.model, tokenizer=args.model, model_kwargs={"use_safetensors": True})
     for text in args.texts:
         predictions = fill(text, top_k=args.top_k)
         if predictions and isinstance(predictions[0], list):  # several masks in one text

@@ -27,6 +27,7 @@ from xlmr_ds.data.corpus import (LanguageFile, ReplacementCounter, discover_corp
 from xlmr_ds.data.indexed import bin_path, idx_path, token_dtype, write_index
 from xlmr_ds.data.tokenizer import XLMRTokenizer
 from xlmr_ds.errors import XLMRDSError
+from xlmr_ds.faults import fault_point
 from xlmr_ds.jsonfile import read_json_object
 
 MANIFEST = "manifest.json"
@@ -43,6 +44,8 @@ class LanguageStats:
     tokens: int = 0
     bytes_read: int = 0
     replaced_characters: int = 0
+    nul_characters: int = 0
+    """NUL bytes in the text (SentencePiece encodes them as <unk>): a sign of a binary or damaged file."""
 
 
 @dataclass
@@ -70,6 +73,7 @@ def encode_range(source: LanguageFile, start: int, end: int, tokenizer: XLMRToke
     sequences = 0
     with open(tokens_path, "wb") as tokens_out, open(lengths_path, "wb") as lengths_out:
         for block in iter_line_blocks(source.path, start, end, _BATCH_BYTES):
+            stats.nul_characters += block.count(b"\0")
             lines = split_block_lines(decoder.decode(block))
             # is_blank, inlined: this loop runs once per line of the corpus.
             blank = [i for i, line in enumerate(lines) if not line or line.isspace()]
@@ -143,7 +147,8 @@ def binarize_language(source: LanguageFile, byte_range: tuple[int, int], tokeniz
         world.barrier()
         lengths_path.unlink()
         return LanguageStats(bytes_read=sum(stats.bytes_read for _, stats in gathered),
-                             replaced_characters=sum(stats.replaced_characters for _, stats in gathered))
+                             replaced_characters=sum(stats.replaced_characters for _, stats in gathered),
+                             nul_characters=sum(stats.nul_characters for _, stats in gathered))
     boundaries = {0, sequence_count}
     for ends, _ in gathered:
         boundaries.update(ends)
@@ -153,6 +158,7 @@ def binarize_language(source: LanguageFile, byte_range: tuple[int, int], tokeniz
     write_index(tmp_idx, dtype, sequence_count, _read_lengths(length_files), document_indices)
     os.replace(tmp_bin, bin_path(prefix))
     os.replace(tmp_idx, idx_path(prefix))
+    fault_point("binarize", source.language, world.rank)
     world.barrier()  # the other ranks may now delete their length parts
     lengths_path.unlink()
 
@@ -162,6 +168,7 @@ def binarize_language(source: LanguageFile, byte_range: tuple[int, int], tokeniz
         total.tokens += stats.tokens
         total.bytes_read += stats.bytes_read
         total.replaced_characters += stats.replaced_characters
+        total.nul_characters += stats.nul_characters
     return total
 
 

@@ -21,6 +21,7 @@ import numpy as np
 from xlmr_ds.data.binarize import MANIFEST
 from xlmr_ds.data.indexed import IndexedDataset, idx_path
 from xlmr_ds.data.packing import pack_blocks, split_runs, validation_documents
+from xlmr_ds.faults import fault_point
 from xlmr_ds.parallel import job_barrier, job_rank
 
 CACHE_FORMAT_VERSION = 1
@@ -57,6 +58,7 @@ def _build_cache(data_dir: Path, cache_dir: Path, languages: list[str], block_si
                                               valid_fraction, split_seed)
             np.save(staging / f"{language}.train.npy", train)
             np.save(staging / f"{language}.valid.npy", valid)
+            fault_point("index", language, job_rank())
         (staging / COMPLETE).write_text(json.dumps({"languages": languages, "block_size": block_size}) + "\n")
         try:
             os.rename(staging, cache_dir)

@@ -43,6 +43,7 @@ DTYPE_CODES = {
 }
 CODE_DTYPES = {code: dtype for dtype, code in DTYPE_CODES.items()}
 TOKEN_DTYPES = (np.dtype(np.uint16), np.dtype(np.int32))
+_REBUILD = "; rebuild the dataset with `xlmr-ds binarize`"
 
 
 def token_dtype(vocab_size: int) -> np.dtype:
@@ -128,31 +129,32 @@ class IndexedDataset:
                 raise XLMRDSError(f"{path}: not found (an indexed dataset needs {index_file.name} and {data_file.name})")
         index_size = index_file.stat().st_size
         if index_size < HEADER.size:
-            raise XLMRDSError(f"{index_file}: {index_size} bytes is shorter than the {HEADER.size}-byte header")
+            raise XLMRDSError(f"{index_file}: {index_size} bytes is shorter than the {HEADER.size}-byte header{_REBUILD}")
         with open(index_file, "rb") as handle:
             magic, version, code, count, doc_count = HEADER.unpack(handle.read(HEADER.size))
         if magic != MAGIC:
-            raise XLMRDSError(f"{index_file}: bad magic {magic!r}; expected {MAGIC!r} (Megatron MMIDIDX)")
+            raise XLMRDSError(f"{index_file}: bad magic {magic!r}; expected {MAGIC!r} (Megatron MMIDIDX){_REBUILD}")
         if version != VERSION:
-            raise XLMRDSError(f"{index_file}: index version {version} is not supported; expected {VERSION}")
+            raise XLMRDSError(f"{index_file}: index version {version} is not supported; expected {VERSION}{_REBUILD}")
         if code not in CODE_DTYPES or CODE_DTYPES[code] not in TOKEN_DTYPES:
-            raise XLMRDSError(f"{index_file}: dtype code {code} is not a token dtype; expected 8 (uint16) or 4 (int32)")
+            raise XLMRDSError(f"{index_file}: dtype code {code} is not a token dtype; expected 8 (uint16) or 4 (int32)"
+                              f"{_REBUILD}")
         expected = HEADER.size + 12 * count + 8 * doc_count
         if index_size != expected:
             raise XLMRDSError(f"{index_file}: {index_size} bytes, but {count} sequences and {doc_count} document "
-                              f"indices need {expected}; the file is truncated or damaged")
+                              f"indices need {expected}; the file is truncated or damaged{_REBUILD}")
         self.dtype = CODE_DTYPES[code]
         index = np.memmap(index_file, mode="r", dtype=np.uint8)
         self.sequence_lengths = np.frombuffer(index, dtype=np.int32, count=count, offset=HEADER.size)
         self.sequence_pointers = np.frombuffer(index, dtype=np.int64, count=count, offset=HEADER.size + 4 * count)
         self.document_indices = np.frombuffer(index, dtype=np.int64, count=doc_count, offset=HEADER.size + 12 * count)
         if doc_count < 1 or self.document_indices[0] != 0 or self.document_indices[-1] != count:
-            raise XLMRDSError(f"{index_file}: document indices must run from 0 to {count}; the index is damaged")
+            raise XLMRDSError(f"{index_file}: document indices must run from 0 to {count}; the index is damaged{_REBUILD}")
         data_size = data_file.stat().st_size
         needed = int(self.sequence_pointers[-1]) + int(self.sequence_lengths[-1]) * self.dtype.itemsize if count else 0
         if data_size != needed:
             raise XLMRDSError(f"{data_file}: {data_size} bytes, but its index describes {needed}; "
-                              f"the .bin is truncated or belongs to another index")
+                              f"the .bin is truncated or belongs to another index{_REBUILD}")
         self._data = np.memmap(data_file, mode="r", dtype=self.dtype) if data_size else np.empty(0, self.dtype)
 
     def __len__(self) -> int:

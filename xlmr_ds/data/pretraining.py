@@ -82,6 +82,11 @@ class PretrainingData:
         """<s> + the block's tokens (+ </s> for a piece of a long line); split 0 = train, 1 = validation."""
         start, count, append_eos = self.blocks[language][split][block_index]
         body = self.datasets[language].tokens(int(start), int(count)).astype(np.int64)
+        if count and body.max() >= self.vocab_size:
+            # An id the embedding table does not have would end training with an IndexError deep in the model.
+            raise XLMRDSError(f"{self.datasets[language].prefix}.bin: token id {int(body.max())} (tokens {int(start)}.."
+                              f"{int(start) + int(count)}) is not below the tokenizer's vocabulary size "
+                              f"{self.vocab_size}: the dataset does not match its tokenizer; binarize it again")
         return np.concatenate([[BOS_ID], body, [EOS_ID] if append_eos else []]).astype(np.int64)
 
     def train_sample(self, sample_index: int, masked: bool = True) -> dict:

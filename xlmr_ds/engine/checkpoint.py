@@ -4,13 +4,19 @@ Layout of --save DIR:
     DIR/step_00000100/                 one DeepSpeed checkpoint (its tag), saved with save_latest=False
         mp_rank_00_model_states.pt ...  DeepSpeed's files
         rng_rank00000.pt ...            each rank's torch RNG state (dropout), saved by that rank
-        xlmr_ds_checkpoint.json         the completion marker, written by rank 0 after a barrier, last
+        xlmr_ds_checkpoint.json         the completion marker, written by rank 0 after a barrier, last; it
+                                        also lists every file of the checkpoint with its size
         universal/                      DeepSpeed's universal form, made when resuming on another world size
 DeepSpeed's `latest` file is never written nor read: it can name a partial save.
+
+A checkpoint is used only when its marker is there and every file the marker lists is there with its size:
+a save that died leaves no marker (ignored, and said so), a file lost or cut short later is named before
+DeepSpeed would fail on it with a traceback.
 """
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import re
@@ -104,6 +110,60 @@ def check_compatible(info: CheckpointInfo, model_config: dict, stage: int) -> No
                           f"DeepSpeed cannot change the stage of a checkpoint: use a stage-{saved['zero_stage']} config")
 
 
+def verify_files(info: CheckpointInfo) -> None:
+    """Every file the marker lists exists with its recorded size (markers written before the list: no check)."""
+    listed = info.marker.get("files")
+    if listed is None:
+        return
+    for name, size in sorted(listed.items()):
+        path = info.path / name
+        if not path.is_file():
+            raise XLMRDSError(f"{path}: missing from this checkpoint (its marker lists it); restore the file or "
+                              f"resume from another checkpoint (xlmr-ds ckpt list {info.path.parent})")
+        if path.stat().st_size != size:
+            raise XLMRDSError(f"{path}: {path.stat().st_size} bytes, but {size} were saved: the file is damaged; "
+                              f"restore it or resume from another checkpoint (xlmr-ds ckpt list {info.path.parent})")
+
+
+def list_files(checkpoint_dir: Path) -> dict[str, int]:
+    """{file name: size} of a checkpoint's own files, for its marker (not the marker, temporaries or universal/)."""
+    return {p.name: p.stat().st_size for p in sorted(checkpoint_dir.iterdir())
+            if p.is_file() and p.name != MARKER and not p.name.startswith(".")}
+
+
+def remove_checkpoint(checkpoint_dir: Path) -> None:
+    """Delete a checkpoint directory, its marker first: an interrupted deletion leaves an incomplete checkpoint
+    (ignored), never a complete-looking one with files missing."""
+    (checkpoint_dir / MARKER).unlink(missing_ok=True)
+    shutil.rmtree(checkpoint_dir, ignore_errors=True)
+
+
+def is_write_error(error: RuntimeError) -> bool:
+    """torch.save reports a failed write (ENOSPC included) as a RuntimeError from its zip writer, without errno."""
+    text = str(error)
+    return any(words in text for words in ("PytorchStreamWriter", "inline_container", "iostream error",
+                                           "file write failed"))
+
+
+def save_failure_message(error: BaseException, checkpoint_dir: Path, newest_complete: Path | None) -> str:
+    """One line for a save that failed: the cause (a full disk named as such, whatever the library said) and
+    what is still there."""
+    try:
+        free = shutil.disk_usage(checkpoint_dir.parent).free
+    except OSError:
+        free = None
+    # torch.save says only "file write failed"; a write that ran out of space fills the disk to the last block.
+    if (isinstance(error, OSError) and error.errno in (errno.ENOSPC, errno.EDQUOT)) or (free is not None and free < 1 << 20):
+        cause = (f"no space left on the device of {checkpoint_dir.parent}; free space there or point --save at "
+                 f"a larger disk")
+    else:
+        detail = (str(error).strip().splitlines() or [type(error).__name__])[-1]
+        cause = f"{type(error).__name__}: {detail}"
+    kept = (f"the newest complete checkpoint, {newest_complete}, is intact and --resume auto uses it"
+            if newest_complete else "no earlier complete checkpoint exists")
+    return f"saving checkpoint {checkpoint_dir} failed: {cause}; {kept}"
+
+
 def rng_state() -> dict[str, torch.Tensor]:
     state = {"torch": torch.get_rng_state()}
     if torch.cuda.is_available():
@@ -136,9 +196,7 @@ def prune(save_dir: Path, keep: int) -> list[Path]:
     complete = [c for c in list_checkpoints(save_dir) if c.complete]
     removed = []
     for info in complete[:-keep] if keep > 0 else []:
-        # Drop the marker first: a deletion cut short leaves an incomplete checkpoint, never a broken one.
-        (info.path / MARKER).unlink(missing_ok=True)
-        shutil.rmtree(info.path, ignore_errors=True)
+        remove_checkpoint(info.path)
         removed.append(info.path)
     return removed
 

@@ -7,7 +7,7 @@ import hashlib
 from pathlib import Path
 
 from xlmr_ds.accelerator import select_deepspeed_accelerator
-from xlmr_ds.engine.checkpoint import CheckpointInfo, list_checkpoints
+from xlmr_ds.engine.checkpoint import CheckpointInfo, list_checkpoints, verify_files
 from xlmr_ds.errors import XLMRDSError
 from xlmr_ds.model import XLMRConfig, XLMRForMaskedLM
 
@@ -15,7 +15,8 @@ from xlmr_ds.model import XLMRConfig, XLMRForMaskedLM
 def choose_checkpoint(save_dir: str | Path, step: int | None) -> CheckpointInfo:
     complete = [c for c in list_checkpoints(save_dir) if c.complete]
     if not complete:
-        raise XLMRDSError(f"{save_dir}: no complete checkpoint (a step_* directory with its completion marker)")
+        raise XLMRDSError(f"{save_dir}: no complete checkpoint (a step_* directory with its completion marker); "
+                          f"pass the --save directory of a run that saved one (xlmr-ds ckpt list DIR shows them)")
     if step is None:
         return complete[-1]
     for info in complete:
@@ -27,6 +28,7 @@ def choose_checkpoint(save_dir: str | Path, step: int | None) -> CheckpointInfo:
 
 def load_checkpoint_model(info: CheckpointInfo) -> XLMRForMaskedLM:
     """The checkpoint's weights, consolidated to fp32, in our model (on CPU)."""
+    verify_files(info)
     select_deepspeed_accelerator()
     from deepspeed.utils.zero_to_fp32 import get_fp32_state_dict_from_zero_checkpoint
 

@@ -10,6 +10,8 @@ import json
 import os
 from pathlib import Path
 
+from xlmr_ds.errors import XLMRDSError
+
 
 class MetricsLog:
     def __init__(self, path: Path, enabled: bool):
@@ -27,9 +29,13 @@ class MetricsLog:
     def write(self, record: dict) -> None:
         if not self.enabled:
             return
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        with open(self.path, "a") as out:
-            out.write(json.dumps(record) + "\n")
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            with open(self.path, "a") as out:
+                out.write(json.dumps(record) + "\n")
+        except OSError as error:
+            raise XLMRDSError(f"{self.path}: cannot append metrics ({error.strerror}); free space there or choose "
+                              f"another --metrics-file; checkpoints already complete are not affected") from None
 
 
 def read_metrics(path: str | Path, kind: str = "train") -> list[dict]:

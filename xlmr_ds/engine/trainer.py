@@ -2,6 +2,11 @@
 
 It reads top to bottom: set up the process group and config, build data and model, resume if asked,
 then optimizer steps (each `gradient_accumulation_steps` micro-batches) with logging, evaluation and saving.
+
+Faults end the job, never hang it nor leave a broken checkpoint: a progress watchdog (watchdog.py) ends a
+process that stopped making progress, a lost peer is one line instead of a gloo traceback, a save that fails
+(a full disk) is one line and leaves the previous checkpoint as it was, and a NaN/inf loss is handled by the
+--nonfinite-loss policy (nonfinite.py).
 """
 
 from __future__ import annotations
@@ -30,8 +35,11 @@ from xlmr_ds.engine import checkpoint as ckpt
 from xlmr_ds.engine.build import build_model, parameter_groups
 from xlmr_ds.engine.ds_config import config_hash, load_ds_config, prepare_ds_config, zero_stage
 from xlmr_ds.engine.metrics import MetricsLog
+from xlmr_ds.engine.nonfinite import Outcome, check_supported, decide
+from xlmr_ds.engine.watchdog import ProgressWatchdog
 from xlmr_ds.errors import XLMRDSError
 from xlmr_ds.evaluation import evaluate_languages
+from xlmr_ds.faults import fault_point
 from xlmr_ds.flops import device_peak_tflops, training_flops
 from xlmr_ds.kernels import mlm_mask
 from xlmr_ds.model import XLMRConfig, preset
@@ -64,6 +72,12 @@ class Trainer:
             self.save_dir / "metrics.jsonl" if self.save_dir else None)
         self.metrics = MetricsLog(metrics_file or Path(os.devnull), self.rank == 0 and metrics_file is not None)
         self.stop = StopRequest()
+        self.watchdog: ProgressWatchdog | None = None
+        self.step = 0
+
+    def beat(self, activity: str) -> None:
+        if self.watchdog is not None:
+            self.watchdog.beat(activity)
 
     def log(self, message: str) -> None:
         if self.rank == 0:
@@ -75,6 +89,9 @@ class Trainer:
         raw_config = load_ds_config(args.deepspeed_config)
         self.stage = zero_stage(raw_config)
         self.ds_config = prepare_ds_config(raw_config, args.deepspeed_config, self.world_size, args.steps)
+        self.fp16 = bool(self.ds_config.get("fp16", {}).get("enabled"))
+        if args.nonfinite_loss == "skip":
+            check_supported(args.nonfinite_loss, self.ds_config, self.stage, args.deepspeed_config)
         self._route_monitors()
         base = XLMRConfig.from_json(args.model_config) if args.model_config else preset(args.model)
         self.data = PretrainingData(DataConfig(args.data, block_size=min(args.block_size, base.max_sequence_length),
@@ -83,10 +100,15 @@ class Trainer:
 
         self.resume_from, ignored = ckpt.resolve_resume(args.resume, self.save_dir)
         for info in ignored:
-            self.log(f"ignoring incomplete checkpoint {info.path} (no {ckpt.MARKER}: its save did not finish)")
+            # Never complete, newer than what this run continues from: the space is better used by new saves.
+            self.log(f"ignoring incomplete checkpoint {info.path} (no {ckpt.MARKER}: its save did not finish); "
+                     f"removing it")
+            if self.rank == 0:
+                ckpt.remove_checkpoint(info.path)
         self.universal = False
         if self.resume_from:
             ckpt.check_compatible(self.resume_from, self.model_config.to_dict(), self.stage)
+            ckpt.verify_files(self.resume_from)
             saved_world = self.resume_from.marker["world_size"]
             if saved_world != self.world_size:
                 self.universal = True
@@ -144,70 +166,117 @@ class Trainer:
 
     # ---- the loop --------------------------------------------------------------------------------
     def train(self) -> int:
-        args, engine = self.args, self.engine
-        accumulation = engine.gradient_accumulation_steps()
+        args = self.args
         batches = iter(self.loader)
         progress = tqdm(total=args.steps, initial=self.step, desc="train", unit="step", disable=self.rank != 0)
-        if self.step == 0 and args.eval_every:
-            self.evaluate()
-        while self.step < args.steps:
-            started = time.perf_counter()
-            lr = engine.optimizer.param_groups[0]["lr"]  # what this step uses (the scheduler steps after it)
-            totals = torch.zeros(4, dtype=torch.float64)  # loss sum, real tokens, model FLOPs, stop flag
-            for _ in range(accumulation):
-                batch = self._on_device(next(batches))
-                labels = batch["labels"]
-                output = engine(batch["input_ids"], batch["attention_mask"], labels=labels)
-                engine.backward(output.loss)
-                engine.step()
-                totals[0] += output.loss.detach().float().cpu().item() / accumulation
-                totals[1] += float(batch["attention_mask"].sum())
-                seq = labels.shape[1]
-                labelled = labels.ne(IGNORE_INDEX).sum(dim=1).tolist()
-                totals[2] += sum(training_flops(self.model_config.num_layers, self.model_config.hidden_size,
-                                                self.model_config.vocab_size, seq, m) for m in labelled)
-            totals[3] = float(self.stop.requested)
-            reduced = totals.to(self._reduce_device())
-            dist.all_reduce(reduced)
-            loss, tokens, flops, stop = (reduced / torch.tensor([self.world_size, 1, 1, 1],
-                                                               device=reduced.device)).tolist()
-            self.step += 1
-            self.consumed_samples += engine.train_batch_size()
-            elapsed = time.perf_counter() - started
-            grad_norm = engine.get_global_grad_norm()
-            record = {
-                "type": "train", "step": self.step, "loss": loss, "lr": lr,
-                "grad_norm": float(grad_norm) if grad_norm is not None else None,
-                "consumed_samples": self.consumed_samples, "tokens": int(tokens), "tokens_per_s": tokens / elapsed,
-                "mfu": flops / elapsed / (self.peak_flops * self.world_size) if self.peak_flops else None,
-                "step_time_s": elapsed,
-            }
-            self.metrics.write(record)
-            progress.set_postfix(loss=f"{loss:.4f}", tok_s=f"{tokens / elapsed:,.0f}")
-            progress.update(1)
-            if not math.isfinite(loss):
-                raise XLMRDSError(f"the loss is {loss} at step {self.step}; stopping before the model is corrupted "
-                                  f"(lower the learning rate or use bf16 instead of fp16)")
-            if args.eval_every and self.step % args.eval_every == 0:
+        self.watchdog = ProgressWatchdog(args.dist_timeout_minutes * 60, self.rank, self.world_size)
+        try:  # the bar is closed before an error is printed, so the error is a line of its own
+            if self.step == 0 and args.eval_every:
                 self.evaluate()
-            if args.exit_at_step and self.step >= args.exit_at_step and self.step < args.steps:
-                self.log(f"--exit-at-step {args.exit_at_step}: saving at step {self.step} and exiting")
-                stop = True
-            elif stop:
-                self.log(f"stop requested (SIGTERM/SIGINT): saving at step {self.step} and exiting")
-            if stop:
-                if self.save_dir:
+            while self.step < args.steps:
+                record, outcome, nonfinite_ranks, stop = self.train_step(batches)
+                self.metrics.write(record)
+                progress.set_postfix(loss=f"{record['loss']:.4f}", tok_s=f"{record['tokens_per_s']:,.0f}")
+                progress.update(1)
+                self._handle_outcome(outcome, record["loss"], nonfinite_ranks)
+                if args.eval_every and self.step % args.eval_every == 0:
+                    self.evaluate()
+                if args.exit_at_step and self.step >= args.exit_at_step and self.step < args.steps:
+                    self.log(f"--exit-at-step {args.exit_at_step}: saving at step {self.step} and exiting")
+                    stop = True
+                elif stop:
+                    self.log(f"stop requested (SIGTERM/SIGINT): saving at step {self.step} and exiting")
+                if stop:
+                    if self.save_dir:
+                        self.save()
+                    else:
+                        self.log("no --save directory: nothing was saved")
+                    break
+                if self.save_dir and ((args.save_every and self.step % args.save_every == 0) or self.step == args.steps):
                     self.save()
-                else:
-                    self.log("no --save directory: nothing was saved")
-                progress.close()
-                self.report_peak_memory()
-                return 0
-            if self.save_dir and ((args.save_every and self.step % args.save_every == 0) or self.step == args.steps):
-                self.save()
-        progress.close()
+        finally:
+            progress.close()
         self.report_peak_memory()
         return 0
+
+    def train_step(self, batches) -> tuple[dict, Outcome, int, bool]:
+        """One optimizer step of `gradient_accumulation_steps` micro-batches: (its metrics record, what became of
+        it, how many ranks saw a non-finite loss, whether any rank was asked to stop)."""
+        engine = self.engine
+        started = time.perf_counter()
+        activity = f"step {self.step + 1}"
+        self.beat(activity)
+        fault_point("step", self.step + 1, self.rank)
+        lr = engine.optimizer.param_groups[0]["lr"]  # what this step uses (the scheduler steps after it)
+        # loss sum, real tokens, model FLOPs, stop flag, ranks with a non-finite loss
+        totals = torch.zeros(5, dtype=torch.float64)
+        accumulation = engine.gradient_accumulation_steps()
+        for _ in range(accumulation):
+            batch = self._on_device(next(batches))
+            labels = batch["labels"]
+            output = engine(batch["input_ids"], batch["attention_mask"], labels=labels)
+            loss = output.loss
+            if fault_point("loss", self.step + 1, self.rank) == "nan":
+                loss = loss * float("nan")
+            # A non-finite loss gets a NaN factor, so that this rank's gradients, and after the reduction every
+            # rank's gradient norm, are NaN and DeepSpeed discards the step everywhere (nonfinite.py). A finite
+            # loss is multiplied by exactly 1.0, and nothing waits on the device for the test.
+            loss = loss * torch.where(torch.isfinite(loss.detach()), 1.0, float("nan")).to(loss.dtype)
+            engine.backward(loss)
+            engine.step()
+            self.beat(activity)
+            value = loss.detach().float().cpu().item()
+            totals[0] += value / accumulation
+            if not math.isfinite(value):
+                totals[4] = 1.0
+            totals[1] += float(batch["attention_mask"].sum())
+            seq = labels.shape[1]
+            labelled = labels.ne(IGNORE_INDEX).sum(dim=1).tolist()
+            totals[2] += sum(training_flops(self.model_config.num_layers, self.model_config.hidden_size,
+                                            self.model_config.vocab_size, seq, m) for m in labelled)
+        totals[3] = float(self.stop.requested)
+        reduced = totals.to(self._reduce_device())
+        dist.all_reduce(reduced)
+        loss, tokens, flops, stop, nonfinite_ranks = (
+            reduced / torch.tensor([self.world_size, 1, 1, 1, 1], device=reduced.device)).tolist()
+        self.step += 1
+        self.consumed_samples += engine.train_batch_size()
+        elapsed = time.perf_counter() - started
+        outcome = decide(self.args.nonfinite_loss, nonfinite_ranks > 0, engine.was_step_applied(), self.fp16)
+        grad_norm = engine.get_global_grad_norm()
+        record = {
+            "type": "train", "step": self.step, "loss": loss, "lr": lr,
+            "grad_norm": float(grad_norm) if grad_norm is not None else None,
+            "consumed_samples": self.consumed_samples, "tokens": int(tokens), "tokens_per_s": tokens / elapsed,
+            "mfu": flops / elapsed / (self.peak_flops * self.world_size) if self.peak_flops else None,
+            "step_time_s": elapsed, "skipped": outcome is not Outcome.APPLIED, "skipped_steps": engine.skipped_steps,
+        }
+        return record, outcome, int(nonfinite_ranks), bool(stop)
+
+    def _handle_outcome(self, outcome: Outcome, loss: float, nonfinite_ranks: int) -> None:
+        """Go on, count a skipped step, or stop (see nonfinite.py); every rank reaches the same outcome."""
+        if outcome is Outcome.APPLIED:
+            return
+        what = (f"the loss is {loss} at step {self.step} (not finite on {nonfinite_ranks} of {self.world_size} "
+                f"processes)" if nonfinite_ranks else f"the gradients of step {self.step} are not finite")
+        newest = self._newest_complete()
+        kept = f"the newest complete checkpoint is {newest}" if newest else "no checkpoint was saved yet"
+        if outcome is Outcome.CORRUPTED:
+            raise XLMRDSError(f"{what} and DeepSpeed applied the update: stopping before a corrupted model is saved; "
+                              f"{kept}")
+        if outcome is Outcome.STOP:
+            raise XLMRDSError(f"{what}; stopping (--nonfinite-loss stop): DeepSpeed skipped the update and nothing was "
+                              f"saved after it; {kept}. Lower the learning rate or check the data, then resume "
+                              f"(--resume auto), or pass --nonfinite-loss skip to skip such steps")
+        reason = "fp16 loss scaler" if self.fp16 else "--nonfinite-loss skip"
+        self.log(f"{what}: step skipped ({reason}), the model is unchanged; "
+                 f"{self.engine.skipped_steps} step(s) skipped so far")
+
+    def _newest_complete(self) -> Path | None:
+        if self.save_dir is None:
+            return None
+        complete = [c.path for c in ckpt.list_checkpoints(self.save_dir) if c.complete]
+        return complete[-1] if complete else None
 
     def report_peak_memory(self) -> list[float]:
         """Each process's peak resident memory in GiB (max RSS), logged by rank 0 and kept in metrics."""
@@ -240,7 +309,8 @@ class Trainer:
         forward) and rank 0 logs."""
         self.engine.eval()
         results = evaluate_languages(self.engine, self.data, self.args.eval_samples,
-                                     self.engine.train_micro_batch_size_per_gpu(), self.device)
+                                     self.engine.train_micro_batch_size_per_gpu(), self.device,
+                                     on_batch=lambda: self.beat(f"evaluation at step {self.step}"))
         self.engine.train()
         self.metrics.write({"type": "eval", "step": self.step, "languages": results})
         if results:
@@ -251,33 +321,57 @@ class Trainer:
     def save(self) -> None:
         tag = ckpt.tag_for(self.step)
         target = self.save_dir / tag
-        if self.rank == 0 and target.exists() and not (target / ckpt.MARKER).exists():
-            import shutil
-
-            shutil.rmtree(target)  # the leftovers of a save that died: start this tag clean
+        self.beat(f"saving {tag}")
+        newest = self._newest_complete()
+        if self.rank == 0 and target.exists():
+            # The leftovers of a save that died, or a checkpoint of this step from a history that was resumed
+            # from an earlier step: either way it is replaced, its marker removed first.
+            if (target / ckpt.MARKER).exists():
+                self.log(f"replacing {target}: this run resumed from an earlier step")
+            ckpt.remove_checkpoint(target)
         dist.barrier()
         # The position is in DeepSpeed's client_state and in our marker (the marker is what --resume reads, as
         # it is also there for universal checkpoints); each rank's RNG state is a file of its own, because
         # client_state is written by one rank only.
         client_state = {"step": self.step, "consumed_samples": self.consumed_samples,
                         "data": loader_state(self.data, self.consumed_samples)}
-        self.engine.save_checkpoint(str(self.save_dir), tag=tag, client_state=client_state, save_latest=False)
-        ckpt.save_rng_state(target, self.rank)
+        try:
+            self.engine.save_checkpoint(str(self.save_dir), tag=tag, client_state=client_state, save_latest=False)
+            ckpt.save_rng_state(target, self.rank)
+        except (OSError, RuntimeError) as error:
+            self._save_failed(error, target, newest)
+        fault_point("save", self.step, self.rank)
+        self.beat(f"saving {tag}")
         dist.barrier()
         if self.rank == 0:
-            ckpt.write_marker(target, {
-                "step": self.step, "consumed_samples": self.consumed_samples,
-                "data": loader_state(self.data, self.consumed_samples), "world_size": self.world_size,
-                "zero_stage": self.stage, "config_hash": config_hash(self.ds_config),
-                "model_config": self.model_config.to_dict(), "tokenizer": {**self.data.manifest["tokenizer"], "path": str(
-                    (Path(self.args.data) / self.data.manifest["tokenizer"]["file"]).resolve())},
-                "data_config": asdict(self.data.config), "xlmr_ds_version": __version__,
-                "deepspeed_version": self.deepspeed.__version__,
-            })
+            try:
+                self._write_marker(target)
+            except OSError as error:
+                self._save_failed(error, target, newest)
             for removed in ckpt.prune(self.save_dir, self.args.keep):
                 self.log(f"removed old checkpoint {removed}")
         dist.barrier()
         self.log(f"saved {target}")
+
+    def _save_failed(self, error: BaseException, target: Path, newest: Path | None) -> None:
+        """A write error (a full disk, a lost mount) becomes one line. The partial checkpoint stays until the next
+        start removes it: deleting it now would free the space and hide from the other ranks why their writes
+        failed. Other errors are bugs and keep their traceback."""
+        if isinstance(error, RuntimeError) and not ckpt.is_write_error(error):
+            raise error
+        raise XLMRDSError(ckpt.save_failure_message(error, target, newest)) from None
+
+    def _write_marker(self, target: Path) -> None:
+        tokenizer_path = (Path(self.args.data) / self.data.manifest["tokenizer"]["file"]).resolve()
+        ckpt.write_marker(target, {
+            "step": self.step, "consumed_samples": self.consumed_samples,
+            "data": loader_state(self.data, self.consumed_samples), "world_size": self.world_size,
+            "zero_stage": self.stage, "config_hash": config_hash(self.ds_config),
+            "model_config": self.model_config.to_dict(),
+            "tokenizer": {**self.data.manifest["tokenizer"], "path": str(tokenizer_path)},
+            "data_config": asdict(self.data.config), "xlmr_ds_version": __version__,
+            "deepspeed_version": self.deepspeed.__version__, "files": ckpt.list_files(target),
+        })
 
 
 def release_shared_memory_buffer() -> None:
@@ -302,9 +396,27 @@ def run(args: argparse.Namespace) -> int:
     try:
         trainer.setup()
         return trainer.train()
+    except RuntimeError as error:
+        if not is_lost_peer(error):
+            raise
+        newest = trainer._newest_complete()
+        detail = str(error).strip().splitlines()[0].split("] ", 1)[-1].split(". ")[0][:160]
+        raise XLMRDSError(f"lost contact with another process of the job during step {trainer.step + 1} ({detail}): "
+                          f"it died or its node failed; restart the job, it resumes from "
+                          f"{newest or 'the newest complete checkpoint'}") from None
     finally:
+        trainer.beat("shutting down")
         release_shared_memory_buffer()
         shut_down_process_group()
+        if trainer.watchdog is not None:
+            trainer.watchdog.stop()
+
+
+def is_lost_peer(error: RuntimeError) -> bool:
+    """A collective failed because a peer went away (gloo's words for a closed or silent connection)."""
+    text = str(error)
+    return "gloo" in text and any(words in text for words in (
+        "Connection reset by peer", "Connection closed by peer", "Broken pipe", "Timed out waiting"))
 
 
 def shut_down_process_group() -> None:

@@ -119,23 +119,32 @@ def config_to_hf(config: XLMRConfig) -> dict:
     return hf_config
 
 
-def _read_safetensors(directory: Path) -> dict[str, torch.Tensor]:
-    single = directory / "model.safetensors"
-    index = directory / "model.safetensors.index.json"
-    if single.exists():
-        return load_file(single)
-    if index.exists():
-        shards = sorted(set(json.loads(index.read_text())["weight_map"].values()))
-        tensors: dict[str, torch.Tensor] = {}
-        for shard in shards:
-            tensors.update(load_file(directory / shard))
-        return tensors
+def require_safetensors(directory: str | Path) -> Path:
+    """The directory's safetensors weights file (single or index); a one-line error when there is none, so that
+    nothing (transformers included) falls back to unpickling pytorch_model.bin, which can run code."""
+    directory = Path(directory)
+    for name in ("model.safetensors", "model.safetensors.index.json"):
+        if (directory / name).is_file():
+            return directory / name
+    if not directory.is_dir():
+        raise XLMRDSError(f"{directory}: not found; expected a Hugging Face model directory")
     if (directory / "pytorch_model.bin").exists():
         raise XLMRDSError(
             f"{directory}: holds only pytorch_model.bin; xlmr-ds reads Hugging Face weights only from safetensors "
             f"(pickles can run code): re-save it with save_pretrained(..., safe_serialization=True)"
         )
     raise XLMRDSError(f"{directory}: no model.safetensors or model.safetensors.index.json found")
+
+
+def _read_safetensors(directory: Path) -> dict[str, torch.Tensor]:
+    weights = require_safetensors(directory)
+    if weights.name == "model.safetensors":
+        return load_file(weights)
+    shards = sorted(set(json.loads(weights.read_text())["weight_map"].values()))
+    tensors: dict[str, torch.Tensor] = {}
+    for shard in shards:
+        tensors.update(load_file(directory / shard))
+    return tensors
 
 
 def _state_dict_from_hf(hf_state: dict[str, torch.Tensor], config: XLMRConfig, source: str) -> dict:

@@ -1,0 +1,222 @@
+"""Bad input refused: every row is a real command on a real bad input, run as a user runs it.
+
+A refused row must exit non-zero with exactly one error line on stderr that contains `expect` (the problem and
+the fix), no traceback, and nothing left behind: the row's directory is as it was before (a complete cache of
+block tables, `.index/`, is the only thing a failing run may add). A row with `succeeds=True` must exit 0 and
+print `expect`. Rows are one line each; the inputs they need are built by `Inputs` in the row's own directory.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import struct
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import pytest
+from launch import environment, train
+
+from xlmr_ds.data.spm_train import train_sentencepiece
+
+CONFIGS = Path(__file__).parents[2] / "ds_configs"
+TINY_CONFIG = json.loads((CONFIGS / "tiny_cpu_zero2.json").read_text())
+
+
+class Inputs:
+    """Bad inputs, each made in the row's directory from the session's good ones."""
+
+    def __init__(self, root: Path, corpus: Path, spm: Path, dataset: Path, run: Callable[[], Path],
+                 other_tokenizer: tuple[Path, Path]):
+        self.root, self.corpus_dir, self.spm, self.good_dataset = root, corpus, spm, dataset
+        self._run = run
+        self.other_spm, self.other_dataset = other_tokenizer  # 300 pieces, and the corpus binarized with it
+
+    def text(self, content: str | bytes, name: str = "file") -> str:
+        path = self.root / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(content if isinstance(content, bytes) else content.encode())
+        return str(path)
+
+    def config(self, raw: str | None = None, **changes) -> str:
+        """The tiny ZeRO-2 config with top-level `changes` (None deletes a key), or `raw` text."""
+        config = {key: value for key, value in {**TINY_CONFIG, **changes}.items() if value is not None}
+        return self.text(raw if raw is not None else json.dumps(config), "ds.json")
+
+    def corpus(self, files: dict[str, bytes]) -> str:
+        for name, content in files.items():
+            self.text(content, f"corpus/{name}")
+        (self.root / "corpus").mkdir(exist_ok=True)
+        return str(self.root / "corpus")
+
+    def binarize(self, input_dir: str, spm: Path | None = None) -> list[str]:
+        return ["binarize", "--no-progress", "--input", input_dir, "--spm", str(spm or self.spm),
+                "--out", str(self.root / "out")]
+
+    def dataset(self, damage: Callable[[Path], object] = lambda data: None) -> str:
+        data = self.root / "data"
+        shutil.copytree(self.good_dataset, data, ignore=shutil.ignore_patterns(".index"))
+        damage(data)
+        return str(data)
+
+    def checkpoint(self, damage: Callable[[Path], object] = lambda save: None) -> str:
+        """A copy of a complete 2-process ZeRO-2 run of 4 steps (checkpoint step_00000004)."""
+        save = self.root / "run"
+        shutil.copytree(self._run(), save)
+        damage(save / "step_00000004")
+        return str(save)
+
+    def hf_pickle_only(self) -> str:
+        """A Hugging Face directory of the tiny model whose weights are only a pickle (pytorch_model.bin)."""
+        import torch
+
+        from xlmr_ds.model import preset
+        from xlmr_ds.model.hf import config_to_hf
+
+        hf = self.root / "hf"
+        hf.mkdir()
+        (hf / "config.json").write_text(json.dumps(config_to_hf(preset("tiny").replace(vocab_size=502))))
+        torch.save({}, hf / "pytorch_model.bin")
+        return str(hf)
+
+    def train(self, *extra: str, config: str | None = None, data: str | None = None, steps: str = "2",
+              model: tuple[str, str] = ("--model", "tiny")) -> list[str]:
+        return ["--deepspeed_config", config or str(CONFIGS / "tiny_cpu_zero2.json"),
+                "--data", data or str(self.good_dataset), *model, "--block-size", "64", "--steps", steps, *extra]
+
+
+def _set_header(data: Path, offset: int, fmt: str, value: int | bytes) -> None:
+    with open(data / "en.idx", "r+b") as index:
+        index.seek(offset)
+        index.write(struct.pack(fmt, value))
+
+
+def _truncate(path: Path, keep: int) -> None:
+    with open(path, "r+b") as f:
+        f.truncate(keep)
+
+
+def _wide_model(i: Inputs) -> str:
+    return i.text(json.dumps({"hidden_size": 64, "num_layers": 2, "num_heads": 2, "ffn_size": 128}), "wide.json")
+
+
+def _max_ids(data: Path) -> None:
+    for path in data.glob("*.bin"):  # uint16 ids of 65535 for a 502-id vocabulary
+        path.write_bytes(b"\xff" * path.stat().st_size)
+
+
+@dataclass
+class Case:
+    id: str
+    command: str  # "xlmr-ds" (python -m xlmr_ds) or "train" (python -m xlmr_ds.train, one process)
+    args: Callable[[Inputs], list[str]]
+    expect: str
+    succeeds: bool = False
+
+
+UTF8_BAD = b"caf\xc3 au lait.\nsecond line.\n"
+CASES = [
+    # DeepSpeed configs
+    Case("config-invalid-json", "train", lambda i: i.train(config=i.config("{not json")), "ds.json: invalid JSON at line 1 column 2"),
+    Case("config-not-an-object", "train", lambda i: i.train(config=i.config("[1, 2]")), "ds.json: a DeepSpeed config must be a JSON object"),
+    Case("config-missing", "train", lambda i: i.train(config=str(i.root / "none.json")), "none.json: DeepSpeed config not found"),
+    Case("config-unknown-key", "train", lambda i: i.train(config=i.config(zero_optimisation={"stage": 2})), "unknown key 'zero_optimisation'; did you mean 'zero_optimization'?"),
+    Case("config-misspelled-nested-key", "train", lambda i: i.train(config=i.config(zero_optimization={"stag": 2})), "unknown key 'zero_optimization.stag'; did you mean 'stage'?"),
+    Case("config-batch-does-not-multiply", "train", lambda i: i.train(config=i.config(train_batch_size=9)), "train_batch_size=9 != train_micro_batch_size_per_gpu=2 x gradient_accumulation_steps=4 x 1 processes; with 1 processes set train_batch_size to 8"),
+    Case("config-fp16-and-bf16", "train", lambda i: i.train(config=i.config(fp16={"enabled": True}, bf16={"enabled": True})), "fp16.enabled and bf16.enabled are both true; enable at most one"),
+    Case("config-negative-micro-batch", "train", lambda i: i.train(config=i.config(train_micro_batch_size_per_gpu=-2)), "train_micro_batch_size_per_gpu=-2 must be a positive integer"),
+    Case("config-stage-differs-from-checkpoint", "train", lambda i: i.train("--save", i.checkpoint(), steps="6", config=str(CONFIGS / "tiny_cpu_zero3.json")), "saved with ZeRO stage 2 but the config uses stage 3; DeepSpeed cannot change the stage of a checkpoint: use a stage-2 config"),
+    Case("config-skip-without-overflow-check", "train", lambda i: i.train("--nonfinite-loss", "skip", config=i.config(bf16={"enabled": True, "check_grad_overflow": False})), "bf16.check_grad_overflow is false, so DeepSpeed would apply a step with NaN/inf gradients and corrupt the model; remove the key"),
+    # hostfiles: rows for `xlmr-ds launch check` go here, one line each, e.g.
+    # Case("hostfile-zero-slots", "xlmr-ds", lambda i: ["launch", "check", "--hostfile", i.text("node1 slots=0\n", "hostfile"), ...], "slots=0 ..."),
+    # corpora
+    Case("corpus-missing-directory", "xlmr-ds", lambda i: i.binarize(str(i.root / "nowhere")), "nowhere: corpus directory not found (expected a directory of <lang>.txt files)"),
+    Case("corpus-without-lang-txt", "xlmr-ds", lambda i: i.binarize(i.corpus({"notes.md": b"text\n"})), "no <lang>.txt files found (one UTF-8 text file per language)"),
+    Case("corpus-all-files-empty", "xlmr-ds", lambda i: i.binarize(i.corpus({"en.txt": b"", "fr.txt": b""})), "every <lang>.txt file is empty"),
+    Case("corpus-bad-language-name", "xlmr-ds", lambda i: i.binarize(i.corpus({"en us.txt": b"text\n"})), "language name 'en us' must be letters, digits, '-' or '_'"),
+    Case("corpus-one-empty-file", "xlmr-ds", lambda i: i.binarize(i.corpus({"en.txt": b"a line.\n", "fr.txt": b""})), "note: skipped fr: no text (no dataset written)", succeeds=True),
+    Case("corpus-invalid-utf8", "xlmr-ds", lambda i: i.binarize(i.corpus({"en.txt": UTF8_BAD})), "note: 1 invalid UTF-8 sequence(s) were replaced by U+FFFD", succeeds=True),
+    Case("corpus-nul-bytes", "xlmr-ds", lambda i: i.binarize(i.corpus({"en.txt": b"nul\x00byte line.\nnext.\n"})), "note: NUL bytes (encoded as <unk>) in en (1)", succeeds=True),
+    Case("corpus-10mb-line", "xlmr-ds", lambda i: i.binarize(i.corpus({"en.txt": b"short.\n" + b"word " * 2_000_000 + b"\nend.\n"})), "manifest.json", succeeds=True),
+    Case("spm-model-missing", "xlmr-ds", lambda i: i.binarize(str(i.corpus_dir), i.root / "x.model"), "x.model: SentencePiece model not found"),
+    Case("spm-model-not-a-model", "xlmr-ds", lambda i: i.binarize(str(i.corpus_dir), Path(i.text(b"junk", "junk.model"))), "junk.model: not a SentencePiece model"),
+    Case("binarize-out-is-a-file", "xlmr-ds", lambda i: [*i.binarize(str(i.corpus_dir))[:-1], i.text("x", "out")], "out: exists and is not a directory; choose another --out"),
+    # datasets
+    Case("dataset-truncated-bin", "xlmr-ds", lambda i: ["data", "inspect", i.dataset(lambda d: _truncate(d / "en.bin", 100)) + "/en"], "en.bin: 100 bytes, but its index describes"),
+    Case("dataset-truncated-idx", "xlmr-ds", lambda i: ["data", "inspect", i.dataset(lambda d: _truncate(d / "en.idx", 200)) + "/en"], "en.idx: 200 bytes, but"),
+    Case("dataset-wrong-magic", "xlmr-ds", lambda i: ["data", "inspect", i.dataset(lambda d: _set_header(d, 0, "<9s", b"NOTMMIDX\x00")) + "/en"], "en.idx: bad magic b'NOTMMIDX\\x00'; expected b'MMIDIDX\\x00\\x00' (Megatron MMIDIDX)"),
+    Case("dataset-wrong-version", "xlmr-ds", lambda i: ["data", "inspect", i.dataset(lambda d: _set_header(d, 9, "<Q", 2)) + "/en"], "index version 2 is not supported; expected 1"),
+    Case("dataset-wrong-dtype", "xlmr-ds", lambda i: ["data", "inspect", i.dataset(lambda d: _set_header(d, 17, "<B", 7)) + "/en"], "dtype code 7 is not a token dtype; expected 8 (uint16) or 4 (int32)"),
+    Case("dataset-not-complete", "train", lambda i: i.train(data=i.dataset(lambda d: (d / "manifest.json").unlink())), "manifest.json: not found;"),
+    Case("dataset-tokenizer-replaced", "train", lambda i: i.train(data=i.dataset(lambda d: shutil.copy(i.other_spm, d / "tokenizer.model"))), "this SentencePiece model is not the one"),
+    Case("dataset-ids-beyond-vocabulary", "train", lambda i: i.train(data=i.dataset(_max_ids)), "token id 65535 (tokens"),
+    Case("vocabulary-differs-from-model", "xlmr-ds", lambda i: ["eval", "--ckpt", i.checkpoint(), "--data", str(i.other_dataset), "--samples", "2"], "its tokenizer has 302 ids but the model has 502"),
+    # checkpoints
+    Case("checkpoint-missing-marker", "train", lambda i: i.train("--resume", i.checkpoint(lambda c: (c / "xlmr_ds_checkpoint.json").unlink()) + "/step_00000004"), "has no xlmr_ds_checkpoint.json: its save did not finish; use an older checkpoint"),
+    Case("checkpoint-of-another-model-size", "train", lambda i: i.train("--save", i.checkpoint(), steps="6", model=("--model-config", _wide_model(i))), "saved for another model (ffn_size 512 vs 128, hidden_size 128 vs 64"),
+    Case("checkpoint-missing-shard", "train", lambda i: i.train("--save", i.checkpoint(lambda c: (c / "zero_pp_rank_1_mp_rank_00_optim_states.pt").unlink()), steps="6"), "zero_pp_rank_1_mp_rank_00_optim_states.pt: missing from this checkpoint (its marker lists it)"),
+    Case("checkpoint-truncated-shard", "xlmr-ds", lambda i: ["export", "--ckpt", i.checkpoint(lambda c: _truncate(c / "mp_rank_00_model_states.pt", 1000)), "--out", str(i.root / "hf")], "mp_rank_00_model_states.pt: 1000 bytes, but"),
+    Case("checkpoint-none-complete", "xlmr-ds", lambda i: ["export", "--ckpt", i.checkpoint(lambda c: (c / "xlmr_ds_checkpoint.json").unlink()), "--out", str(i.root / "hf")], "no complete checkpoint (a step_* directory with its completion marker)"),
+    Case("resume-not-a-checkpoint", "train", lambda i: i.train("--resume", str(i.root / "nowhere")), "nowhere: not a checkpoint directory (expected DIR/step_NNNNNNNN)"),
+    # command lines
+    Case("train-missing-data", "train", lambda i: ["--deepspeed_config", str(CONFIGS / "tiny_cpu_zero2.json"), "--steps", "2"], "the following arguments are required: --data"),
+    Case("train-negative-steps", "train", lambda i: i.train(steps="-1"), "argument --steps: -1 must be at least 1"),
+    Case("train-unknown-model", "train", lambda i: i.train(model=("--model", "huge")), "argument --model: invalid choice: 'huge'"),
+    Case("train-zero-timeout", "train", lambda i: i.train("--dist-timeout-minutes", "0"), "argument --dist-timeout-minutes: 0 must be more than 0"),
+    Case("train-unknown-nonfinite-policy", "train", lambda i: i.train("--nonfinite-loss", "ignore"), "argument --nonfinite-loss: invalid choice: 'ignore'"),
+    Case("info-unknown-model", "xlmr-ds", lambda i: ["info", "--model", "huge"], "argument --model: invalid choice: 'huge'"),
+    Case("binarize-missing-out", "xlmr-ds", lambda i: i.binarize(str(i.corpus_dir))[:-2], "the following arguments are required: --out"),
+    # weights that are pickles
+    Case("init-from-pickle-weights", "train", lambda i: i.train("--init-from", i.hf_pickle_only()), "holds only pytorch_model.bin; xlmr-ds reads Hugging Face weights only from safetensors"),
+    Case("fill-mask-pickle-weights", "xlmr-ds", lambda i: ["fill-mask", "--model", i.hf_pickle_only(), "a <mask>."], "holds only pytorch_model.bin; xlmr-ds reads Hugging Face weights only from safetensors"),
+]
+
+
+@pytest.fixture(scope="module")
+def other_tokenizer(corpus_dir, tmp_path_factory) -> tuple[Path, Path]:
+    """A second SentencePiece model (300 pieces) and the corpus binarized with it."""
+    from xlmr_ds.data.binarize import binarize_corpus
+    from xlmr_ds.parallel import SingleProcess
+
+    root = tmp_path_factory.mktemp("other-tokenizer")
+    train_sentencepiece(corpus_dir, root / "spm", vocab_size=300, sample_lines=2000, seed=0, progress=False)
+    binarize_corpus(corpus_dir, root / "spm.model", root / "data", SingleProcess(), progress=False)
+    return root / "spm.model", root / "data"
+
+
+def snapshot(root: Path) -> dict[str, tuple[int, int]]:
+    return {str(p.relative_to(root)): (p.stat().st_size, p.stat().st_mtime_ns) for p in root.rglob("*")
+            if p.is_file() and ".index" not in p.parts}
+
+
+def run(case: Case, args: list[str]) -> subprocess.CompletedProcess:
+    if case.command == "train":
+        return train(args, processes=1, launcher="python", timeout=300, check=False)
+    return subprocess.run([sys.executable, "-m", "xlmr_ds", *args], capture_output=True, text=True, timeout=300,
+                          env=environment())
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("case", CASES, ids=[case.id for case in CASES])
+def test_bad_input_is_refused_in_one_line_and_leaves_nothing_behind(case, corpus_dir, spm_model, binarized_dir,
+                                                                    unbroken_runs, other_tokenizer, tmp_path):
+    inputs = Inputs(tmp_path, corpus_dir, spm_model, binarized_dir, lambda: unbroken_runs(2), other_tokenizer)
+    args = case.args(inputs)
+    before = snapshot(tmp_path)
+    result = run(case, args)
+    output = result.stdout + result.stderr
+    assert "Traceback" not in output, output[-3000:]
+    if case.succeeds:
+        assert result.returncode == 0, output[-3000:]
+        assert case.expect in result.stdout, result.stdout
+        return
+    assert result.returncode != 0
+    errors = [line for line in result.stderr.splitlines() if "error:" in line]
+    assert len(errors) == 1 and case.expect in errors[0], result.stderr[-3000:]
+    print(errors[0])  # shown by pytest -rP: what a user reads
+    assert snapshot(tmp_path) == before, "a refused command left something behind"
+    assert not os.path.exists(tmp_path / "out" / "manifest.json")
