@@ -131,8 +131,11 @@ CASES = [
     Case("config-negative-micro-batch", "train", lambda i: i.train(config=i.config(train_micro_batch_size_per_gpu=-2)), "train_micro_batch_size_per_gpu=-2 must be a positive integer"),
     Case("config-stage-differs-from-checkpoint", "train", lambda i: i.train("--save", i.checkpoint(), steps="6", config=str(CONFIGS / "tiny_cpu_zero3.json")), "saved with ZeRO stage 2 but the config uses stage 3; DeepSpeed cannot change the stage of a checkpoint: use a stage-2 config"),
     Case("config-skip-without-overflow-check", "train", lambda i: i.train("--nonfinite-loss", "skip", config=i.config(bf16={"enabled": True, "check_grad_overflow": False})), "bf16.check_grad_overflow is false, so DeepSpeed would apply a step with NaN/inf gradients and corrupt the model; remove the key"),
-    # hostfiles: rows for `xlmr-ds launch check` go here, one line each, e.g.
-    # Case("hostfile-zero-slots", "xlmr-ds", lambda i: ["launch", "check", "--hostfile", i.text("node1 slots=0\n", "hostfile"), ...], "slots=0 ..."),
+    # hostfiles (`xlmr-ds launch check`, before any host is contacted)
+    Case("hostfile-missing", "xlmr-ds", lambda i: ["launch", "check", "--hostfile", str(i.root / "hosts")], "hosts: hostfile not found"),
+    Case("hostfile-syntax", "xlmr-ds", lambda i: ["launch", "check", "--hostfile", i.text("node1 slots=1\nnode2 slotz=1\n", "hosts")], "hosts:2: 'node2 slotz=1': expected 'HOSTNAME slots=N' (N >= 1)"),
+    Case("hostfile-duplicate-host", "xlmr-ds", lambda i: ["launch", "check", "--hostfile", i.text("node1 slots=1\nnode1 slots=2\n", "hosts")], "hosts:2: host node1 is listed twice (first on line 1); give each host one line with its total slots"),
+    Case("hostfile-zero-slots", "xlmr-ds", lambda i: ["launch", "check", "--hostfile", i.text("node1 slots=0\n", "hosts")], "hosts:1: slots=0 for node1: a host needs at least 1 slot"),
     # corpora
     Case("corpus-missing-directory", "xlmr-ds", lambda i: i.binarize(str(i.root / "nowhere")), "nowhere: corpus directory not found (expected a directory of <lang>.txt files)"),
     Case("corpus-without-lang-txt", "xlmr-ds", lambda i: i.binarize(i.corpus({"notes.md": b"text\n"})), "no <lang>.txt files found (one UTF-8 text file per language)"),
