@@ -76,7 +76,9 @@ def build_parser() -> argparse.ArgumentParser:
                         help="share of each language's documents held out for validation (default 0.005)")
     parser.add_argument("--block-size", type=_positive, default=512, help="tokens per sequence (default 512)")
     parser.add_argument("--activation-checkpointing", action="store_true", help="recompute blocks in backward")
-    parser.add_argument("--num-workers", type=_non_negative, default=0, help="DataLoader worker processes")
+    parser.add_argument("--num-workers", type=_non_negative,
+                        help="DataLoader worker processes (default: 2 on a GPU, so that batches are ready before "
+                             "the step needs them; 0 on CPU, where the cores are the model's)")
     parser.add_argument("--peak-tflops", type=float, help="device peak for MFU (default: from the GPU's name)")
     parser.add_argument("--dist-timeout-minutes", type=_positive_float, default=30, metavar="M",
                         help="a process that makes no progress for M minutes (a collective waiting on a dead or hung "

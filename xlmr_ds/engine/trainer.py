@@ -12,7 +12,6 @@ process that stopped making progress, a lost peer is one line instead of a gloo 
 from __future__ import annotations
 
 import argparse
-import math
 import os
 import resource
 import signal
@@ -132,7 +131,7 @@ class Trainer:
         self.metrics.truncate_after(self.step)
         self.loader = build_train_loader(self.data, self.engine.train_batch_size(),
                                          self.engine.train_micro_batch_size_per_gpu(), self.rank, self.world_size,
-                                         self.consumed_samples, num_workers=args.num_workers,
+                                         self.consumed_samples, num_workers=self.loader_workers,
                                          pin_memory=self.device.type == "cuda", masked=not self.mask_on_device)
         name = torch.cuda.get_device_name() if self.device.type == "cuda" else None
         self.peak_flops = (args.peak_tflops or device_peak_tflops(name) or 0.0) * 1e12
@@ -208,11 +207,14 @@ class Trainer:
         self.beat(activity)
         fault_point("step", self.step + 1, self.rank)
         lr = engine.optimizer.param_groups[0]["lr"]  # what this step uses (the scheduler steps after it)
-        # loss sum, real tokens, model FLOPs, stop flag, ranks with a non-finite loss
-        totals = torch.zeros(5, dtype=torch.float64)
+        # On the device, read once after the last micro-batch (the step's one device-to-host transfer: no
+        # .item() per micro-batch): loss sum, labelled positions, micro-batches with a non-finite loss.
+        device_totals = torch.zeros(3, dtype=torch.float64, device=self.device)
+        tokens, flops_without_head = 0.0, 0.0
         accumulation = engine.gradient_accumulation_steps()
         for _ in range(accumulation):
-            batch = self._on_device(next(batches))
+            host_batch = next(batches)
+            batch = self._on_device(host_batch)
             labels = batch["labels"]
             output = engine(batch["input_ids"], batch["attention_mask"], labels=labels)
             loss = output.loss
@@ -225,15 +227,20 @@ class Trainer:
             engine.backward(loss)
             engine.step()
             self.beat(activity)
-            value = loss.detach().float().cpu().item()
-            totals[0] += value / accumulation
-            if not math.isfinite(value):
-                totals[4] = 1.0
-            totals[1] += float(batch["attention_mask"].sum())
-            seq = labels.shape[1]
-            labelled = labels.ne(IGNORE_INDEX).sum(dim=1).tolist()
-            totals[2] += sum(training_flops(self.model_config.num_layers, self.model_config.hidden_size,
-                                            self.model_config.vocab_size, seq, m) for m in labelled)
+            detached = loss.detach().double()
+            device_totals[0] += detached / accumulation
+            device_totals[1] += labels.ne(IGNORE_INDEX).sum()
+            device_totals[2] += (~torch.isfinite(detached)).float()
+            # Tokens and the FLOPs outside the LM head come from the batch on the host: no device work.
+            sequences, seq = host_batch["attention_mask"].shape
+            tokens += float(host_batch["attention_mask"].sum())
+            flops_without_head += sequences * training_flops(self.model_config.num_layers, self.model_config.hidden_size,
+                                                             self.model_config.vocab_size, seq, 0)
+        loss_sum, labelled, nonfinite_micro_batches = device_totals.tolist()
+        head_flops = training_flops(0, self.model_config.hidden_size, self.model_config.vocab_size, 0, int(labelled))
+        # loss sum, real tokens, model FLOPs, stop flag, ranks with a non-finite loss
+        totals = torch.tensor([loss_sum, tokens, flops_without_head + head_flops, 0.0,
+                               1.0 if nonfinite_micro_batches else 0.0], dtype=torch.float64)
         totals[3] = float(self.stop.requested)
         reduced = totals.to(self._reduce_device())
         dist.all_reduce(reduced)
@@ -287,6 +294,12 @@ class Trainer:
         self.log(f"peak memory per process (max RSS, GiB): {per_rank}")
         self.metrics.write({"type": "summary", "step": self.step, "peak_rss_gib": per_rank})
         return per_rank
+
+    @property
+    def loader_workers(self) -> int:
+        if self.args.num_workers is not None:
+            return self.args.num_workers
+        return 2 if self.device.type == "cuda" else 0
 
     @property
     def mask_on_device(self) -> bool:

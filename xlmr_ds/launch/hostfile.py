@@ -15,7 +15,7 @@ from pathlib import Path
 from xlmr_ds.errors import XLMRDSError
 
 _HOST = r"[A-Za-z0-9_][A-Za-z0-9_.-]*"
-_ENTRY = re.compile(rf"^(?P<host>\S+)\s+slots=(?P<slots>\S*)\s*(?:#.*)?$")
+_ENTRY = re.compile(r"^(?P<host>\S+)\s+slots=(?P<slots>\S*)\s*(?:#.*)?$")
 EXPECTED = "expected 'HOSTNAME slots=N' (N >= 1), a '#' comment or a blank line"
 
 
