@@ -31,6 +31,7 @@ from xlmr_ds.data.masking import MaskingConfig, mask_tokens
 from xlmr_ds.data.sampling import stable_seed
 from xlmr_ds.engine.build import parameter_groups
 from xlmr_ds.engine.ds_config import load_ds_config
+from xlmr_ds.engine.trainer import release_shared_memory_buffer, shut_down_process_group
 from xlmr_ds.flops import device_peak_tflops, training_flops
 from xlmr_ds.model import PRESETS, XLMRConfig, XLMRForMaskedLM, preset
 
@@ -184,8 +185,8 @@ def run(args: argparse.Namespace) -> dict:
     if rank == 0 and args.out:
         Path(args.out).write_text(json.dumps(result, indent=2) + "\n")
     dist.barrier()
-    if dist.is_initialized():
-        dist.destroy_process_group()
+    release_shared_memory_buffer()
+    shut_down_process_group()
     return result
 
 
