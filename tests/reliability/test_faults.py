@@ -232,3 +232,20 @@ def test_a_killed_index_build_leaves_nothing_that_a_later_run_takes_for_complete
     assert rebuilt.stdout == fresh.stdout
     caches = [d for d in (data / ".index").iterdir() if (d / "complete.json").exists()]
     assert len(caches) == 1 and json.loads((caches[0] / "complete.json").read_text())["block_size"] == 64
+
+
+@pytest.mark.gpu
+def test_fp16_nan_loss_is_skipped_by_the_loss_scaler_on_a_gpu(training_args, tmp_path):
+    """The fp16 row of the policy table, run for real: DeepSpeed's CPU accelerator has no fp16 here."""
+    config = json.loads((Path(__file__).parents[2] / "ds_configs" / "tiny_cpu_zero2.json").read_text())
+    config.update(train_batch_size=8, train_micro_batch_size_per_gpu=2, fp16={"enabled": True, "initial_scale_power": 8})
+    config["optimizer"]["params"].pop("torch_adam", None)
+    path = tmp_path / "fp16.json"
+    path.write_text(json.dumps(config))
+    save = tmp_path / "run"
+    train(training_args(2, save, 4, "--save-every", "1", "--deepspeed_config", str(path)), processes=1,
+          extra_env={"XLMR_DS_FAULT": "loss:3:0:nan"})
+    records = read_metrics(save / "metrics.jsonl")
+    assert records[2]["skipped"] and not records[3]["skipped"]
+    before, skipped = (weights(save / f"step_0000000{k}") for k in (2, 3))
+    assert all(torch.equal(before[name], skipped[name]) for name in before)
