@@ -18,7 +18,7 @@ from xlmr_ds.data.corpus import discover_corpus, iter_raw_lines
 from xlmr_ds.data.tokenizer import XLMRTokenizer
 
 MPIEXEC = str(Path(sys.executable).parent / "mpiexec")
-REPORT = re.compile(r"([\d,.]+) MB in ([\d.]+) s with (\d+) rank\(s\): ([\d,.]+) MB/s")
+REPORT = re.compile(r"([\d,.]+) MB in ([\d.]+) s with (\d+) rank\(s\)(?: on [^:]+)?: ([\d,.]+) MB/s")
 
 
 @pytest.fixture(scope="module")
