@@ -46,6 +46,14 @@ def _dropout_keep(seed, offset, bh, query_index, key_index, drop_threshold):
 
 
 @triton.jit
+def _valid_keys(KEY_MASK, row_offset, cols, col_in, HAS_KEY_MASK: tl.constexpr):
+    """Keys that take part: inside the sequence and, with a key mask, marked real (nonzero)."""
+    if HAS_KEY_MASK:
+        return col_in & (tl.load(KEY_MASK + row_offset + cols, mask=col_in, other=0) != 0)
+    return col_in
+
+
+@triton.jit
 def _sequence_bounds(CU_SEQLENS, b, seq_len, IS_VARLEN: tl.constexpr):
     """(first token, length) of sequence b: rows of a padded batch, or a slice of the packed tokens."""
     if IS_VARLEN:
@@ -89,9 +97,7 @@ def _attention_forward(
     acc = tl.zeros((BLOCK_M, HEAD_DIM), dtype=tl.float32)
     for first in range(0, length, BLOCK_N):
         cols = first + tl.arange(0, BLOCK_N)
-        col_ok = cols < length
-        if HAS_KEY_MASK:
-            col_ok = col_ok & (tl.load(KEY_MASK + b * stride_mb + cols, mask=col_ok, other=0) != 0)
+        col_ok = _valid_keys(KEY_MASK, b * stride_mb, cols, cols < length, HAS_KEY_MASK)
         k_t = tl.load(k_base + cols[None, :] * stride_ks + dims[:, None], mask=col_ok[None, :], other=0.0)
         scores = tl.dot(q, k_t, input_precision=DOT_PRECISION) * scale_log2
         scores = tl.where(col_ok[None, :], scores, float("-inf"))
@@ -138,9 +144,7 @@ def _attention_backward_dkdv(
     cols = block_n * BLOCK_N + tl.arange(0, BLOCK_N)
     dims = tl.arange(0, HEAD_DIM)
     col_in = cols < length
-    col_ok = col_in
-    if HAS_KEY_MASK:
-        col_ok = col_ok & (tl.load(KEY_MASK + b * stride_mb + cols, mask=col_in, other=0) != 0)
+    col_ok = _valid_keys(KEY_MASK, b * stride_mb, cols, col_in, HAS_KEY_MASK)
     k = tl.load(K + b * stride_kb + h * stride_kh + (start + cols)[:, None] * stride_ks + dims[None, :],
                 mask=col_in[:, None], other=0.0)
     v = tl.load(V + b * stride_vb + h * stride_vh + (start + cols)[:, None] * stride_vs + dims[None, :],
@@ -215,9 +219,7 @@ def _attention_backward_dq(
     for first in range(0, length, BLOCK_N):
         cols = first + tl.arange(0, BLOCK_N)
         col_in = cols < length
-        col_ok = col_in
-        if HAS_KEY_MASK:
-            col_ok = col_ok & (tl.load(KEY_MASK + b * stride_mb + cols, mask=col_in, other=0) != 0)
+        col_ok = _valid_keys(KEY_MASK, b * stride_mb, cols, col_in, HAS_KEY_MASK)
         k = tl.load(k_base + cols[:, None] * stride_ks + dims[None, :], mask=col_in[:, None], other=0.0)
         v = tl.load(v_base + cols[:, None] * stride_vs + dims[None, :], mask=col_in[:, None], other=0.0)
         scores = tl.dot(q, tl.trans(k), input_precision=DOT_PRECISION) * scale_log2

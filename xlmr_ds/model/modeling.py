@@ -36,6 +36,11 @@ UNPAD_MIN_PADDING = 0.1
 Below it, gathering and scattering the hidden states costs more than the padded tokens' matmuls would."""
 
 
+def sequence_lengths(attention_mask: torch.Tensor) -> torch.Tensor:
+    """Real tokens per sequence, int32 on the host: one device-to-host read."""
+    return attention_mask.sum(dim=1, dtype=torch.int32).cpu()
+
+
 @dataclass(frozen=True)
 class PackedTokens:
     """The real tokens of a padded batch, packed back to back: what the layers see on the unpadded path.
@@ -49,8 +54,10 @@ class PackedTokens:
     max_seqlen: int
 
     @classmethod
-    def from_mask(cls, attention_mask: torch.Tensor) -> "PackedTokens":
-        lengths = attention_mask.sum(dim=1, dtype=torch.int32).cpu()  # the one host sync of this path
+    def from_mask(cls, attention_mask: torch.Tensor, lengths: torch.Tensor | None = None) -> "PackedTokens":
+        """lengths: the mask's row sums on the host, if the caller has read them already."""
+        if lengths is None:
+            lengths = sequence_lengths(attention_mask)
         total = int(lengths.sum())
         cu_seqlens = torch.zeros(len(lengths) + 1, dtype=torch.int32)
         torch.cumsum(lengths, 0, out=cu_seqlens[1:])
@@ -226,11 +233,14 @@ class XLMRForMaskedLM(nn.Module):
                 f"{self.config.max_sequence_length}; split or truncate the input"
             )
         x = self.embeddings(input_ids)
-        if attention_mask is not None and bool(attention_mask.all()):
-            # No padding: attention without a mask lets SDPA take its fused kernels (with a mask and dropout
-            # it falls back to the unfused path, 2-3x slower on CPU) and the Triton kernel skip the mask loads.
-            attention_mask = None
-        packed = self._packing(attention_mask)
+        lengths = None
+        if attention_mask is not None:
+            lengths = sequence_lengths(attention_mask)  # the forward's one host read of the mask
+            if int(lengths.sum()) == attention_mask.numel():
+                # No padding: attention without a mask lets SDPA take its fused kernels (with a mask and dropout
+                # it falls back to the unfused path, 2-3x slower on CPU) and the Triton kernel skip the mask loads.
+                attention_mask = None
+        packed = self._packing(attention_mask, lengths)
         if packed is not None:
             batch, seq, hidden = x.shape
             x = x.reshape(batch * seq, hidden).index_select(0, packed.indices)
@@ -245,16 +255,17 @@ class XLMRForMaskedLM(nn.Module):
             x = x.new_zeros(batch * seq, hidden).index_copy(0, packed.indices, x).view(batch, seq, hidden)
         return x
 
-    def _packing(self, attention_mask: torch.Tensor | None) -> PackedTokens | None:
+    def _packing(self, attention_mask: torch.Tensor | None, lengths: torch.Tensor | None = None) -> PackedTokens | None:
         """Packed tokens when the layers run the Triton kernels and the batch has padding enough to pay."""
         if attention_mask is None or not self.layers:
             return None
         if resolve_attention_backend(self.layers[0].attention.backend, attention_mask.device) != "triton":
             return None
-        packed = PackedTokens.from_mask(attention_mask)
-        if len(packed.indices) > (1.0 - UNPAD_MIN_PADDING) * attention_mask.numel():
+        if lengths is None:
+            lengths = sequence_lengths(attention_mask)
+        if int(lengths.sum()) > (1.0 - UNPAD_MIN_PADDING) * attention_mask.numel():
             return None
-        return packed
+        return PackedTokens.from_mask(attention_mask, lengths)
 
     def forward(
         self,
