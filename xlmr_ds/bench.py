@@ -31,7 +31,7 @@ from xlmr_ds.data.masking import MaskingConfig, mask_tokens
 from xlmr_ds.data.sampling import stable_seed
 from xlmr_ds.engine.build import parameter_groups
 from xlmr_ds.engine.ds_config import load_ds_config
-from xlmr_ds.engine.trainer import release_shared_memory_buffer, shut_down_process_group
+from xlmr_ds.engine.teardown import exit_process, release_shared_memory_buffer, shut_down_process_group
 from xlmr_ds.flops import device_peak_tflops, training_flops
 from xlmr_ds.model import PRESETS, XLMRConfig, XLMRForMaskedLM, preset
 
@@ -226,4 +226,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    exit_process(main())

@@ -127,4 +127,9 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    exit_code = main()
+    # Not SystemExit: a finished job skips the interpreter's teardown, where gloo's worker threads can abort
+    # the process after everything was written (xlmr_ds/engine/teardown.py says why).
+    from xlmr_ds.engine.teardown import exit_process
+
+    exit_process(exit_code)

@@ -35,6 +35,7 @@ from xlmr_ds.engine.build import build_model, parameter_groups
 from xlmr_ds.engine.ds_config import config_hash, load_ds_config, prepare_ds_config, zero_stage
 from xlmr_ds.engine.metrics import MetricsLog
 from xlmr_ds.engine.nonfinite import Outcome, check_supported, decide
+from xlmr_ds.engine.teardown import release_shared_memory_buffer, shut_down_process_group
 from xlmr_ds.engine.watchdog import ProgressWatchdog
 from xlmr_ds.errors import XLMRDSError
 from xlmr_ds.evaluation import evaluate_languages
@@ -387,23 +388,6 @@ class Trainer:
         })
 
 
-def release_shared_memory_buffer() -> None:
-    """Unlink this rank's DeepSpeed CPU all-reduce buffer in /dev/shm.
-
-    DeepSpeed's shm comm op (the CPU accelerator's fast local all-reduce) creates one ~70 MB segment per rank,
-    named by user, master address, master port and rank, and never unlinks it: every CPU job would leave its
-    segments behind in memory. Unlinking is safe once this rank is done: peers keep their mappings.
-    """
-    if not (dist.is_available() and dist.is_initialized()) or "MASTER_PORT" not in os.environ:
-        return
-    name = (f"deepspeed_allreduce_buffer_{os.getuid()}_{os.environ.get('MASTER_ADDR', '')}_"
-            f"{os.environ['MASTER_PORT']}_{dist.get_rank()}")
-    try:
-        os.unlink(Path("/dev/shm") / name)
-    except FileNotFoundError:
-        pass
-
-
 def run(args: argparse.Namespace) -> int:
     trainer = Trainer(args)
     try:
@@ -430,10 +414,3 @@ def is_lost_peer(error: RuntimeError) -> bool:
     text = str(error)
     return "gloo" in text and any(words in text for words in (
         "Connection reset by peer", "Connection closed by peer", "Broken pipe", "Timed out waiting"))
-
-
-def shut_down_process_group() -> None:
-    """Destroy the process group before the interpreter exits: left to teardown, gloo's threads can be
-    destroyed while still joinable, and the process dies with "terminate called" after a finished run."""
-    if dist.is_available() and dist.is_initialized():
-        dist.destroy_process_group()
