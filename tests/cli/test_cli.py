@@ -21,26 +21,30 @@ def test_info_prints_the_exact_parameter_count(model, count):
     assert "ZeRO" in result.stdout and "DeepSpeed est. GPU" in result.stdout
 
 
+@pytest.mark.parametrize("precision,param_bytes,grad_bytes", [("mixed", 2, 2), ("fp32", 4, 4)])
 @pytest.mark.parametrize("gpus_per_node,nodes", [(8, 1), (8, 4), (1, 1)])
-def test_info_memory_matches_hand_calculation_and_deepspeed_estimators(gpus_per_node, nodes):
+def test_info_memory_matches_hand_calculation_and_deepspeed_estimators(gpus_per_node, nodes, precision, param_bytes,
+                                                                       grad_bytes):
     from deepspeed.runtime.zero.stage3 import estimate_zero3_model_states_mem_needs
     from deepspeed.runtime.zero.stage_1_and_2 import estimate_zero2_model_states_mem_needs
 
-    result = xlmr_ds("info", "--model", "large", "--gpus-per-node", str(gpus_per_node), "--nodes", str(nodes), "--json")
+    result = xlmr_ds("info", "--model", "large", "--gpus-per-node", str(gpus_per_node), "--nodes", str(nodes),
+                     "--precision", precision, "--json")
     assert result.returncode == 0, result.stderr
     report = json.loads(result.stdout)
-    psi, gpus = 560_142_482, gpus_per_node * nodes
-    assert report["parameters"] == psi and report["largest_parameter"] == 250_002 * 1024
-    # ZeRO paper: (params, grads, optimizer) bytes per GPU for stages 1, 2, 3.
-    expected = {"1": (2 * psi, 2 * psi, 12 * psi // gpus),
-                "2": (2 * psi, 2 * psi // gpus, 12 * psi // gpus),
-                "3": (2 * psi // gpus, 2 * psi // gpus, 12 * psi // gpus)}
-    for stage, (params, grads, optimizer) in expected.items():
+    psi, gpus, largest = 560_142_482, gpus_per_node * nodes, 250_002 * 1024
+    assert report["parameters"] == psi and report["largest_parameter"] == largest
+    # ZeRO paper: (params, grads, optimizer) bytes per GPU for stages 1, 2, 3; 12 optimizer bytes either way.
+    p, g = param_bytes, grad_bytes
+    expected = {"1": (p * psi, g * psi, 12 * psi // gpus, 0),
+                "2": (p * psi, g * psi // gpus, 12 * psi // gpus, 0),
+                "3": (p * psi // gpus, g * psi // gpus, 12 * psi // gpus, (p + g) * largest)}
+    for stage, (params, grads, optimizer, gathered) in expected.items():
         row = report["zero"][stage]
-        assert (row["params"], row["grads"], row["optimizer"]) == (params, grads, optimizer)
+        assert (row["params"], row["grads"], row["optimizer"], row["gathered"]) == (params, grads, optimizer, gathered)
         assert row["total"] == params + grads + optimizer
     cpu2, gpu2 = estimate_zero2_model_states_mem_needs(psi, gpus_per_node, nodes, cpu_offload=False)
-    cpu3, gpu3, _ = estimate_zero3_model_states_mem_needs(psi, 250_002 * 1024, gpus_per_node, nodes,
+    cpu3, gpu3, _ = estimate_zero3_model_states_mem_needs(psi, largest, gpus_per_node, nodes,
                                                           cpu_offload=False, cpu_offload_params=False)
     assert [report["zero"][s]["deepspeed_gpu"] for s in "123"] == [gpu2, gpu2, gpu3]
     assert [report["zero"][s]["deepspeed_cpu_per_node"] for s in "123"] == [cpu2, cpu2, cpu3]

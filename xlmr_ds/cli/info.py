@@ -8,7 +8,7 @@ import json
 from xlmr_ds.cli.table import format_table
 from xlmr_ds.cli.model_args import add_model_arguments, model_config_from_args
 from xlmr_ds.errors import XLMRDSError
-from xlmr_ds.memory import model_state_memory
+from xlmr_ds.memory import BYTES_PER_PARAMETER, model_state_memory
 from xlmr_ds.model import largest_parameter_count, parameter_count
 
 GIB = 1024**3
@@ -19,6 +19,9 @@ def register(commands) -> None:
     add_model_arguments(parser, default="large")
     parser.add_argument("--gpus-per-node", type=int, default=8, help="GPUs per node (default 8)")
     parser.add_argument("--nodes", type=int, default=1, help="number of nodes (default 1)")
+    parser.add_argument("--precision", choices=sorted(BYTES_PER_PARAMETER), default="mixed",
+                        help="mixed: bf16/fp16 training with fp32 Adam states (default); fp32: fp32 training, "
+                             "as on CPU")
     parser.add_argument("--json", action="store_true", help="print one JSON object instead of tables")
     parser.set_defaults(run=run)
 
@@ -30,12 +33,14 @@ def run(args: argparse.Namespace) -> int:
     name, config = model_config_from_args(args)
     total = parameter_count(config)
     largest = largest_parameter_count(config)
-    stages = [model_state_memory(s, total, largest, args.gpus_per_node, args.nodes) for s in (1, 2, 3)]
+    stages = [model_state_memory(s, total, largest, args.gpus_per_node, args.nodes, args.precision)
+              for s in (1, 2, 3)]
     if args.json:
         print(json.dumps({
             "model": name, "config": config.to_dict(), "parameters": total, "largest_parameter": largest,
-            "gpus_per_node": args.gpus_per_node, "nodes": args.nodes,
+            "gpus_per_node": args.gpus_per_node, "nodes": args.nodes, "precision": args.precision,
             "zero": {s.stage: {"params": s.params, "grads": s.grads, "optimizer": s.optimizer, "total": s.total,
+                               "gathered": s.gathered,
                                "deepspeed_gpu": s.deepspeed_gpu, "deepspeed_cpu_per_node": s.deepspeed_cpu}
                      for s in stages},
         }, indent=2))
@@ -44,13 +49,18 @@ def run(args: argparse.Namespace) -> int:
           f"{config.num_heads} heads, vocab {config.vocab_size:,}, up to {config.max_sequence_length} tokens")
     print(f"parameters: {total:,} (tied LM decoder counted once); largest tensor {largest:,}")
     gpus = args.gpus_per_node * args.nodes
-    print(f"\nmodel-state memory per GPU, mixed-precision Adam, {gpus} GPUs ({args.nodes} node(s) x "
+    param_bytes, grad_bytes, optimizer_bytes = BYTES_PER_PARAMETER[args.precision]
+    kind = "mixed-precision" if args.precision == "mixed" else "fp32"
+    print(f"\nmodel-state memory per GPU (or process), {kind} Adam, {gpus} GPUs ({args.nodes} node(s) x "
           f"{args.gpus_per_node}); activations not included")
-    header = ("ZeRO", "params", "grads", "optimizer", "total", "DeepSpeed est. GPU", "DeepSpeed est. CPU/node")
+    header = ("ZeRO", "params", "grads", "optimizer", "total", "+ gathered", "DeepSpeed est. GPU",
+              "DeepSpeed est. CPU/node")
     rows = [(str(s.stage),) + tuple(f"{v / GIB:.2f} GiB" for v in
-            (s.params, s.grads, s.optimizer, s.total, s.deepspeed_gpu, s.deepspeed_cpu)) for s in stages]
+            (s.params, s.grads, s.optimizer, s.total, s.gathered, s.deepspeed_gpu, s.deepspeed_cpu)) for s in stages]
     print(format_table(header, rows))
-    print("\nparams/grads/optimizer: 2 + 2 + 12 bytes per parameter (ZeRO paper); DeepSpeed's estimate also "
-          "counts fp32 gradient copies (stages 1-2 share its ZeRO-2 estimator) and, for ZeRO-3, the largest "
-          "layer gathered whole.")
+    print(f"\nparams/grads/optimizer: {param_bytes} + {grad_bytes} + {optimizer_bytes} bytes per parameter (ZeRO "
+          f"paper{'' if args.precision == 'mixed' else '; fp32 master copies kept as DeepSpeed does'}); + gathered: "
+          f"ZeRO-3's largest parameter gathered whole with its gradient, for a moment. DeepSpeed's estimate "
+          f"(mixed precision) also counts fp32 gradient copies (stages 1-2 share its ZeRO-2 estimator) and, for "
+          f"ZeRO-3, the largest layer gathered whole.")
     return 0

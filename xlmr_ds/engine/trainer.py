@@ -33,6 +33,7 @@ from xlmr_ds.data.sampling import stable_seed
 from xlmr_ds.engine import checkpoint as ckpt
 from xlmr_ds.engine.build import build_model, parameter_groups
 from xlmr_ds.engine.ds_config import config_hash, load_ds_config, prepare_ds_config, zero_stage
+from xlmr_ds.engine.host_memory import return_freed_memory_to_the_os
 from xlmr_ds.engine.metrics import MetricsLog
 from xlmr_ds.engine.nonfinite import Outcome, check_supported, decide
 from xlmr_ds.engine.teardown import release_shared_memory_buffer, shut_down_process_group
@@ -86,6 +87,7 @@ class Trainer:
     # ---- set-up ----------------------------------------------------------------------------------
     def setup(self) -> None:
         args = self.args
+        return_freed_memory_to_the_os()  # before the model and the optimizer states are allocated
         raw_config = load_ds_config(args.deepspeed_config)
         self.stage = zero_stage(raw_config)
         self.ds_config = prepare_ds_config(raw_config, args.deepspeed_config, self.world_size, args.steps)
