@@ -40,6 +40,33 @@ def test_encode_decode_round_trip_and_batch_encoding_with_eos(spm_model, corpus_
     assert lengths.tolist() == [len(tokenizer.encode(line)) + 1 for line in lines]
 
 
+ENCODE_PATHS = ["sentencepiece's raw buffers", "the public numpy call", "a model that emits </s> inside a line"]
+
+
+@pytest.mark.parametrize("path", ENCODE_PATHS)
+def test_batch_encoding_with_eos_is_the_same_on_every_path(spm_model, corpus_dir, path):
+    tokenizer = XLMRTokenizer(spm_model)
+    lines = [line for line in (corpus_dir / "el.txt").read_text().splitlines()][:30] + ["", "  ", "x"]
+    expected = [np.append(tokenizer.encode(line), 2) for line in lines]
+    if path == ENCODE_PATHS[0]:
+        assert tokenizer._encode_buffers is not None  # the fast path is in use with the installed sentencepiece
+    elif path == ENCODE_PATHS[1]:
+        tokenizer.__dict__["_encode_buffers"] = None
+    else:  # lengths can no longer come from the </s> positions: they must come from each line's buffer
+        real = tokenizer._encode_buffers
+
+        def with_eos_first(batch, num_threads):
+            buffers = real(batch, num_threads)
+            first = np.concatenate([[2], np.frombuffer(buffers[0], dtype=np.int32)]).astype(np.int32)
+            return [first.tobytes(), *buffers[1:]]
+
+        tokenizer.__dict__["_encode_buffers"] = with_eos_first
+        expected[0] = np.concatenate([[2], expected[0]])
+    flat, lengths = tokenizer.encode_lines_with_eos(lines)
+    assert lengths.tolist() == [len(ids) for ids in expected]
+    assert flat.tolist() == np.concatenate(expected).tolist()
+
+
 def test_a_model_with_other_special_ids_is_refused(tmp_path, corpus_dir):
     spm.SentencePieceTrainer.Train(input=str(corpus_dir / "en.txt"), model_prefix=str(tmp_path / "odd"),
                                    vocab_size=100, pad_id=3, unk_id=0, bos_id=1, eos_id=2, minloglevel=2)
