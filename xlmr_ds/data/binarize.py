@@ -86,9 +86,9 @@ def encode_range(source: LanguageFile, start: int, end: int, tokenizer: XLMRToke
                 document_ends.extend((sequences + blank_at - np.arange(len(blank_at))).tolist())
                 lines = list(itertools.compress(lines, (~blank).tolist()))
             if lines:
-                ids, lengths = tokenizer.encode_lines_with_eos(lines)
-                tokens_out.write(ids.astype(dtype).tobytes())
-                lengths_out.write(lengths.tobytes())
+                ids, lengths = tokenizer.encode_lines_with_eos(lines, dtype=dtype)
+                tokens_out.write(ids)
+                lengths_out.write(lengths)
                 sequences += len(lines)
                 stats.tokens += int(ids.size)
             if progress is not None:

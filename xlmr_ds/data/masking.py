@@ -11,6 +11,7 @@ the reference for the Triton kernel in xlmr_ds.kernels.mlm_masking, which gives 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 
@@ -48,7 +49,7 @@ class MaskingConfig:
     replace_with_random: float = 0.1
     """Of the chosen positions, the share replaced by a random non-special token (the rest stay)."""
 
-    @property
+    @cached_property
     def thresholds(self) -> "MaskingThresholds":
         return MaskingThresholds(
             choose=threshold(self.mask_prob),
@@ -60,14 +61,21 @@ class MaskingConfig:
     def mask_id(self) -> int:
         return self.vocab_size - 1
 
-    @property
+    @cached_property
+    def is_special(self) -> np.ndarray:
+        """Bool per token id: True for the special ids (one lookup per position instead of a set test)."""
+        table = np.zeros(self.vocab_size, dtype=bool)
+        table[list(self.special_ids)] = True
+        return table
+
+    @cached_property
     def first_regular_id(self) -> int:
         """Random replacements are drawn from [first_regular_id, mask_id): ids that are not special."""
         return max(i for i in self.special_ids if i != self.mask_id) + 1
 
 
 def masking_words(seed: int, sample_index: int, length: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Three Philox words per position (int64): choose, how to replace, which random token.
+    """Three uint32 Philox words per position: choose, how to replace, which random token.
 
     Counter (position, sample index low word, high word, MLM_STREAM) under key `seed`: the device kernel
     (xlmr_ds.kernels.mlm_masking) draws the same words, so both paths mask identically.
@@ -75,7 +83,7 @@ def masking_words(seed: int, sample_index: int, length: int) -> tuple[np.ndarray
     positions = np.arange(length, dtype=np.uint64)
     sample_index &= _WORD
     words = philox4x32(seed & _WORD, positions, sample_index & 0xFFFFFFFF, sample_index >> 32, MLM_STREAM)
-    return tuple(word.astype(np.int64) for word in words[:3])
+    return words[:3]
 
 
 def mask_tokens(tokens: np.ndarray, config: MaskingConfig, seed: int, sample_index: int) -> tuple[np.ndarray, np.ndarray]:
@@ -83,13 +91,13 @@ def mask_tokens(tokens: np.ndarray, config: MaskingConfig, seed: int, sample_ind
     tokens = np.asarray(tokens, dtype=np.int64)
     choose, replace, pick = masking_words(seed, sample_index, len(tokens))
     thresholds = config.thresholds
-    regular = ~np.isin(tokens, config.special_ids)
-    chosen = regular & (choose < thresholds.choose)
+    chosen = choose < thresholds.choose
+    chosen &= ~config.is_special[tokens]
     labels = np.where(chosen, tokens, IGNORE_INDEX)
     to_mask = chosen & (replace < thresholds.mask)
     to_random = chosen & ~to_mask & (replace < thresholds.mask_or_random)
     low, high = config.first_regular_id, config.mask_id
     # (word * span) >> 32 maps a uniform 32-bit word onto [0, span) with integer arithmetic only.
-    random_tokens = low + ((pick * (high - low)) >> 32)
+    random_tokens = low + ((pick.astype(np.int64) * (high - low)) >> 32)
     input_ids = np.where(to_mask, config.mask_id, np.where(to_random, random_tokens, tokens))
     return input_ids, labels

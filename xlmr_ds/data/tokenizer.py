@@ -64,15 +64,19 @@ class XLMRTokenizer:
     def sha256(self) -> str:
         return hashlib.sha256(self.model_file.read_bytes()).hexdigest()
 
-    @cached_property
-    def _xlmr_id_of_spm_id(self) -> np.ndarray:
-        table = np.arange(1, self.pieces + 1, dtype=np.int64)
-        table[[_SPM_UNK, _SPM_BOS, _SPM_EOS]] = UNK_ID, BOS_ID, EOS_ID
-        return table
+    def _xlmr_id_table(self, dtype: np.dtype) -> np.ndarray:
+        """XLM-R id of each SentencePiece id, in `dtype` (one table per dtype, built once)."""
+        tables = self.__dict__.setdefault("_xlmr_id_tables", {})
+        dtype = np.dtype(dtype)
+        if dtype not in tables:
+            table = np.arange(1, self.pieces + 1, dtype=np.int64)
+            table[[_SPM_UNK, _SPM_BOS, _SPM_EOS]] = UNK_ID, BOS_ID, EOS_ID
+            tables[dtype] = table.astype(dtype)
+        return tables[dtype]
 
-    def to_xlmr_ids(self, spm_ids: np.ndarray) -> np.ndarray:
-        """SentencePiece ids -> XLM-R ids (int64; one table lookup per id)."""
-        return self._xlmr_id_of_spm_id[np.asarray(spm_ids, dtype=np.int64)]
+    def to_xlmr_ids(self, spm_ids: np.ndarray, dtype: np.dtype = np.int64) -> np.ndarray:
+        """SentencePiece ids -> XLM-R ids in `dtype` (one table lookup per id)."""
+        return self._xlmr_id_table(dtype)[np.asarray(spm_ids, dtype=np.int64)]
 
     def to_spm_ids(self, xlmr_ids) -> list[int]:
         """XLM-R ids -> SentencePiece ids; <pad> and <mask> have none and are dropped."""
@@ -92,14 +96,15 @@ class XLMRTokenizer:
         """XLM-R ids of each line, without <s> or </s>."""
         return [self.to_xlmr_ids(ids) for ids in self.sp.Encode(lines)]
 
-    def encode_lines_with_eos(self, lines: list[str], num_threads: int = 1) -> tuple[np.ndarray, np.ndarray]:
+    def encode_lines_with_eos(self, lines: list[str], num_threads: int = 1,
+                              dtype: np.dtype = np.int64) -> tuple[np.ndarray, np.ndarray]:
         """All lines' XLM-R ids, each followed by </s>, back to back; and each line's length including </s>.
 
         SentencePiece appends its </s> (id 2, which is also XLM-R's) and returns NumPy arrays, and the id
         mapping runs once per batch: this is the binarizer's hot loop.
         """
         if not lines:
-            return np.empty(0, dtype=np.int64), np.empty(0, dtype=np.int32)
+            return np.empty(0, dtype=dtype), np.empty(0, dtype=np.int32)
         if self._encode_buffers is not None:
             buffers = self._encode_buffers(lines, num_threads)
             flat = np.frombuffer(b"".join(buffers), dtype=np.int32)
@@ -115,7 +120,7 @@ class XLMRTokenizer:
             encoded = self.sp.Encode(lines, out_type="numpy", add_eos=True, num_threads=num_threads)
             lengths = np.fromiter(map(len, encoded), dtype=np.int32, count=len(encoded))
             flat = np.concatenate(encoded)
-        return self.to_xlmr_ids(flat), lengths
+        return self.to_xlmr_ids(flat, dtype), lengths
 
     @cached_property
     def _encode_buffers(self):
