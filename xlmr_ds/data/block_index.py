@@ -4,7 +4,9 @@ Building scans every sequence length, so it is done by one process (global rank 
 a process that still finds no cache afterwards (node-local data on another host) builds its own copy,
 which is identical because building is deterministic. The cache is a directory
 OUT/.index/<key>/ holding <lang>.train.npy and <lang>.valid.npy (packing.BLOCK_DTYPE records) and
-complete.json, written last; the directory is renamed into place whole.
+complete.json, written last; the directory is renamed into place whole. A build stages in
+OUT/.index/.<key>.<host>.<pid>.<random>; a build that finds a staging directory of its own host whose process
+is gone (killed mid-build) removes it, and never touches one of a live process or of another host.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import hashlib
 import json
 import os
 import shutil
+import socket
 import tempfile
 from pathlib import Path
 
@@ -51,7 +54,9 @@ def build_block_tables(dataset: IndexedDataset, language: str, block_size: int, 
 def _build_cache(data_dir: Path, cache_dir: Path, languages: list[str], block_size: int, valid_fraction: float,
                  split_seed: int) -> None:
     cache_dir.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{cache_dir.name}.", dir=cache_dir.parent))
+    host = socket.gethostname().replace(".", "_")
+    _remove_abandoned_staging(cache_dir, host)
+    staging = Path(tempfile.mkdtemp(prefix=f".{cache_dir.name}.{host}.{os.getpid()}.", dir=cache_dir.parent))
     try:
         for language in languages:
             train, valid = build_block_tables(IndexedDataset(data_dir / language), language, block_size,
@@ -67,6 +72,24 @@ def _build_cache(data_dir: Path, cache_dir: Path, languages: list[str], block_si
                 raise
     finally:
         shutil.rmtree(staging, ignore_errors=True)
+
+
+def _remove_abandoned_staging(cache_dir: Path, host: str) -> None:
+    """Delete staging directories for this cache left by processes of this host that no longer exist."""
+    for staging in cache_dir.parent.glob(f".{cache_dir.name}.{host}.*"):
+        pid = staging.name[len(f".{cache_dir.name}.{host}."):].split(".", 1)[0]
+        if pid.isdigit() and not _process_exists(int(pid)):
+            shutil.rmtree(staging, ignore_errors=True)
+
+
+def _process_exists(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # exists, owned by someone else
+        return True
+    return True
 
 
 def load_block_tables(data_dir: Path, languages: list[str], block_size: int, valid_fraction: float,
