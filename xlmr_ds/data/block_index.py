@@ -5,8 +5,10 @@ a process that still finds no cache afterwards (node-local data on another host)
 which is identical because building is deterministic. The cache is a directory
 OUT/.index/<key>/ holding <lang>.train.npy and <lang>.valid.npy (packing.BLOCK_DTYPE records) and
 complete.json, written last; the directory is renamed into place whole. A build stages in
-OUT/.index/.<key>.<host>.<pid>.<random>; a build that finds a staging directory of its own host whose process
-is gone (killed mid-build) removes it, and never touches one of a live process or of another host.
+OUT/.index/.<key>.<random> and holds an exclusive flock on its `building.lock` until the rename: a later build
+that can take the lock of a staging directory knows its builder is gone (the kernel releases the locks of a
+killed process, whatever host or container it ran in) and removes it; one without a lock file is either
+just created or about to be renamed, and is left alone.
 """
 
 from __future__ import annotations
@@ -14,8 +16,8 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import fcntl
 import shutil
-import socket
 import tempfile
 from pathlib import Path
 
@@ -29,6 +31,7 @@ from xlmr_ds.parallel import job_barrier, job_rank
 
 CACHE_FORMAT_VERSION = 1
 COMPLETE = "complete.json"
+BUILD_LOCK = "building.lock"
 
 
 def cache_key(data_dir: Path, languages: list[str], block_size: int, valid_fraction: float, split_seed: int) -> str:
@@ -54,10 +57,11 @@ def build_block_tables(dataset: IndexedDataset, language: str, block_size: int, 
 def _build_cache(data_dir: Path, cache_dir: Path, languages: list[str], block_size: int, valid_fraction: float,
                  split_seed: int) -> None:
     cache_dir.parent.mkdir(parents=True, exist_ok=True)
-    host = socket.gethostname().replace(".", "_")
-    _remove_abandoned_staging(cache_dir, host)
-    staging = Path(tempfile.mkdtemp(prefix=f".{cache_dir.name}.{host}.{os.getpid()}.", dir=cache_dir.parent))
+    _remove_abandoned_staging(cache_dir)
+    staging = Path(tempfile.mkdtemp(prefix=f".{cache_dir.name}.", dir=cache_dir.parent))
+    lock = open(staging / BUILD_LOCK, "w")
     try:
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
         for language in languages:
             train, valid = build_block_tables(IndexedDataset(data_dir / language), language, block_size,
                                               valid_fraction, split_seed)
@@ -65,31 +69,26 @@ def _build_cache(data_dir: Path, cache_dir: Path, languages: list[str], block_si
             np.save(staging / f"{language}.valid.npy", valid)
             fault_point("index", language, job_rank())
         (staging / COMPLETE).write_text(json.dumps({"languages": languages, "block_size": block_size}) + "\n")
+        (staging / BUILD_LOCK).unlink()  # still held through the open file until the rename is done
         try:
             os.rename(staging, cache_dir)
         except OSError:
             if not (cache_dir / COMPLETE).exists():  # not a concurrent identical build: a real failure
                 raise
     finally:
+        lock.close()
         shutil.rmtree(staging, ignore_errors=True)
 
 
-def _remove_abandoned_staging(cache_dir: Path, host: str) -> None:
-    """Delete staging directories for this cache left by processes of this host that no longer exist."""
-    for staging in cache_dir.parent.glob(f".{cache_dir.name}.{host}.*"):
-        pid = staging.name[len(f".{cache_dir.name}.{host}."):].split(".", 1)[0]
-        if pid.isdigit() and not _process_exists(int(pid)):
-            shutil.rmtree(staging, ignore_errors=True)
-
-
-def _process_exists(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # exists, owned by someone else
-        return True
-    return True
+def _remove_abandoned_staging(cache_dir: Path) -> None:
+    """Delete the staging directories of this cache whose builder died (their build lock can be taken)."""
+    for staging in cache_dir.parent.glob(f".{cache_dir.name}.*"):
+        try:
+            with open(staging / BUILD_LOCK, "r+") as lock:
+                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:  # no lock file (a build starting or finishing), or its builder still holds it
+            continue
+        shutil.rmtree(staging, ignore_errors=True)
 
 
 def load_block_tables(data_dir: Path, languages: list[str], block_size: int, valid_fraction: float,

@@ -66,6 +66,7 @@ class MaskingConfig:
         """Bool per token id: True for the special ids (one lookup per position instead of a set test)."""
         table = np.zeros(self.vocab_size, dtype=bool)
         table[list(self.special_ids)] = True
+        table.flags.writeable = False  # shared by every sample
         return table
 
     @cached_property

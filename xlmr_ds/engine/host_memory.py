@@ -13,7 +13,6 @@ allocation, a cost that is negligible beside the matrix products that use them.
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 
 M_TRIM_THRESHOLD = -1
 M_MMAP_THRESHOLD = -3
@@ -22,14 +21,12 @@ RETURN_BLOCKS_FROM_BYTES = 1 << 20
 
 def return_freed_memory_to_the_os(threshold: int = RETURN_BLOCKS_FROM_BYTES) -> bool:
     """Fix glibc's mmap and trim thresholds at `threshold` bytes; False where the C library is not glibc."""
-    name = ctypes.util.find_library("c")
-    if name is None:
-        return False
     try:
-        libc = ctypes.CDLL(name)
-        mallopt = libc.mallopt
+        mallopt = ctypes.CDLL(None).mallopt  # the C library the process already runs on
     except (OSError, AttributeError):  # musl and other C libraries have no mallopt
         return False
     mallopt.argtypes = (ctypes.c_int, ctypes.c_int)
     mallopt.restype = ctypes.c_int
-    return bool(mallopt(M_MMAP_THRESHOLD, threshold)) and bool(mallopt(M_TRIM_THRESHOLD, threshold))
+    mmap_set = mallopt(M_MMAP_THRESHOLD, threshold)
+    trim_set = mallopt(M_TRIM_THRESHOLD, threshold)
+    return bool(mmap_set and trim_set)

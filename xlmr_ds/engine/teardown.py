@@ -13,6 +13,8 @@ leaves with `os._exit`, which does not run finalization, so no worker can be cau
 
 from __future__ import annotations
 
+import atexit
+import ctypes
 import logging
 import os
 import sys
@@ -48,14 +50,20 @@ def shut_down_process_group() -> None:
 def exit_process(code: int) -> NoReturn:
     """Leave with `code` without the interpreter's finalization (see the module docstring).
 
-    Only for the end of a process's `__main__`: everything the job writes is closed by then (checkpoints and
-    metrics are written and renamed by their own code); this flushes Python's stdio and logging buffers,
-    the only state os._exit would drop.
+    Only for the end of a process's `__main__`: checkpoints and metrics are written and renamed by their own
+    code by then. What os._exit would drop is done here first: the atexit handlers (monitors such as wandb
+    finish their runs there; the interpreter is still whole, so gloo's threads can take the GIL), Python's
+    logging and stdio buffers, and the C library's stdio buffers (DeepSpeed's C++ ops print with printf).
     """
+    atexit._run_exitfuncs()
     logging.shutdown()
     for stream in (sys.stdout, sys.stderr):
         try:
             stream.flush()
         except (OSError, ValueError):  # a closed pipe or stream: nothing more can reach it anyway
             pass
+    try:
+        ctypes.CDLL(None).fflush(None)
+    except (OSError, AttributeError):
+        pass
     os._exit(code)
