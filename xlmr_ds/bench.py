@@ -27,8 +27,9 @@ import numpy as np
 import torch
 
 from xlmr_ds.accelerator import select_deepspeed_accelerator
-from xlmr_ds.data.masking import MaskingConfig, mask_tokens
+from xlmr_ds.data.masking import IGNORE_INDEX, MaskingConfig, mask_tokens
 from xlmr_ds.data.sampling import stable_seed
+from xlmr_ds.data.tokenizer import BOS_ID, EOS_ID, PAD_ID, SPECIAL_TOKENS
 from xlmr_ds.engine.build import parameter_groups
 from xlmr_ds.engine.ds_config import load_ds_config
 from xlmr_ds.engine.teardown import exit_process, release_shared_memory_buffer, shut_down_process_group
@@ -36,7 +37,6 @@ from xlmr_ds.flops import device_peak_tflops, training_flops
 from xlmr_ds.model import PRESETS, XLMRConfig, XLMRForMaskedLM, preset
 
 IMPLEMENTATIONS = ("xlmr-ds", "hf")
-SPECIAL_IDS = (0, 1, 2, 3)  # <s> <pad> </s> <unk>; <mask> is the last id
 
 
 def bench_ds_config(path: str, micro_batch: int, world_size: int, total_steps: int) -> dict:
@@ -60,18 +60,19 @@ class SyntheticBatches:
         self.micro_batch, self.seq, self.padding = micro_batch, seq, padding
         self.seed, self.rank = seed, rank
         self.vocab_size = config.vocab_size
-        self.masking = MaskingConfig(config.vocab_size, SPECIAL_IDS + (config.vocab_size - 1,))
+        # The specials of every XLM-R vocabulary; <mask> is the last id.
+        self.masking = MaskingConfig(config.vocab_size, (*SPECIAL_TOKENS.values(), config.vocab_size - 1))
 
     def __call__(self, step: int) -> dict[str, torch.Tensor]:
         rng = np.random.default_rng(stable_seed(self.seed, "bench", self.rank, step))
-        input_ids = np.full((self.micro_batch, self.seq), 1, dtype=np.int64)
-        labels = np.full((self.micro_batch, self.seq), -100, dtype=np.int64)
+        input_ids = np.full((self.micro_batch, self.seq), PAD_ID, dtype=np.int64)
+        labels = np.full((self.micro_batch, self.seq), IGNORE_INDEX, dtype=np.int64)
         attention_mask = np.zeros((self.micro_batch, self.seq), dtype=np.int64)
         for row in range(self.micro_batch):
             short = rng.uniform(0, 2 * self.padding) if self.padding else 0.0
             length = max(3, int(round(self.seq * (1 - min(short, 0.95)))))
             tokens = rng.integers(4, self.vocab_size - 1, length)
-            tokens[0], tokens[-1] = 0, 2
+            tokens[0], tokens[-1] = BOS_ID, EOS_ID
             sample_index = (step * 1_000_003 + self.rank) * self.micro_batch + row
             ids, row_labels = mask_tokens(tokens, self.masking, self.seed, sample_index)
             input_ids[row, :length], labels[row, :length], attention_mask[row, :length] = ids, row_labels, 1
@@ -137,7 +138,7 @@ def run(args: argparse.Namespace) -> dict:
         on_device = {key: value.to(device, non_blocking=True) for key, value in batch.items()}
         engine.backward(_loss(args.impl, engine, on_device))
         engine.step()
-        labelled = (batch["labels"] != -100).sum(dim=1).tolist()
+        labelled = (batch["labels"] != IGNORE_INDEX).sum(dim=1).tolist()
         flops = sum(training_flops(config.num_layers, config.hidden_size, config.vocab_size, args.seq, m)
                     for m in labelled)
         return int(batch["attention_mask"].sum()), flops

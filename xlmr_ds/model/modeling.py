@@ -54,10 +54,8 @@ class PackedTokens:
     max_seqlen: int
 
     @classmethod
-    def from_mask(cls, attention_mask: torch.Tensor, lengths: torch.Tensor | None = None) -> "PackedTokens":
-        """lengths: the mask's row sums on the host, if the caller has read them already."""
-        if lengths is None:
-            lengths = sequence_lengths(attention_mask)
+    def from_mask(cls, attention_mask: torch.Tensor, lengths: torch.Tensor) -> "PackedTokens":
+        """lengths: the mask's row sums on the host (`sequence_lengths`), read once by the caller."""
         total = int(lengths.sum())
         cu_seqlens = torch.zeros(len(lengths) + 1, dtype=torch.int32)
         torch.cumsum(lengths, 0, out=cu_seqlens[1:])
