@@ -6,10 +6,13 @@ setup(
     description="Pretraining XLM-RoBERTa-style multilingual masked language models with DeepSpeed",
     python_requires=">=3.10",
     packages=find_packages(include=["xlmr_ds", "xlmr_ds.*"])
-    + ["xlmr_ds.kernels"] + [f"xlmr_ds.kernels.{p}" for p in find_packages("kernels")],
+    + ["xlmr_ds.kernels"] + [f"xlmr_ds.kernels.{p}" for p in find_packages("kernels")] + ["xlmr_ds.ds_configs"],
     # kernels/ lives at the top of the repo but installs as xlmr_ds.kernels: a top-level `kernels` module
-    # would shadow the PyPI package of that name, which transformers probes for.
-    package_dir={"xlmr_ds.kernels": "kernels"},
+    # would shadow the PyPI package of that name, which transformers probes for. ds_configs/ (JSON only)
+    # installs as xlmr_ds/ds_configs, so that an installed xlmr-ds finds its shipped configs
+    # (engine/ds_config.py: shipped_configs_dir).
+    package_dir={"xlmr_ds.kernels": "kernels", "xlmr_ds.ds_configs": "ds_configs"},
+    package_data={"xlmr_ds.ds_configs": ["*.json"]},
     install_requires=[
         "torch>=2.4",
         "deepspeed==0.19.8",
@@ -32,6 +35,7 @@ setup(
             "transformers>=5.0,<6",
             "megatron-core>=0.16",
             "mpich>=4.2",
+            "ruff>=0.15",
         ],
     },
     entry_points={"console_scripts": ["xlmr-ds=xlmr_ds.cli.main:main"]},

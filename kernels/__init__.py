@@ -2,9 +2,9 @@
 
 Triton kernels (flash_attention.py: fused attention, padded and packed; masked_softmax.py; mlm_masking.py;
 fused_bias_gelu.py; fused_residual_layernorm.py),
-each beside a plain reference (reference.py, philox.py; the MLM masking reference is the data path's
-xlmr_ds.data.masking). `dispatch` picks the implementation in one place; the Triton modules are imported
-only when used.
+each beside a plain reference (reference.py, philox.py, mlm_masking_reference.py, which the data loader also
+masks with). `dispatch` picks the implementation in one place; the Triton modules are imported only when used.
+This package imports nothing of xlmr_ds but its foundation modules (errors, vocab).
 """
 
 from xlmr_ds.kernels.dispatch import (

@@ -39,7 +39,8 @@ def resolve_attention_backend(backend: str = "auto", device: torch.device | str 
     if forced:
         if forced not in ATTENTION_BACKENDS:
             raise XLMRDSError(
-                f"{ATTENTION_BACKEND_ENV}={forced!r} is not an attention backend; use one of {', '.join(ATTENTION_BACKENDS)}"
+                f"{ATTENTION_BACKEND_ENV}={forced!r} is not an attention backend; use one of "
+                f"{', '.join(ATTENTION_BACKENDS)}"
             )
         backend = forced
     if backend not in ATTENTION_BACKENDS:
@@ -105,7 +106,8 @@ def attention_varlen(
     from xlmr_ds.kernels.flash_attention import flash_attention_varlen
 
     seed = dropout_seed() if dropout_p > 0.0 else 0
-    return flash_attention_varlen(query, key, value, cu_seqlens, max_seqlen, scale=scale, dropout_p=dropout_p, seed=seed)
+    return flash_attention_varlen(query, key, value, cu_seqlens, max_seqlen, scale=scale, dropout_p=dropout_p,
+                                  seed=seed)
 
 
 def _triton_attention(query, key, value, attention_mask, dropout_p, scale):
@@ -156,9 +158,10 @@ def mlm_mask(tokens: torch.Tensor, sample_index: torch.Tensor, config, seed: int
         from xlmr_ds.kernels.mlm_masking import mlm_mask as triton_mlm_mask
 
         return triton_mlm_mask(tokens, sample_index, config, seed)
-    from xlmr_ds.data.masking import mask_tokens
+    from xlmr_ds.kernels.mlm_masking_reference import mask_tokens
 
-    rows = [mask_tokens(row, config, seed, int(index)) for row, index in zip(tokens.cpu().numpy(), sample_index.tolist())]
+    rows = [mask_tokens(row, config, seed, int(index))
+            for row, index in zip(tokens.cpu().numpy(), sample_index.tolist())]
     input_ids = torch.from_numpy(np.stack([row[0] for row in rows])).to(tokens.device)
     labels = torch.from_numpy(np.stack([row[1] for row in rows])).to(tokens.device)
     return input_ids, labels

@@ -76,7 +76,8 @@ def _mask_kind_and_view(mask: torch.Tensor | None, scores: torch.Tensor) -> tupl
     try:
         expanded = mask.expand(scores.shape)
     except RuntimeError:
-        raise ValueError(f"mask of shape {tuple(mask.shape)} does not broadcast to scores {tuple(scores.shape)}") from None
+        raise ValueError(f"mask of shape {tuple(mask.shape)} does not broadcast to scores "
+                         f"{tuple(scores.shape)}") from None
     if mask.dtype == torch.bool:
         expanded = expanded.view(torch.int8)
         return 1, expanded, expanded.stride()

@@ -1,8 +1,9 @@
 """MLM masking on the device in one pass: token ids -> (input_ids, labels) with the 15% / 80-10-10 rule.
 
-The reference is `xlmr_ds.data.masking.mask_tokens` (NumPy, what the data loader uses on CPU): both draw
-three Philox words per position from counter (position, sample index low, sample index high, MLM_STREAM)
-under key `seed` and compare them with the same integer thresholds, so the results are bit-identical
+Its reference is `mask_tokens` in mlm_masking_reference.py beside it (NumPy, what the loader masks with on
+the host): both draw three Philox words per position from counter (position, sample index low, sample index
+high, MLM_STREAM) under key `seed` and compare them with the same integer thresholds, so the results are
+bit-identical
 (`tests/kernels/test_mlm_masking.py`). Special tokens (a lookup table over the vocabulary) are never chosen;
 padding is special, so padded batches need no extra mask.
 """
@@ -13,7 +14,8 @@ import torch
 import triton
 import triton.language as tl
 
-from xlmr_ds.data.masking import IGNORE_INDEX, MLM_STREAM, MaskingConfig
+from xlmr_ds.kernels.mlm_masking_reference import MLM_STREAM, MaskingConfig
+from xlmr_ds.vocab import IGNORE_INDEX
 
 _WORD = (1 << 64) - 1
 

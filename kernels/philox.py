@@ -75,7 +75,8 @@ def _key_schedule(seed: int) -> tuple[tuple[np.uint64, np.uint64], ...]:
 
 
 def threshold(probability: float) -> int:
-    """The uint32 bound below which a Philox word counts as an event of `probability` (integers: exact on any device)."""
+    """The uint32 bound below which a Philox word counts as an event of `probability` (integers: exact on any
+    device)."""
     if not 0.0 <= probability <= 1.0:
         raise ValueError(f"probability {probability} is outside [0, 1]")
     return min(round(probability * 2**32), 2**32)

@@ -3,7 +3,7 @@
 Attention (eager_attention, the `eager` backend; attention_reference, the fused kernels' exact semantics),
 the dropout pattern of the fused attention (dropout_words) and the masked softmax. They materialize the
 (batch, heads, seq, seq) score matrix, so beyond the eager backend they are for tests and small shapes.
-The MLM masking reference is the data path's own `xlmr_ds.data.masking.mask_tokens`.
+The MLM masking reference is the data path's own `xlmr_ds.kernels.mlm_masking_reference.mask_tokens`.
 """
 
 from __future__ import annotations
@@ -97,7 +97,8 @@ def masked_softmax_reference(scores: torch.Tensor, mask: torch.Tensor | None, sc
     elif mask is not None:
         logits = logits + mask
     empty = torch.isneginf(logits).all(-1, keepdim=True)
-    probs = torch.softmax(logits.masked_fill(empty, 0.0), dim=-1, dtype=torch.promote_types(scores.dtype, torch.float32))
+    accumulate = torch.promote_types(scores.dtype, torch.float32)
+    probs = torch.softmax(logits.masked_fill(empty, 0.0), dim=-1, dtype=accumulate)
     return probs.masked_fill(empty, 0.0).to(scores.dtype)
 
 

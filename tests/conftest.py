@@ -10,8 +10,12 @@ sys.path.insert(0, str(Path(__file__).parent / "engine"))
 from corpus_factory import write_corpus  # noqa: E402
 from launch import train  # noqa: E402  (tests/engine/launch.py)
 
-from xlmr_ds.data.spm_train import train_sentencepiece  # noqa: E402
+from xlmr_ds.prep.spm_train import train_sentencepiece  # noqa: E402
 
+# Every process a test starts can load the test-only plugins (fault injection, fp16 on CPU) that its
+# environment asks for: tests/plugins/sitecustomize.py.
+PLUGINS = Path(__file__).parent / "plugins"
+os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(PLUGINS), os.environ.get("PYTHONPATH")]))
 # Nothing may come from a model hub: tests build their models and data themselves.
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
@@ -47,8 +51,8 @@ def spm_model(corpus_dir, tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="session")
 def binarized_dir(corpus_dir, spm_model, tmp_path_factory) -> Path:
-    from xlmr_ds.data.binarize import binarize_corpus
-    from xlmr_ds.parallel import SingleProcess
+    from xlmr_ds.prep.binarize import binarize_corpus
+    from xlmr_ds.world import SingleProcess
 
     out = tmp_path_factory.mktemp("binarized") / "bin"
     binarize_corpus(corpus_dir, spm_model, out, SingleProcess(), progress=False)

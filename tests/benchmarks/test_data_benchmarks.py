@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from xlmr_ds.data.corpus import discover_corpus, iter_raw_lines
-from xlmr_ds.data.tokenizer import XLMRTokenizer
+from xlmr_ds.prep.corpus import discover_corpus, iter_raw_lines
+from xlmr_ds.prep.tokenizer import XLMRTokenizer
 
 MPIEXEC = str(Path(sys.executable).parent / "mpiexec")
 REPORT = re.compile(r"([\d,.]+) MB in ([\d.]+) s with (\d+) rank\(s\)(?: on [^:]+)?: ([\d,.]+) MB/s")
@@ -70,9 +70,9 @@ def test_binarize_throughput_one_vs_two_ranks(benchmark, large_corpus, spm_model
 
 @pytest.mark.slow
 def test_loader_masked_512_token_samples_per_second(benchmark, large_corpus, spm_model, tmp_path):
-    from xlmr_ds.data.binarize import binarize_corpus
-    from xlmr_ds.data.pretraining import DataConfig, PretrainingData
-    from xlmr_ds.parallel import SingleProcess
+    from xlmr_ds.dataset.loader import DataConfig, PretrainingData
+    from xlmr_ds.prep.binarize import binarize_corpus
+    from xlmr_ds.world import SingleProcess
 
     binarize_corpus(large_corpus, spm_model, tmp_path / "bin", SingleProcess(), progress=False)
     data = PretrainingData(DataConfig(str(tmp_path / "bin"), block_size=512))

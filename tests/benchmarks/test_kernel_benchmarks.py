@@ -22,7 +22,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from xlmr_ds.data.masking import MaskingConfig, mask_tokens
+from xlmr_ds.kernels.mlm_masking_reference import MaskingConfig, mask_tokens
 from xlmr_ds.kernels.reference import eager_attention, key_padding_bias
 
 ON_GPU = torch.cuda.is_available()

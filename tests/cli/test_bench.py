@@ -5,8 +5,8 @@ import sys
 
 import pytest
 
-from xlmr_ds.bench import SyntheticBatches
 from xlmr_ds.model import preset
+from xlmr_ds.tools.bench import SyntheticBatches
 
 
 @pytest.mark.parametrize("padding", [0.0, 0.15])

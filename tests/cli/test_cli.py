@@ -6,7 +6,7 @@ import sys
 
 import pytest
 
-from xlmr_ds.memory import model_state_memory
+from xlmr_ds.estimate.memory import model_state_memory
 
 
 def xlmr_ds(*args: str) -> subprocess.CompletedProcess:

@@ -6,8 +6,8 @@ import sys
 
 import pytest
 
+from xlmr_ds.estimate.planning import activation_bytes, make_plan
 from xlmr_ds.model import preset
-from xlmr_ds.planning import activation_bytes, make_plan
 
 XLMR_RECIPE = ["--model", "large", "--gpus", "64", "--gpus-per-node", "8", "--gpu", "h100", "--zero", "2",
                "--micro-batch", "16", "--seq", "512", "--global-batch", "8192", "--tokens", "6.3e12", "--mfu", "0.4"]

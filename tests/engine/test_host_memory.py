@@ -9,7 +9,7 @@ import pytest
 PROBE = r"""
 import sys
 import numpy as np
-from xlmr_ds.engine.host_memory import return_freed_memory_to_the_os
+from xlmr_ds.engine.guards.host_memory import return_freed_memory_to_the_os
 
 def rss_mib():
     return int(open("/proc/self/statm").read().split()[1]) * 4096 / 2**20

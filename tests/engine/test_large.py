@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 from launch import train
 
-from xlmr_ds.data.binarize import binarize_corpus
 from xlmr_ds.engine.metrics import read_metrics
-from xlmr_ds.parallel import SingleProcess
+from xlmr_ds.prep.binarize import binarize_corpus
+from xlmr_ds.world import SingleProcess
 
 pytestmark = [pytest.mark.slow, pytest.mark.multiprocess]
 GIB = 2**30

@@ -8,7 +8,7 @@ import pytest
 
 PROGRAM = r"""
 import atexit, ctypes, logging, sys
-from xlmr_ds.engine.teardown import exit_process
+from xlmr_ds.engine.guards.teardown import exit_process
 logging.basicConfig(stream=sys.stderr, level=logging.INFO, format="%(message)s")
 atexit.register(lambda: print(" [atexit]", end=""))
 sys.stdout.write("no newline on stdout")  # block-buffered into a pipe: only a flush delivers it

@@ -10,10 +10,10 @@ import torch
 from launch import consumed, losses, train, train_command
 from transformers import AutoModelForMaskedLM, AutoTokenizer, pipeline
 
-from xlmr_ds.data.tokenizer import XLMRTokenizer
 from xlmr_ds.engine.checkpoint import list_checkpoints
 from xlmr_ds.engine.export import choose_checkpoint, load_checkpoint_model
 from xlmr_ds.engine.metrics import read_metrics
+from xlmr_ds.prep.tokenizer import XLMRTokenizer
 
 pytestmark = [pytest.mark.multiprocess, pytest.mark.slow]
 

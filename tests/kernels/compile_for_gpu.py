@@ -73,25 +73,25 @@ def attention_variants(everything: bool):
 def other_variants(everything: bool):
     for dtype in ("bf16", "fp16", "fp32") if everything else ("bf16",):
         for kind, mask_type in ((0, "*fp32"), (1, "*i8"), (2, f"*{dtype}")) if everything else ((1, "*i8"),):
-            signature = {name: "i32" for name in ms._masked_softmax_forward.arg_names}
+            signature = dict.fromkeys(ms._masked_softmax_forward.arg_names, "i32")
             signature.update(X=f"*{dtype}", MASK=mask_type, Y=f"*{dtype}", scale="fp32", BLOCK="constexpr",
                              MASK_KIND="constexpr")
             yield (f"masked_softmax_forward {dtype} mask_kind={kind}", ms._masked_softmax_forward, signature,
                    {"BLOCK": 512, "MASK_KIND": kind}, {"num_warps": 4})
-        signature = {name: "i32" for name in ms._masked_softmax_backward.arg_names}
+        signature = dict.fromkeys(ms._masked_softmax_backward.arg_names, "i32")
         signature.update(Y=f"*{dtype}", DY=f"*{dtype}", DX=f"*{dtype}", scale="fp32", BLOCK="constexpr")
         yield f"masked_softmax_backward {dtype}", ms._masked_softmax_backward, signature, {"BLOCK": 4096}, {"num_warps": 8}
-    signature_mlm = {name: "i64" for name in mm._mlm_masking.arg_names}
+    signature_mlm = dict.fromkeys(mm._mlm_masking.arg_names, "i64")
     signature_mlm.update(TOKENS="*i64", SAMPLE_INDEX="*i64", SPECIAL="*i8", INPUT_IDS="*i64", LABELS="*i64",
                      seq_len="i32", stride_tokens="i32", stride_out="i32", vocab_size="i32", seed="u64",
                      STREAM="constexpr", IGNORE="constexpr", BLOCK="constexpr")
     for kernel in (bg._bias_gelu_forward, bg._bias_gelu_backward):
-        signature = {name: "*bf16" for name in kernel.arg_names}
+        signature = dict.fromkeys(kernel.arg_names, "*bf16")
         signature.update(n_cols="i32", BLOCK="constexpr")
         yield f"{kernel.fn.__name__} bf16", kernel, signature, {"BLOCK": 1024}, {"num_warps": 4}
     for kernel in (rl._forward, rl._backward):
-        signature = {name: "*bf16" for name in kernel.arg_names}
-        signature.update({name: "*fp32" for name in ("MEAN", "RSTD", "DWEIGHT_PARTIAL", "DBIAS_PARTIAL")})
+        signature = dict.fromkeys(kernel.arg_names, "*bf16")
+        signature.update(dict.fromkeys(("MEAN", "RSTD", "DWEIGHT_PARTIAL", "DBIAS_PARTIAL"), "*fp32"))
         signature.update(n_rows="i32", n_cols="i32", eps="fp32", keep_scale="fp32", drop_threshold="i64",
                          seed="i64", offset="i32", HAS_DROPOUT="constexpr", STREAM_WORD="constexpr",
                          BLOCK="constexpr", ROWS="constexpr")

@@ -6,8 +6,8 @@ bf16 and full-size cases carry the gpu marker.
 
 import pytest
 import torch
-
 from cases import MASK_PATTERNS, TOLERANCE, attention_mask, device, qkv
+
 from xlmr_ds.kernels.flash_attention import flash_attention, flash_attention_varlen
 from xlmr_ds.kernels.philox import threshold
 from xlmr_ds.kernels.reference import attention_reference, dropout_words
@@ -129,10 +129,10 @@ def test_packed_sequences_equal_the_padded_kernel_on_real_tokens(dtype, dropout_
 
 
 @pytest.mark.parametrize("bad,message", [
-    (dict(k_shape=(1, 2, 9, 16)), "one shape"),
-    (dict(dtype_k=torch.float64), "one dtype"),
-    (dict(head_dim=24), "head_dim"),
-    (dict(mask_shape=(1, 7)), "attention_mask must be"),
+    ({"k_shape": (1, 2, 9, 16)}, "one shape"),
+    ({"dtype_k": torch.float64}, "one dtype"),
+    ({"head_dim": 24}, "head_dim"),
+    ({"mask_shape": (1, 7)}, "attention_mask must be"),
 ])
 def test_the_launcher_refuses_what_the_kernels_cannot_do(bad, message):
     dim = bad.get("head_dim", 16)

@@ -2,8 +2,8 @@
 
 import pytest
 import torch
-
 from cases import TOLERANCE, device
+
 from xlmr_ds.kernels.fused_bias_gelu import bias_gelu
 from xlmr_ds.kernels.fused_residual_layernorm import STREAM, dropout_add_layer_norm
 from xlmr_ds.kernels.philox import threshold

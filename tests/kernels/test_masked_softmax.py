@@ -2,8 +2,8 @@
 
 import pytest
 import torch
-
 from cases import TOLERANCE, device
+
 from xlmr_ds.kernels.masked_softmax import masked_softmax
 from xlmr_ds.kernels.reference import masked_softmax_reference
 

@@ -3,12 +3,13 @@
 import numpy as np
 import pytest
 import torch
-
 from cases import device
-from xlmr_ds.data.masking import IGNORE_INDEX, MaskingConfig, mask_tokens
-from xlmr_ds.data.pretraining import DataConfig, PretrainingData, build_train_loader
+
+from xlmr_ds.dataset.loader import DataConfig, PretrainingData, build_train_loader
 from xlmr_ds.kernels import mlm_mask
 from xlmr_ds.kernels.mlm_masking import mlm_mask as triton_mlm_mask
+from xlmr_ds.kernels.mlm_masking_reference import MaskingConfig, mask_tokens
+from xlmr_ds.vocab import IGNORE_INDEX
 
 CONFIG = MaskingConfig(vocab_size=1002, special_ids=(0, 1, 2, 3, 1001))
 

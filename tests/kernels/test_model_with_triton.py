@@ -1,12 +1,12 @@
 """The model with the Triton attention backend (interpreter on CPU, tiny config) matches the torch backend,
-on the padded path and on the packed (unpadded) path the model takes when a batch has enough padding."""
+on the padded path and on the unpadded (variable-length) path the model takes when a batch has enough padding."""
 
 from dataclasses import replace
 
 import pytest
 import torch
-
 from cases import device
+
 from xlmr_ds.model.config import preset
 from xlmr_ds.model.modeling import UNPAD_MIN_PADDING, XLMRForMaskedLM
 
@@ -15,7 +15,7 @@ def _batch(padding: str, vocab_size: int):
     generator = torch.Generator().manual_seed(0)
     ids = torch.randint(5, vocab_size - 1, (3, 24), generator=generator)
     mask = torch.ones_like(ids)
-    if padding == "packed":  # 13 of 72 tokens are padding: above UNPAD_MIN_PADDING, the packed path
+    if padding == "unpadded":  # 13 of 72 tokens are padding: above UNPAD_MIN_PADDING, the unpadded path
         mask[1, 15:], mask[2, 20:] = 0, 0
     elif padding == "padded":  # 2 of 72: below it, the padded kernel with a key mask
         mask[1, 22:] = 0
@@ -26,25 +26,25 @@ def _batch(padding: str, vocab_size: int):
 
 
 @pytest.mark.parametrize("checkpointing", [False, True], ids=["plain", "activation_checkpointing"])
-@pytest.mark.parametrize("padding", ["none", "padded", "packed"])
+@pytest.mark.parametrize("padding", ["none", "padded", "unpadded"])
 def test_triton_backend_matches_torch_backend_in_loss_logits_and_gradients(padding, checkpointing):
     torch.manual_seed(0)
     # Training mode (activation checkpointing runs only there) without dropout, so the backends compare.
     model = XLMRForMaskedLM(replace(preset("tiny"), attention_dropout=0.0, hidden_dropout=0.0)).to(device()).train()
     model.activation_checkpointing = checkpointing
     ids, mask, labels = _batch(padding, model.config.vocab_size)
-    if padding == "packed":
-        assert model._packing(mask) is None  # the torch backend never packs
+    if padding == "unpadded":
+        assert model._unpadding(mask) is None  # the torch backend never unpads
     results = {}
     for backend in ("torch", "triton"):
-        model.set_attention_backend(backend)
+        model.set_kernel_backend(backend)
         model.zero_grad()
         output = model(ids, mask, labels=labels)
         output.loss.backward()
         results[backend] = (output.loss.detach(), output.logits.detach(),
                             [p.grad.clone() for p in model.parameters()])
-    packing = model._packing(mask)
-    assert (packing is not None) == (padding == "packed"), UNPAD_MIN_PADDING
+    unpadded = model._unpadding(mask)
+    assert (unpadded is not None) == (padding == "unpadded"), UNPAD_MIN_PADDING
     torch.testing.assert_close(results["triton"][0], results["torch"][0], rtol=0, atol=1e-5)
     torch.testing.assert_close(results["triton"][1], results["torch"][1], rtol=0, atol=1e-4)
     for ours, theirs in zip(results["triton"][2], results["torch"][2]):
@@ -53,8 +53,8 @@ def test_triton_backend_matches_torch_backend_in_loss_logits_and_gradients(paddi
 
 def test_attention_dropout_in_the_triton_backend_follows_the_torch_seed():
     model = XLMRForMaskedLM(preset("tiny")).to(device()).train()
-    model.set_attention_backend("triton")
-    ids, mask, labels = _batch("packed", model.config.vocab_size)
+    model.set_kernel_backend("triton")
+    ids, mask, labels = _batch("unpadded", model.config.vocab_size)
     losses = []
     for seed in (1, 1, 2):
         torch.manual_seed(seed)

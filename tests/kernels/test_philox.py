@@ -5,8 +5,8 @@ import pytest
 import torch
 import triton
 import triton.language as tl
-
 from cases import device
+
 from xlmr_ds.kernels.philox import philox4x32, threshold
 
 

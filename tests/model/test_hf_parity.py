@@ -8,7 +8,9 @@ from hf_helpers import random_hf_model
 from transformers import AutoModelForMaskedLM
 
 from xlmr_ds.errors import XLMRDSError
-from xlmr_ds.model import IGNORE_INDEX, XLMRForMaskedLM, preset
+from xlmr_ds.model import XLMRForMaskedLM, preset
+from xlmr_ds.model.hf import load_hf, save_hf
+from xlmr_ds.vocab import IGNORE_INDEX
 
 TOLERANCE = 1e-5
 
@@ -51,8 +53,8 @@ def _materialize(config, lengths, seq):
 def test_logits_equal_transformers_in_eval_mode(config_name, batch_name, lengths, seq, hf_attention, our_backend):
     config = CONFIGS[config_name]
     hf = random_hf_model(config, hf_attention)
-    ours = XLMRForMaskedLM.from_hf(hf).eval()
-    ours.set_attention_backend(our_backend)
+    ours = load_hf(hf).eval()
+    ours.set_kernel_backend(our_backend)
     input_ids, attention_mask = _materialize(config, lengths, seq)
     with torch.no_grad():
         expected = hf(input_ids=input_ids, attention_mask=attention_mask).logits
@@ -64,12 +66,12 @@ def test_logits_equal_transformers_in_eval_mode(config_name, batch_name, lengths
 def test_a_fully_padded_sequence_matches_eager_transformers_and_has_no_nan():
     config = CONFIGS["tiny"]
     hf = random_hf_model(config, "eager")
-    ours = XLMRForMaskedLM.from_hf(hf).eval()
+    ours = load_hf(hf).eval()
     input_ids, attention_mask = padded_batch(config.vocab_size, [12, 0], 12)
     with torch.no_grad():
         expected = hf(input_ids=input_ids, attention_mask=attention_mask).logits
         for backend in ("torch", "eager"):
-            ours.set_attention_backend(backend)
+            ours.set_kernel_backend(backend)
             actual = ours(input_ids, attention_mask).logits
             assert not actual.isnan().any()
             torch.testing.assert_close(actual, expected, rtol=0, atol=TOLERANCE)
@@ -79,7 +81,7 @@ def test_a_fully_padded_sequence_matches_eager_transformers_and_has_no_nan():
 def test_masked_head_path_gives_transformers_loss_and_logits_of_the_labelled_positions(config_name):
     config = CONFIGS[config_name]
     hf = random_hf_model(config, "eager")
-    ours = XLMRForMaskedLM.from_hf(hf).eval()
+    ours = load_hf(hf).eval()
     input_ids, attention_mask = padded_batch(config.vocab_size, [20, 11, 5], 20)
     chosen = (torch.rand(input_ids.shape, generator=torch.Generator().manual_seed(3)) < 0.3) & attention_mask.bool()
     labels = torch.where(chosen, input_ids, IGNORE_INDEX)
@@ -95,7 +97,7 @@ def test_saved_directory_loads_in_transformers_with_no_missing_weights_and_equal
     config = CONFIGS[config_name]
     torch.manual_seed(5)
     ours = XLMRForMaskedLM(config).eval()
-    ours.save_hf(tmp_path / "hf")
+    save_hf(ours, tmp_path / "hf")
     hf, info = AutoModelForMaskedLM.from_pretrained(tmp_path / "hf", output_loading_info=True)
     assert type(hf).__name__ == "XLMRobertaForMaskedLM"
     assert not info["missing_keys"] and not info["unexpected_keys"] and not info["mismatched_keys"]
@@ -113,9 +115,9 @@ def test_round_trip_ours_to_hf_to_ours_is_bit_identical(via, tmp_path):
     with torch.no_grad():
         for parameter in ours.parameters():
             parameter.add_(torch.randn_like(parameter))
-    ours.save_hf(tmp_path / "hf")
+    save_hf(ours, tmp_path / "hf")
     source = tmp_path / "hf" if via == "directory" else AutoModelForMaskedLM.from_pretrained(tmp_path / "hf")
-    again = XLMRForMaskedLM.from_hf(source)
+    again = load_hf(source)
     assert again.config == ours.config
     before, after = ours.state_dict(), again.state_dict()
     assert before.keys() == after.keys()
@@ -140,16 +142,16 @@ UNREPRESENTABLE = [
 
 @pytest.mark.parametrize("changes,message", UNREPRESENTABLE)
 def test_a_config_we_cannot_represent_gets_a_clear_error(changes, message, tmp_path):
-    XLMRForMaskedLM(CONFIGS["tiny"]).save_hf(tmp_path)
+    save_hf(XLMRForMaskedLM(CONFIGS["tiny"]), tmp_path)
     _edit_config(tmp_path, **changes)
     with pytest.raises(XLMRDSError, match=message.replace("(", r"\(")):
-        XLMRForMaskedLM.from_hf(tmp_path)
+        load_hf(tmp_path)
 
 
 def test_pickle_weights_are_refused_and_a_missing_directory_is_named(tmp_path):
-    XLMRForMaskedLM(CONFIGS["tiny"]).save_hf(tmp_path)
+    save_hf(XLMRForMaskedLM(CONFIGS["tiny"]), tmp_path)
     (tmp_path / "model.safetensors").rename(tmp_path / "pytorch_model.bin")
     with pytest.raises(XLMRDSError, match="holds only pytorch_model.bin; xlmr-ds reads .* only from safetensors"):
-        XLMRForMaskedLM.from_hf(tmp_path)
+        load_hf(tmp_path)
     with pytest.raises(XLMRDSError, match="nowhere: no config.json"):
-        XLMRForMaskedLM.from_hf(tmp_path / "nowhere")
+        load_hf(tmp_path / "nowhere")

@@ -2,8 +2,9 @@ import pytest
 import torch
 
 from xlmr_ds.errors import XLMRDSError
-from xlmr_ds.model import IGNORE_INDEX, XLMRForMaskedLM, preset
+from xlmr_ds.model import XLMRForMaskedLM, preset
 from xlmr_ds.model.modeling import position_ids_from_input_ids
+from xlmr_ds.vocab import IGNORE_INDEX
 
 POSITION_CASES = [
     # (input ids, expected positions): the first real token is at 2, pads stay at 1

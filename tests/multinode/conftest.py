@@ -55,7 +55,7 @@ class TwoHosts:
         except subprocess.TimeoutExpired:
             os.killpg(process.pid, signal.SIGKILL)  # what it started on the other host ends at teardown
             stdout, stderr = process.communicate()
-            raise AssertionError(f"timed out after {timeout} s on {host}: {script}\n{stdout[-3000:]}\n{stderr[-3000:]}")
+            raise AssertionError(f"timed out after {timeout} s on {host}: {script}\n{stdout[-3000:]}\n{stderr[-3000:]}") from None
         return Finished(process.returncode, stdout, stderr, time.monotonic() - started)
 
 

@@ -96,13 +96,13 @@ def test_a_two_host_checkpoint_resumes_on_one_host_with_the_same_sample_order(tw
 # Rank 0 builds the block index while rank 1 (on the other host) waits at an MPI barrier, then both read it.
 INDEX_SCRIPT = """
 import socket, sys
-from xlmr_ds.data import block_index
+from xlmr_ds.dataset import block_index
 build = block_index._build_cache
 def logged_build(*args, **kwargs):
     print("built on", socket.gethostname(), flush=True)
     return build(*args, **kwargs)
 block_index._build_cache = logged_build
-from xlmr_ds.data.pretraining import DataConfig, PretrainingData
+from xlmr_ds.dataset.loader import DataConfig, PretrainingData
 data = PretrainingData(DataConfig(sys.argv[1], block_size=32))
 print("sample on", socket.gethostname(), int(data.train_sample(3)["input_ids"].sum()), flush=True)
 """

@@ -14,14 +14,14 @@ import shutil
 import struct
 import subprocess
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 import pytest
 from launch import environment, train
 
-from xlmr_ds.data.spm_train import train_sentencepiece
+from xlmr_ds.prep.spm_train import train_sentencepiece
 
 CONFIGS = Path(__file__).parents[2] / "ds_configs"
 TINY_CONFIG = json.loads((CONFIGS / "tiny_cpu_zero2.json").read_text())
@@ -182,8 +182,8 @@ CASES = [
 @pytest.fixture(scope="module")
 def other_tokenizer(corpus_dir, tmp_path_factory) -> tuple[Path, Path]:
     """A second SentencePiece model (300 pieces) and the corpus binarized with it."""
-    from xlmr_ds.data.binarize import binarize_corpus
-    from xlmr_ds.parallel import SingleProcess
+    from xlmr_ds.prep.binarize import binarize_corpus
+    from xlmr_ds.world import SingleProcess
 
     root = tmp_path_factory.mktemp("other-tokenizer")
     train_sentencepiece(corpus_dir, root / "spm", vocab_size=300, sample_lines=2000, seed=0, progress=False)

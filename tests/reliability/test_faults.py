@@ -1,7 +1,7 @@
 """Faults survived: real processes killed, hung, preempted, out of disk or fed a NaN, each bounded in time.
 
 The promise: a run never loses more than the work since its last complete checkpoint, never resumes from a
-broken one, and never hangs forever. Faults are placed with XLMR_DS_FAULT (xlmr_ds/faults.py) so that they
+broken one, and never hangs forever. Faults are placed with XLMR_DS_FAULT (tests/plugins/xlmr_ds_faults.py) so that they
 hit a known step; the kills themselves come from outside, as they do in real life.
 """
 
@@ -214,7 +214,7 @@ def test_a_killed_binarize_leaves_nothing_that_a_later_run_takes_for_complete(co
     assert not (out / ".binarize-tmp").exists()
 
 
-BUILD_INDEX = ("import sys; from xlmr_ds.data.pretraining import DataConfig, PretrainingData; "
+BUILD_INDEX = ("import sys; from xlmr_ds.dataset.loader import DataConfig, PretrainingData; "
                "data = PretrainingData(DataConfig(sys.argv[1], block_size=64)); "
                "print({lang: len(data.blocks[lang][0]) for lang in data.languages})")
 
@@ -235,18 +235,15 @@ def test_a_killed_index_build_leaves_nothing_that_a_later_run_takes_for_complete
     assert len(caches) == 1 and json.loads((caches[0] / "complete.json").read_text())["block_size"] == 64
 
 
-FP16_ON_CPU = Path(__file__).parent / "fp16_on_cpu"
-
-
 @pytest.mark.parametrize("device", ["cpu", pytest.param("gpu", marks=pytest.mark.gpu)])
 def test_fp16_nan_loss_is_skipped_by_the_loss_scaler(device, training_args, tmp_path):
     """The fp16 row of the policy table, run for real. On the CPU DeepSpeed's accelerator is told that fp16 is
-    supported (fp16_on_cpu/sitecustomize.py says why that is sound); on a GPU nothing is overridden."""
+    supported (tests/plugins/xlmr_ds_fp16_on_cpu.py says why that is sound); on a GPU nothing is overridden."""
     config = json.loads((CONFIGS / "tiny_cpu_zero2.json").read_text())
     config.update(train_batch_size=8, train_micro_batch_size_per_gpu=2, fp16={"enabled": True, "initial_scale_power": 8})
     extra_env = {"XLMR_DS_FAULT": "loss:3:0:nan"}
     if device == "cpu":
-        extra_env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(FP16_ON_CPU), os.environ.get("PYTHONPATH")]))
+        extra_env["XLMR_DS_TEST_PLUGINS"] = "xlmr_ds_fp16_on_cpu"
     else:  # DeepSpeed's fused Adam, as a GPU run would use
         config["optimizer"]["params"].pop("torch_adam", None)
     path = tmp_path / "fp16.json"

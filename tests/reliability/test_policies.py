@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from xlmr_ds.engine.nonfinite import Outcome, check_supported, decide
+from xlmr_ds.engine.guards.nonfinite import Outcome, check_supported, decide
 from xlmr_ds.errors import XLMRDSError
 
 DECISIONS = [
@@ -54,7 +54,7 @@ def test_skip_is_refused_where_deepspeed_would_apply_nan_gradients(config, stage
 
 WATCHED = """
 import sys, time
-from xlmr_ds.engine.watchdog import ProgressWatchdog
+from xlmr_ds.engine.guards.watchdog import ProgressWatchdog
 dog = ProgressWatchdog(0.5, rank=1, world_size=2)
 for _ in range(int(sys.argv[1])):
     time.sleep(0.2)

@@ -6,9 +6,9 @@ import argparse
 import socket
 
 from xlmr_ds.cli.table import format_table
-from xlmr_ds.data.binarize import binarize_corpus
 from xlmr_ds.errors import XLMRDSError
-from xlmr_ds.parallel import data_world
+from xlmr_ds.prep.binarize import binarize_corpus
+from xlmr_ds.world import data_world
 
 
 def register(commands) -> None:

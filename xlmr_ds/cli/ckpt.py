@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from xlmr_ds.cli.groups import add_command_group
+from xlmr_ds.cli.arguments import add_command_group
 from xlmr_ds.cli.table import format_table
 from xlmr_ds.engine.checkpoint import MARKER, list_checkpoints
 
@@ -34,8 +34,9 @@ def run_list(args: argparse.Namespace) -> int:
     rows = []
     for info in checkpoints:
         marker = info.marker or {}
+        samples = marker.get("state", {}).get("data", {}).get("consumed_samples", "?")
         rows.append((info.path.name, str(info.step), str(marker.get("world_size", "?")),
-                     str(marker.get("zero_stage", "?")), str(marker.get("consumed_samples", "?")),
+                     str(marker.get("zero_stage", "?")), str(samples),
                      "complete" if info.complete else f"INCOMPLETE (no {MARKER}; ignored by --resume auto)"))
     print(format_table(("checkpoint", "step", "world size", "ZeRO", "samples", "state"), rows))
     return 0

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import argparse
 
-from xlmr_ds.cli.groups import add_command_group
+from xlmr_ds.cli.arguments import add_command_group
 from xlmr_ds.cli.table import format_table
-from xlmr_ds.data.demo_corpus import write_demo_corpus
 from xlmr_ds.errors import XLMRDSError
+from xlmr_ds.prep.demo_corpus import write_demo_corpus
 
 
 def register(commands) -> None:

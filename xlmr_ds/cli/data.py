@@ -5,9 +5,10 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from xlmr_ds.cli.groups import add_command_group
-from xlmr_ds.data.binarize import read_manifest, tokenizer_for_dataset
-from xlmr_ds.data.indexed import IndexedDataset
+from xlmr_ds.cli.arguments import add_command_group
+from xlmr_ds.dataset.indexed import IndexedDataset
+from xlmr_ds.dataset.manifest import read_manifest
+from xlmr_ds.prep.tokenizer import tokenizer_for_dataset
 
 
 def register(commands) -> None:

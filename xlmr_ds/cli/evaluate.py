@@ -4,15 +4,17 @@ from __future__ import annotations
 
 import argparse
 import csv
+import dataclasses
 import json
 from pathlib import Path
 
 import torch
 
+from xlmr_ds.cli.arguments import require_at_least
 from xlmr_ds.cli.table import format_table
-from xlmr_ds.data.pretraining import DataConfig, PretrainingData
+from xlmr_ds.dataset.loader import DataConfig, PretrainingData
+from xlmr_ds.engine.evaluation import evaluate_languages
 from xlmr_ds.errors import XLMRDSError
-from xlmr_ds.evaluation import evaluate_languages
 
 
 def register(commands) -> None:
@@ -24,38 +26,43 @@ def register(commands) -> None:
     parser.add_argument("--data", required=True, metavar="OUT", help="an `xlmr-ds binarize` output directory")
     parser.add_argument("--samples", type=int, default=64, help="held-out blocks per language (default 64)")
     parser.add_argument("--batch-size", type=int, default=8)
-    parser.add_argument("--seed", type=int, help="masking seed (default: the run's, or 0)")
-    parser.add_argument("--valid-fraction", type=float, help="held-out share (default: the run's, or 0.005)")
-    parser.add_argument("--block-size", type=int, help="tokens per block (default: the run's, or 512)")
+    defaults = DataConfig("")
+    parser.add_argument("--seed", type=int, help=f"masking seed (default: the run's, or {defaults.seed})")
+    parser.add_argument("--valid-fraction", type=float,
+                        help=f"held-out share (default: the run's, or {defaults.valid_fraction})")
+    parser.add_argument("--block-size", type=int,
+                        help=f"tokens per block (default: the run's, or {defaults.block_size})")
     parser.add_argument("--json", metavar="FILE", help="also write the table as JSON")
     parser.add_argument("--csv", metavar="FILE", help="also write the table as CSV")
     parser.set_defaults(run=run)
 
 
+# What fixes the held-out blocks and their masks: taken from the run that trained the model, else DataConfig's.
+HELD_OUT_SETTINGS = ("seed", "valid_fraction", "block_size", "split_seed")
+
+
 def _load(args: argparse.Namespace):
     """(model, the data settings the model was trained with, or {})."""
     if args.hf:
-        from xlmr_ds.model import XLMRForMaskedLM
+        from xlmr_ds.model.hf import load_hf
 
-        return XLMRForMaskedLM.from_hf(args.hf), {}
+        return load_hf(args.hf), {}
     from xlmr_ds.engine.export import choose_checkpoint, load_checkpoint_model
 
     info = choose_checkpoint(args.ckpt, args.step)
-    return load_checkpoint_model(info), info.marker.get("data_config", {})
+    return load_checkpoint_model(info), info.marker["run_config"]["data"]
 
 
 def run(args: argparse.Namespace) -> int:
-    for flag in ("samples", "batch_size"):
-        if getattr(args, flag) < 1:
-            raise XLMRDSError(f"--{flag.replace('_', '-')}={getattr(args, flag)} must be at least 1")
+    require_at_least(args, 1, "samples", "batch_size")
     model, trained = _load(args)
-    settings = {"seed": 0, "valid_fraction": 0.005, "block_size": 512, "split_seed": 0,
-                **{k: trained[k] for k in ("seed", "valid_fraction", "block_size", "split_seed") if k in trained}}
-    for flag in ("seed", "valid_fraction", "block_size"):
-        if getattr(args, flag) is not None:
-            settings[flag] = getattr(args, flag)
-    settings["block_size"] = min(settings["block_size"], model.config.max_sequence_length)
-    data = PretrainingData(DataConfig(args.data, **settings))
+    settings = {key: trained[key] for key in HELD_OUT_SETTINGS if key in trained}
+    settings.update({key: getattr(args, key) for key in ("seed", "valid_fraction", "block_size")
+                     if getattr(args, key) is not None})
+    config = DataConfig(args.data, **settings)
+    config = dataclasses.replace(config, block_size=min(config.block_size, model.config.max_sequence_length))
+    settings = {key: getattr(config, key) for key in HELD_OUT_SETTINGS}
+    data = PretrainingData(config)
     if data.vocab_size != model.config.vocab_size:
         raise XLMRDSError(f"{args.data}: its tokenizer has {data.vocab_size} ids but the model has "
                           f"{model.config.vocab_size}; evaluate on data binarized with the model's tokenizer")

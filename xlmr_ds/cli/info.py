@@ -5,10 +5,9 @@ from __future__ import annotations
 import argparse
 import json
 
+from xlmr_ds.cli.arguments import add_model_arguments, model_config_from_args, require_at_least
 from xlmr_ds.cli.table import format_table
-from xlmr_ds.cli.model_args import add_model_arguments, model_config_from_args
-from xlmr_ds.errors import XLMRDSError
-from xlmr_ds.memory import BYTES_PER_PARAMETER, model_state_memory
+from xlmr_ds.estimate.memory import BYTES_PER_PARAMETER, model_state_memory
 from xlmr_ds.model import largest_parameter_count, parameter_count
 
 GIB = 1024**3
@@ -27,9 +26,7 @@ def register(commands) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    for flag in ("gpus_per_node", "nodes"):
-        if getattr(args, flag) < 1:
-            raise XLMRDSError(f"--{flag.replace('_', '-')}={getattr(args, flag)} must be at least 1")
+    require_at_least(args, 1, "gpus_per_node", "nodes")
     name, config = model_config_from_args(args)
     total = parameter_count(config)
     largest = largest_parameter_count(config)

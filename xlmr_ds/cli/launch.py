@@ -4,16 +4,9 @@ from __future__ import annotations
 
 import argparse
 
-from xlmr_ds.cli.groups import add_command_group
+from xlmr_ds.cli.arguments import add_command_group, positive_int
 from xlmr_ds.cli.table import format_table
 from xlmr_ds.errors import XLMRDSError
-
-
-def _seconds(value: str) -> int:
-    number = int(value)
-    if number < 1:
-        raise argparse.ArgumentTypeError(f"{value} must be at least 1")
-    return number
 
 
 def register(commands) -> None:
@@ -26,7 +19,7 @@ def register(commands) -> None:
     check.add_argument("--data", metavar="DIR", help="an `xlmr-ds binarize` output every host must see")
     check.add_argument("--save", metavar="DIR", help="the checkpoint directory; it must be one directory shared "
                                                      "by all hosts")
-    check.add_argument("--ssh-timeout", type=_seconds, default=10, metavar="S",
+    check.add_argument("--ssh-timeout", type=positive_int, default=10, metavar="S",
                        help="seconds to wait for each ssh connection (default 10)")
     check.add_argument("--ssh-port", type=int, metavar="PORT", help="as deepspeed --ssh_port")
     check.set_defaults(run=run_check)

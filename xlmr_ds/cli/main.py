@@ -2,27 +2,39 @@
 
 from __future__ import annotations
 
-import argparse
 import sys
 
 from xlmr_ds import __version__
-from xlmr_ds.cli import (bench, binarize, ckpt, corpus, data, evaluate, fill_mask, info, launch, plan, report, smoke,
-                         spm)
+from xlmr_ds.cli import (
+    bench,
+    binarize,
+    ckpt,
+    corpus,
+    data,
+    evaluate,
+    fill_mask,
+    info,
+    launch,
+    plan,
+    report,
+    smoke,
+    spm,
+    train,
+)
+from xlmr_ds.cli.arguments import OneLineErrorParser
 from xlmr_ds.errors import XLMRDSError
+from xlmr_ds.logs import configure_logging
+from xlmr_ds.world import launcher_rank
 
-SUBCOMMANDS = (info, plan, corpus, spm, binarize, data, ckpt, evaluate, fill_mask, report, smoke, bench, launch)
-
-
-class OneLineErrorParser(argparse.ArgumentParser):
-    """argparse prints usage plus the error; we print only the error, on one line, and exit 2."""
-
-    def error(self, message: str):  # noqa: D102 - argparse's hook
-        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+SUBCOMMANDS = (info, plan, corpus, spm, binarize, data, train, ckpt, evaluate, fill_mask, report, smoke, bench,
+               launch)
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser() -> OneLineErrorParser:
     parser = OneLineErrorParser(prog="xlmr-ds", description=__doc__)
     parser.add_argument("--version", action="version", version=f"xlmr-ds {__version__}")
+    parser.add_argument("-v", "--verbose", dest="verbose_all", action="store_true",
+                        help="also show the libraries' warnings and info lines (or set XLMR_DS_VERBOSE=1)")
     commands = parser.add_subparsers(title="commands", required=True, metavar="COMMAND",
                                      parser_class=OneLineErrorParser)
     for module in SUBCOMMANDS:
@@ -32,11 +44,17 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    configure_logging(rank=launcher_rank(), verbose=args.verbose_all or getattr(args, "verbose", False))
     try:
-        return args.run(args) or 0
+        code = args.run(args) or 0
     except XLMRDSError as error:
         print(f"xlmr-ds: error: {error}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print("xlmr-ds: interrupted", file=sys.stderr)
         return 130
+    if getattr(args, "exits_without_finalizing", False):
+        from xlmr_ds.engine.guards.teardown import exit_process
+
+        exit_process(code)  # a finished training job (engine/guards/teardown.py says why)
+    return code

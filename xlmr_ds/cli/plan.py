@@ -6,12 +6,13 @@ import argparse
 import json
 from pathlib import Path
 
-from xlmr_ds.cli.model_args import add_model_arguments, model_config_from_args
+from xlmr_ds.cli.arguments import add_model_arguments, model_config_from_args, require_at_least
 from xlmr_ds.cli.table import format_table
-from xlmr_ds.planning import USABLE_MEMORY, make_plan, planned_ds_config
+from xlmr_ds.engine.ds_config import shipped_configs_dir
+from xlmr_ds.errors import XLMRDSError
+from xlmr_ds.estimate.planning import GPU_MEMORY_GIB, USABLE_MEMORY, make_plan, planned_ds_config
 
 GIB = 1024**3
-CONFIG_DIR = Path(__file__).resolve().parents[2] / "ds_configs"
 
 
 def register(commands) -> None:
@@ -33,12 +34,32 @@ def register(commands) -> None:
     parser.set_defaults(run=run)
 
 
+def _check(args: argparse.Namespace, config) -> None:
+    if args.gpu not in GPU_MEMORY_GIB:
+        raise XLMRDSError(f"--gpu {args.gpu!r} is not in the table; use one of {', '.join(GPU_MEMORY_GIB)}")
+    require_at_least(args, 1, "gpus", "gpus_per_node", "micro_batch", "seq", "global_batch")
+    if args.gpus % args.gpus_per_node:
+        raise XLMRDSError(f"--gpus={args.gpus} is not a multiple of --gpus-per-node={args.gpus_per_node}")
+    if args.zero not in (1, 2, 3):
+        raise XLMRDSError(f"--zero={args.zero} must be 1, 2 or 3")
+    if args.seq > config.max_sequence_length:
+        raise XLMRDSError(f"--seq={args.seq} exceeds the model's {config.max_sequence_length} positions")
+    if args.global_batch % (args.micro_batch * args.gpus):
+        raise XLMRDSError(f"--global-batch={args.global_batch} is not a multiple of --micro-batch x --gpus = "
+                          f"{args.micro_batch * args.gpus}; choose a global batch of micro x accumulation x gpus")
+    if not 0 < args.mfu <= 1:
+        raise XLMRDSError(f"--mfu={args.mfu} must be in (0, 1]")
+    if args.tokens <= 0:
+        raise XLMRDSError(f"--tokens={args.tokens} must be positive")
+
+
 def run(args: argparse.Namespace) -> int:
     name, config = model_config_from_args(args)
+    _check(args, config)
     plan = make_plan(config, args.gpus, args.gpus_per_node, args.gpu, args.zero, args.micro_batch, args.seq,
                      args.global_batch, args.tokens, args.mfu, args.peak_tflops, args.activation_checkpointing)
     ds_config = planned_ds_config(name if args.model_config is None else "large", args.zero, plan,
-                                  args.global_batch, CONFIG_DIR)
+                                  args.global_batch, shipped_configs_dir())
     if args.write_config:
         Path(args.write_config).write_text(json.dumps(ds_config, indent=2) + "\n")
     if args.json:
@@ -65,7 +86,8 @@ def run(args: argparse.Namespace) -> int:
     verdict = "fits" if plan.fits else "does NOT fit"
     print(f"{verdict}: {plan.total / GIB:.1f} GiB of {plan.gpu_memory / GIB:.0f} GiB "
           f"({USABLE_MEMORY:.0%} usable)")
-    print(f"compute: {plan.flops_per_step / 1e15:,.1f} PFLOP per step, {plan.steps:,} steps for {args.tokens:.3g} tokens; "
+    print(f"compute: {plan.flops_per_step / 1e15:,.1f} PFLOP per step, {plan.steps:,} steps for "
+          f"{args.tokens:.3g} tokens; "
           f"at {args.mfu:.0%} MFU: {plan.days:,.1f} days, {plan.gpu_hours:,.0f} GPU-hours")
     print("ds_config:" if not args.write_config else f"ds_config written to {args.write_config}:")
     if not args.write_config:

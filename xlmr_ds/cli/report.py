@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from xlmr_ds.report import write_report
+from xlmr_ds.tools.report import write_report
 
 
 def register(commands) -> None:

@@ -11,9 +11,10 @@ import time
 
 import torch
 
-from xlmr_ds.cli.model_args import add_model_arguments, model_config_from_args
+from xlmr_ds.cli.arguments import add_model_arguments, model_config_from_args, require_at_least
 from xlmr_ds.errors import XLMRDSError
-from xlmr_ds.model import IGNORE_INDEX, XLMRForMaskedLM
+from xlmr_ds.model import XLMRForMaskedLM
+from xlmr_ds.vocab import BOS_ID, EOS_ID, IGNORE_INDEX, PAD_ID, UNK_ID, mask_id
 
 
 def register(commands) -> None:
@@ -32,19 +33,17 @@ def random_masked_batch(vocab_size: int, batch: int, seq: int, generator: torch.
     lengths = [seq if i % 2 == 0 else max(3, seq // 2) for i in range(batch)]
     attention_mask = torch.zeros(batch, seq, dtype=torch.long)
     for row, length in enumerate(lengths):
-        input_ids[row, 0], input_ids[row, length - 1] = 0, 2
-        input_ids[row, length:] = 1
+        input_ids[row, 0], input_ids[row, length - 1] = BOS_ID, EOS_ID
+        input_ids[row, length:] = PAD_ID
         attention_mask[row, :length] = 1
-    chosen = (torch.rand(batch, seq, generator=generator) < 0.15) & (input_ids > 3)
+    chosen = (torch.rand(batch, seq, generator=generator) < 0.15) & (input_ids > UNK_ID)
     labels = torch.where(chosen, input_ids, IGNORE_INDEX)
-    masked_inputs = torch.where(chosen, vocab_size - 1, input_ids)  # <mask> is the last id
+    masked_inputs = torch.where(chosen, mask_id(vocab_size), input_ids)
     return masked_inputs, attention_mask, labels
 
 
 def run(args: argparse.Namespace) -> int:
-    for flag in ("steps", "batch", "seq"):
-        if getattr(args, flag) < 1:
-            raise XLMRDSError(f"--{flag}={getattr(args, flag)} must be at least 1")
+    require_at_least(args, 1, "steps", "batch", "seq")
     name, config = model_config_from_args(args)
     if args.seq < 3 or args.seq > config.max_sequence_length:
         raise XLMRDSError(f"--seq={args.seq} must be between 3 and {config.max_sequence_length} for model {name}")

@@ -5,10 +5,10 @@ from __future__ import annotations
 import argparse
 import time
 
-from xlmr_ds.cli.groups import add_command_group
+from xlmr_ds.cli.arguments import add_command_group
 from xlmr_ds.cli.table import format_table
-from xlmr_ds.data.spm_train import train_sentencepiece
-from xlmr_ds.data.tokenizer import XLMRTokenizer
+from xlmr_ds.prep.spm_train import train_sentencepiece
+from xlmr_ds.prep.tokenizer import XLMRTokenizer
 
 
 def register(commands) -> None:

@@ -8,12 +8,16 @@ from torch import nn
 
 from xlmr_ds.errors import XLMRDSError
 from xlmr_ds.model import XLMRConfig, XLMRForMaskedLM
+from xlmr_ds.model.hf import load_hf
 from xlmr_ds.model.modeling import initialize_module
 
 
-def build_model(config: XLMRConfig, ds_config: dict, stage: int, init_from: str | None) -> XLMRForMaskedLM:
+def build_model(config: XLMRConfig, ds_config: dict, stage: int, init_from: str | None,
+                activation_checkpointing: bool = False) -> XLMRForMaskedLM:
+    """The model to train: Hugging Face weights from `init_from`, or freshly initialized (partitioned as it is
+    built under ZeRO-3)."""
     if init_from:
-        model = XLMRForMaskedLM.from_hf(init_from)
+        model = load_hf(init_from, activation_checkpointing=activation_checkpointing)
         shape = ("vocab_size", "hidden_size", "num_layers", "num_heads", "ffn_size", "max_position_embeddings")
         theirs, ours = ({f: getattr(c, f) for f in shape} for c in (model.config, config))
         if theirs != ours:
@@ -22,14 +26,14 @@ def build_model(config: XLMRConfig, ds_config: dict, stage: int, init_from: str 
                               f"--model with this data's vocabulary)")
         return model
     if stage < 3:
-        return XLMRForMaskedLM(config)
+        return XLMRForMaskedLM(config, activation_checkpointing=activation_checkpointing)
     import deepspeed
 
     # Each parameter is partitioned as soon as its module is built, so Large never exists whole on a rank.
     # The modules' own default initialization ran before partitioning; apply ours one module at a time,
     # gathered, with rank 0's values broadcast to the others.
     with deepspeed.zero.Init(config_dict_or_path=ds_config):
-        model = XLMRForMaskedLM(config, initialize=False)
+        model = XLMRForMaskedLM(config, initialize=False, activation_checkpointing=activation_checkpointing)
     for module in model.modules():
         own = list(module.parameters(recurse=False))
         if own:

@@ -5,7 +5,10 @@ without ZeRO. We refuse unknown keys (naming the nearest valid one), check the s
 with pydantic through those models, and check the batch-size arithmetic against the real world size. Each
 problem is one line that names the file, the key and the fix.
 
-One extension: scheduler.params.total_num_steps may be "auto", filled in from --steps.
+One extension: scheduler.params.total_num_steps may be "auto", filled in from the run's steps.
+
+The configs shipped in the repository's ds_configs/ are installed with the package (setup.py maps the folder
+into xlmr_ds/ds_configs), so `shipped_configs_dir` finds them from a clone and from an installed xlmr-ds.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ import hashlib
 import json
 from pathlib import Path
 
+import xlmr_ds
 from xlmr_ds.errors import XLMRDSError
 from xlmr_ds.jsonfile import read_json_object
 
@@ -125,7 +129,8 @@ def resolve_batch_sizes(config: dict, source: str, data_parallel_size: int) -> t
         raise XLMRDSError(
             f"{source}: train_batch_size={batch} != train_micro_batch_size_per_gpu={micro} x "
             f"gradient_accumulation_steps={accumulation} x {data_parallel_size} processes; with "
-            f"{data_parallel_size} processes set train_batch_size to {micro * (accumulation or 1) * data_parallel_size} "
+            f"{data_parallel_size} processes set train_batch_size to "
+            f"{micro * (accumulation or 1) * data_parallel_size} "
             f"or gradient_accumulation_steps to {max(1, batch // (micro * data_parallel_size))}"
         )
     return batch, micro, accumulation
@@ -143,9 +148,32 @@ def prepare_ds_config(config: dict, source: str, data_parallel_size: int, total_
     return config
 
 
+def route_monitors(config: dict, save_dir: Path | None) -> None:
+    """TensorBoard and CSV monitors write under save_dir unless the config names a path; off without one."""
+    for key in ("tensorboard", "csv_monitor"):
+        section = config.get(key)
+        if not section or not section.get("enabled"):
+            continue
+        if save_dir is None:
+            section["enabled"] = False
+        elif not section.get("output_path"):
+            section["output_path"] = str(save_dir / "monitor")
+
+
 def zero_stage(config: dict) -> int:
     return int(config.get("zero_optimization", {}).get("stage", 0))
 
 
 def config_hash(config: dict) -> str:
     return hashlib.sha256(json.dumps(config, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def shipped_configs_dir() -> Path:
+    """The folder of the DeepSpeed configs that ship with xlmr-ds: inside the installed package, or at the top
+    of the clone that an editable install runs from."""
+    package = Path(xlmr_ds.__file__).resolve().parent
+    for candidate in (package / "ds_configs", package.parent / "ds_configs"):
+        if candidate.is_dir() and any(candidate.glob("*.json")):
+            return candidate
+    raise XLMRDSError(f"{package}: the DeepSpeed configs that ship with xlmr-ds are missing (no ds_configs/ in the "
+                      f"package or beside it); reinstall xlmr-ds")

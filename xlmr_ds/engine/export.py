@@ -7,13 +7,14 @@ import hashlib
 from pathlib import Path
 
 from xlmr_ds.accelerator import select_deepspeed_accelerator
-from xlmr_ds.engine.checkpoint import CheckpointInfo, list_checkpoints, verify_files
+from xlmr_ds.engine.checkpoint import CheckpointInfo, complete_checkpoints, verify_files
 from xlmr_ds.errors import XLMRDSError
 from xlmr_ds.model import XLMRConfig, XLMRForMaskedLM
+from xlmr_ds.model.hf import save_hf
 
 
 def choose_checkpoint(save_dir: str | Path, step: int | None) -> CheckpointInfo:
-    complete = [c for c in list_checkpoints(save_dir) if c.complete]
+    complete = complete_checkpoints(save_dir)
     if not complete:
         raise XLMRDSError(f"{save_dir}: no complete checkpoint (a step_* directory with its completion marker); "
                           f"pass the --save directory of a run that saved one (xlmr-ds ckpt list DIR shows them)")
@@ -49,5 +50,5 @@ def export_checkpoint(save_dir: str | Path, out_dir: str | Path, step: int | Non
         raise XLMRDSError(f"{path}: the run's SentencePiece model is not there; pass --spm MODEL")
     if hashlib.sha256(path.read_bytes()).hexdigest() != tokenizer["sha256"]:
         raise XLMRDSError(f"{path}: not the SentencePiece model this run was trained with (sha256 differs)")
-    load_checkpoint_model(info).save_hf(out_dir, tokenizer_model=path)
+    save_hf(load_checkpoint_model(info), out_dir, tokenizer_model=path)
     return info

@@ -17,8 +17,9 @@ import tempfile
 from importlib import metadata
 from pathlib import Path
 
+from xlmr_ds.dataset.manifest import MANIFEST
+
 PROBE_PREFIX = "XLMR_DS_PROBE "
-MANIFEST = "manifest.json"  # xlmr_ds.data.binarize.MANIFEST; not imported, to keep the probe light
 
 
 def _version(package: str) -> str | None:

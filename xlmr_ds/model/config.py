@@ -12,6 +12,7 @@ from pathlib import Path
 
 from xlmr_ds.errors import XLMRDSError
 from xlmr_ds.jsonfile import read_json_object
+from xlmr_ds.vocab import BOS_ID, EOS_ID, PAD_ID
 
 XLMR_VOCAB_SIZE = 250_002
 """250,000 SentencePiece pieces + <s>, <pad>, </s>, <unk> - 3 pieces shared + <mask> (facts.md)."""
@@ -43,13 +44,13 @@ class XLMRConfig:
     type_vocab_size: int = 1
     """Rows of the token-type table. XLM-R uses one row (every token is type 0); kept for checkpoint parity."""
 
-    pad_token_id: int = 1
+    pad_token_id: int = PAD_ID
     """Id of <pad>; also the padding row of the word and position tables."""
 
-    bos_token_id: int = 0
+    bos_token_id: int = BOS_ID
     """Id of <s>, which starts every sequence."""
 
-    eos_token_id: int = 2
+    eos_token_id: int = EOS_ID
     """Id of </s>, which ends every sequence."""
 
     layer_norm_eps: float = 1e-5
@@ -96,14 +97,14 @@ class XLMRConfig:
         """Longest input the position table can embed (512 for the published models)."""
         return self.max_position_embeddings - self.pad_token_id - 1
 
-    def replace(self, **changes) -> "XLMRConfig":
+    def replace(self, **changes) -> XLMRConfig:
         return dataclasses.replace(self, **changes)
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
 
     @classmethod
-    def from_dict(cls, values: dict, source: str = "model config") -> "XLMRConfig":
+    def from_dict(cls, values: dict, source: str = "model config") -> XLMRConfig:
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(values) - known)
         if unknown:
@@ -111,7 +112,7 @@ class XLMRConfig:
         return cls(**values)
 
     @classmethod
-    def from_json(cls, path: str | Path) -> "XLMRConfig":
+    def from_json(cls, path: str | Path) -> XLMRConfig:
         return cls.from_dict(read_json_object(path, "model config file"), source=str(path))
 
 

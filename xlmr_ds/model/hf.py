@@ -1,4 +1,5 @@
-"""Conversion between XLMRForMaskedLM and Hugging Face's XLMRobertaForMaskedLM, both ways.
+"""Conversion between XLMRForMaskedLM and Hugging Face's XLMRobertaForMaskedLM, both ways: `load_hf` and
+`save_hf`. A one-way adapter: it imports the model, the model never imports it.
 
 A Hugging Face directory is config.json plus model.safetensors (or a sharded model.safetensors.index.json).
 Weights are read and written only as safetensors: pickle files can run code when loaded. transformers
@@ -164,7 +165,9 @@ def _state_dict_from_hf(hf_state: dict[str, torch.Tensor], config: XLMRConfig, s
     return state
 
 
-def load_hf(path_or_model) -> XLMRForMaskedLM:
+def load_hf(path_or_model, **model_options) -> XLMRForMaskedLM:
+    """A Hugging Face XLMRobertaForMaskedLM as our model: a directory (config.json + safetensors) or a model
+    object. `model_options` go to XLMRForMaskedLM (kernel_backend, activation_checkpointing)."""
     if isinstance(path_or_model, (str, os.PathLike)):
         directory = Path(path_or_model)
         config_path = directory / "config.json"
@@ -181,7 +184,7 @@ def load_hf(path_or_model) -> XLMRForMaskedLM:
         source = type(path_or_model).__name__
         config = config_from_hf(path_or_model.config.to_dict(), source)
         hf_state = path_or_model.state_dict()
-    model = XLMRForMaskedLM(config)
+    model = XLMRForMaskedLM(config, **model_options)
     model.load_state_dict(_state_dict_from_hf(hf_state, config, source), strict=True)
     return model
 
@@ -205,8 +208,9 @@ def write_tokenizer_files(directory: Path, sentencepiece_model: Path, max_length
 
 
 def save_hf(model: XLMRForMaskedLM, out_dir, tokenizer_model: str | Path | None = None) -> None:
-    """Write config.json and model.safetensors (and the tokenizer files when given a SentencePiece model);
-    the directory appears only once everything in it is complete."""
+    """Write a directory that transformers' AutoModelForMaskedLM.from_pretrained loads: config.json and
+    model.safetensors, and given the SentencePiece model also the tokenizer files (so that AutoTokenizer and
+    pipeline("fill-mask") load it too); the directory appears only once everything in it is complete."""
     out_dir = Path(out_dir)
     names = hf_parameter_names(model.config.num_layers)
     tensors = {names[k]: v.detach().cpu().contiguous() for k, v in model.state_dict().items() if k != _OUR_TIED_COPY}

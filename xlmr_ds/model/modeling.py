@@ -3,7 +3,11 @@
 Post-LayerNorm blocks, exact (erf) GELU, LayerNorm eps 1e-5, learned positions that start at
 pad_token_id + 1 and skip padding, an embedding LayerNorm, and an LM head whose decoder is tied to the
 word embeddings. The numbers match Hugging Face's XLMRobertaForMaskedLM (tests/model checks it); the
-module names are our own and hf.py maps them.
+module names are our own and hf.py maps them (hf.py imports this module, never the other way).
+
+Two choices are made when the model is built, not found on it later: `kernel_backend`, which implementation
+runs every fused op of a block (attention, bias+GELU, dropout+residual+LayerNorm; kernels/dispatch.py
+resolves "auto"), and `activation_checkpointing`, whether blocks are recomputed in backward.
 
 This module imports nothing from training: no DeepSpeed, no data code.
 """
@@ -26,9 +30,7 @@ from xlmr_ds.kernels import (
     resolve_attention_backend,
 )
 from xlmr_ds.model.config import XLMRConfig
-
-IGNORE_INDEX = -100
-"""Label value of positions that carry no loss (the PyTorch / Hugging Face convention)."""
+from xlmr_ds.vocab import IGNORE_INDEX
 
 UNPAD_MIN_PADDING = 0.1
 """Share of padding from which the Triton backend drops the padding tokens before the first layer.
@@ -42,10 +44,11 @@ def sequence_lengths(attention_mask: torch.Tensor) -> torch.Tensor:
 
 
 @dataclass(frozen=True)
-class PackedTokens:
-    """The real tokens of a padded batch, packed back to back: what the layers see on the unpadded path.
+class UnpaddedTokens:
+    """The real tokens of a padded batch, back to back without the padding: what the layers see on the
+    unpadded (variable-length) path.
 
-    Sequence b is packed rows cu_seqlens[b]:cu_seqlens[b+1]; `indices` are their positions in the flattened
+    Sequence b is rows cu_seqlens[b]:cu_seqlens[b+1]; `indices` are their positions in the flattened
     (batch * seq) padded layout. Padding tokens are not computed at all, and no attention mask is needed.
     """
 
@@ -54,7 +57,7 @@ class PackedTokens:
     max_seqlen: int
 
     @classmethod
-    def from_mask(cls, attention_mask: torch.Tensor, lengths: torch.Tensor) -> "PackedTokens":
+    def from_mask(cls, attention_mask: torch.Tensor, lengths: torch.Tensor) -> UnpaddedTokens:
         """lengths: the mask's row sums on the host (`sequence_lengths`), read once by the caller."""
         total = int(lengths.sum())
         cu_seqlens = torch.zeros(len(lengths) + 1, dtype=torch.int32)
@@ -84,7 +87,8 @@ class Embeddings(nn.Module):
         super().__init__()
         self.pad_token_id = config.pad_token_id
         self.word = nn.Embedding(config.vocab_size, config.hidden_size, padding_idx=config.pad_token_id)
-        self.position = nn.Embedding(config.max_position_embeddings, config.hidden_size, padding_idx=config.pad_token_id)
+        self.position = nn.Embedding(config.max_position_embeddings, config.hidden_size,
+                                     padding_idx=config.pad_token_id)
         self.token_type = nn.Embedding(config.type_vocab_size, config.hidden_size)
         self.norm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
         self.dropout = nn.Dropout(config.hidden_dropout)
@@ -104,7 +108,6 @@ class SelfAttention(nn.Module):
         self.num_heads = config.num_heads
         self.head_dim = config.head_dim
         self.dropout_p = config.attention_dropout
-        self.backend = "auto"
         self.query = nn.Linear(config.hidden_size, config.hidden_size)
         self.key = nn.Linear(config.hidden_size, config.hidden_size)
         self.value = nn.Linear(config.hidden_size, config.hidden_size)
@@ -114,10 +117,10 @@ class SelfAttention(nn.Module):
         batch, seq, _ = x.shape
         return x.view(batch, seq, self.num_heads, self.head_dim).transpose(1, 2)
 
-    def forward(self, x: torch.Tensor, attention_mask: torch.Tensor | None,
-                packed: PackedTokens | None = None) -> torch.Tensor:
-        if packed is not None:
-            return self._forward_packed(x, packed)
+    def forward(self, x: torch.Tensor, attention_mask: torch.Tensor | None, backend: str,
+                unpadded: UnpaddedTokens | None = None) -> torch.Tensor:
+        if unpadded is not None:
+            return self._forward_unpadded(x, unpadded)
         batch, seq, hidden = x.shape
         context = attention(
             self._split_heads(self.query(x)),
@@ -125,17 +128,17 @@ class SelfAttention(nn.Module):
             self._split_heads(self.value(x)),
             attention_mask,
             dropout_p=self.dropout_p if self.training else 0.0,
-            backend=self.backend,
+            backend=backend,
         )
         return self.out(context.transpose(1, 2).reshape(batch, seq, hidden))
 
-    def _forward_packed(self, x: torch.Tensor, packed: PackedTokens) -> torch.Tensor:
-        """x is (tokens, hidden): the packed real tokens of the batch."""
+    def _forward_unpadded(self, x: torch.Tensor, unpadded: UnpaddedTokens) -> torch.Tensor:
+        """x is (tokens, hidden): the real tokens of the batch, back to back (only the Triton backend)."""
         tokens, hidden = x.shape
         heads = (self.num_heads, self.head_dim)
         context = attention_varlen(
             self.query(x).view(tokens, *heads), self.key(x).view(tokens, *heads), self.value(x).view(tokens, *heads),
-            packed.cu_seqlens, packed.max_seqlen, dropout_p=self.dropout_p if self.training else 0.0,
+            unpadded.cu_seqlens, unpadded.max_seqlen, dropout_p=self.dropout_p if self.training else 0.0,
         )
         return self.out(context.reshape(tokens, hidden))
 
@@ -159,8 +162,9 @@ class ResidualLayerNorm(nn.LayerNorm):
 class TransformerBlock(nn.Module):
     """x = LN(x + drop(attn(x))); x = LN(x + drop(ffn(x))): the post-LN block of BERT and RoBERTa."""
 
-    def __init__(self, config: XLMRConfig):
+    def __init__(self, config: XLMRConfig, kernel_backend: str = "auto"):
         super().__init__()
+        self.kernel_backend = kernel_backend
         self.attention = SelfAttention(config)
         self.attention_norm = ResidualLayerNorm(config.hidden_size, eps=config.layer_norm_eps)
         self.ffn_in = LinearGELU(config.hidden_size, config.ffn_size)
@@ -169,11 +173,10 @@ class TransformerBlock(nn.Module):
         self.hidden_dropout = config.hidden_dropout
 
     def forward(self, x: torch.Tensor, attention_mask: torch.Tensor | None,
-                packed: PackedTokens | None = None) -> torch.Tensor:
-        # One backend for the whole block: the attention's (Triton on CUDA by default).
-        backend = self.attention.backend
+                unpadded: UnpaddedTokens | None = None) -> torch.Tensor:
+        backend = self.kernel_backend
         dropout_p = self.hidden_dropout if self.training else 0.0
-        x = self.attention_norm(self.attention(x, attention_mask, packed), x, dropout_p, backend)
+        x = self.attention_norm(self.attention(x, attention_mask, backend, unpadded), x, dropout_p, backend)
         return self.ffn_norm(self.ffn_out(self.ffn_in(x, backend)), x, dropout_p, backend)
 
 
@@ -198,16 +201,19 @@ class MaskedLMHead(nn.Module):
 
 
 class XLMRForMaskedLM(nn.Module):
-    def __init__(self, config: XLMRConfig, initialize: bool = True):
+    def __init__(self, config: XLMRConfig, initialize: bool = True, kernel_backend: str = "auto",
+                 activation_checkpointing: bool = False):
         """initialize=False leaves the initialization to the caller (one whose parameters are partitioned
-        as they are created, as under ZeRO-3's zero.Init, applies initialize_module module by module)."""
+        as they are created, as under ZeRO-3's zero.Init, applies initialize_module module by module).
+        kernel_backend: "auto", "torch", "eager" or "triton" for every block's fused ops (see
+        set_kernel_backend). activation_checkpointing: recompute each block in backward (training only)."""
         super().__init__()
         self.config = config
         self.embeddings = Embeddings(config)
-        self.layers = nn.ModuleList(TransformerBlock(config) for _ in range(config.num_layers))
+        self.layers = nn.ModuleList(TransformerBlock(config, kernel_backend) for _ in range(config.num_layers))
         self.lm_head = MaskedLMHead(config)
         self.lm_head.decoder.weight = self.embeddings.word.weight
-        self.activation_checkpointing = False
+        self.activation_checkpointing = activation_checkpointing
         if initialize:
             self.reset_parameters()
 
@@ -216,10 +222,11 @@ class XLMRForMaskedLM(nn.Module):
         for module in self.modules():
             initialize_module(module, self.config.initializer_range)
 
-    def set_attention_backend(self, backend: str) -> None:
-        """Route every layer's attention through `backend` ("auto", "torch", "eager" or "triton")."""
+    def set_kernel_backend(self, backend: str) -> None:
+        """Run every block's fused ops on `backend` ("auto", "torch", "eager" or "triton"); for comparing
+        backends on the same weights."""
         for layer in self.layers:
-            layer.attention.backend = backend
+            layer.kernel_backend = backend
 
     def encode(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None) -> torch.Tensor:
         """The final hidden states, (batch, seq, hidden)."""
@@ -238,32 +245,33 @@ class XLMRForMaskedLM(nn.Module):
                 # No padding: attention without a mask lets SDPA take its fused kernels (with a mask and dropout
                 # it falls back to the unfused path, 2-3x slower on CPU) and the Triton kernel skip the mask loads.
                 attention_mask = None
-        packed = self._packing(attention_mask, lengths)
-        if packed is not None:
+        unpadded = self._unpadding(attention_mask, lengths)
+        if unpadded is not None:
             batch, seq, hidden = x.shape
-            x = x.reshape(batch * seq, hidden).index_select(0, packed.indices)
+            x = x.reshape(batch * seq, hidden).index_select(0, unpadded.indices)
         for layer in self.layers:
             if self.activation_checkpointing and self.training:
                 # Recompute the block in backward instead of keeping its activations (same dropout masks).
-                x = torch.utils.checkpoint.checkpoint(layer, x, attention_mask, packed, use_reentrant=False)
+                x = torch.utils.checkpoint.checkpoint(layer, x, attention_mask, unpadded, use_reentrant=False)
             else:
-                x = layer(x, attention_mask, packed)
-        if packed is not None:
+                x = layer(x, attention_mask, unpadded)
+        if unpadded is not None:
             # Back to (batch, seq, hidden); padding positions hold zeros (nothing reads them).
-            x = x.new_zeros(batch * seq, hidden).index_copy(0, packed.indices, x).view(batch, seq, hidden)
+            x = x.new_zeros(batch * seq, hidden).index_copy(0, unpadded.indices, x).view(batch, seq, hidden)
         return x
 
-    def _packing(self, attention_mask: torch.Tensor | None, lengths: torch.Tensor | None = None) -> PackedTokens | None:
-        """Packed tokens when the layers run the Triton kernels and the batch has padding enough to pay."""
+    def _unpadding(self, attention_mask: torch.Tensor | None,
+                   lengths: torch.Tensor | None = None) -> UnpaddedTokens | None:
+        """The unpadded tokens when the layers run the Triton kernels and the batch has padding enough to pay."""
         if attention_mask is None or not self.layers:
             return None
-        if resolve_attention_backend(self.layers[0].attention.backend, attention_mask.device) != "triton":
+        if resolve_attention_backend(self.layers[0].kernel_backend, attention_mask.device) != "triton":
             return None
         if lengths is None:
             lengths = sequence_lengths(attention_mask)
         if int(lengths.sum()) > (1.0 - UNPAD_MIN_PADDING) * attention_mask.numel():
             return None
-        return PackedTokens.from_mask(attention_mask, lengths)
+        return UnpaddedTokens.from_mask(attention_mask, lengths)
 
     def forward(
         self,
@@ -283,20 +291,6 @@ class XLMRForMaskedLM(nn.Module):
             # No labelled token in the batch: a zero loss that still reaches every parameter's graph.
             return MaskedLMOutput(loss=logits.sum() * 0.0, logits=logits)
         return MaskedLMOutput(loss=F.cross_entropy(logits.float(), targets), logits=logits)
-
-    @classmethod
-    def from_hf(cls, path_or_model) -> "XLMRForMaskedLM":
-        """Load a Hugging Face XLMRobertaForMaskedLM: a directory (config.json + safetensors) or a model object."""
-        from xlmr_ds.model.hf import load_hf
-
-        return load_hf(path_or_model)
-
-    def save_hf(self, out_dir, tokenizer_model=None) -> None:
-        """Write a directory that transformers' AutoModelForMaskedLM.from_pretrained loads (and, given the
-        SentencePiece model, AutoTokenizer and pipeline("fill-mask") too)."""
-        from xlmr_ds.model.hf import save_hf
-
-        save_hf(self, out_dir, tokenizer_model)
 
 
 @torch.no_grad()

@@ -1,0 +1,44 @@
+import numpy as np
+import pytest
+
+from xlmr_ds.dataset.blending import GlobalSampleOrder
+
+PROBABILITIES = [0.5, 0.3, 0.15, 0.05]
+BLOCKS = [1000, 37, 5, 1]
+
+
+def test_language_proportions_match_q():
+    order = GlobalSampleOrder(PROBABILITIES, BLOCKS, seed=0, chunk_size=4096)
+    languages = np.array([order[g][0] for g in range(40_000)])
+    shares = np.bincount(languages, minlength=4) / len(languages)
+    # Binomial standard error at n = 40,000 is at most 0.0025: allow four of them.
+    np.testing.assert_allclose(shares, PROBABILITIES, atol=0.01)
+
+
+def test_every_block_is_seen_once_per_epoch_in_a_new_order_each_epoch():
+    order = GlobalSampleOrder(PROBABILITIES, BLOCKS, seed=1, chunk_size=512)
+    draws = {i: [] for i in range(4)}
+    for g in range(6000):
+        language, block = order[g]
+        draws[language].append(block)
+    for language in (1, 2):
+        blocks = draws[language]
+        full_epochs = len(blocks) // BLOCKS[language]
+        assert full_epochs >= 2
+        epochs = [blocks[e * BLOCKS[language]:(e + 1) * BLOCKS[language]] for e in range(full_epochs)]
+        assert all(sorted(epoch) == list(range(BLOCKS[language])) for epoch in epochs)
+        assert epochs[0] != epochs[1]
+
+
+@pytest.mark.parametrize("chunk_size", [7, 512])
+def test_random_access_equals_sequential_access_in_a_fresh_instance(chunk_size):
+    sequential = GlobalSampleOrder(PROBABILITIES, BLOCKS, seed=2, chunk_size=chunk_size)
+    expected = [sequential[g] for g in range(3000)]
+    for g in [2999, 0, 1500, 7, 6, 2000]:
+        assert GlobalSampleOrder(PROBABILITIES, BLOCKS, seed=2, chunk_size=chunk_size)[g] == expected[g]
+
+
+def test_the_seed_changes_the_order():
+    a = GlobalSampleOrder(PROBABILITIES, BLOCKS, seed=3)
+    b = GlobalSampleOrder(PROBABILITIES, BLOCKS, seed=4)
+    assert [a[g] for g in range(200)] != [b[g] for g in range(200)]

@@ -1,0 +1,123 @@
+"""The settings of a training run, as one typed config.
+
+`RunConfig` is built from the command line in one place (cli/train.py), handed to the trainer whole, and
+saved in every checkpoint's marker, so that a resumed run says which settings changed. Each group is a
+frozen dataclass with a docstring per field, and each default is written once, here or in the config of the
+part it belongs to (DataConfig for the data, XLMRConfig presets for the model).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+
+from xlmr_ds.dataset.loader import DataConfig
+from xlmr_ds.model import XLMRConfig, preset
+
+NONFINITE_POLICIES = ("stop", "skip")
+
+
+@dataclass(frozen=True)
+class ModelSettings:
+    """Which model is trained, and how it runs."""
+
+    preset: str = "tiny"
+    """A named shape of xlmr_ds.model.PRESETS; its vocabulary is replaced by the dataset's."""
+
+    config_file: str | None = None
+    """A JSON file of XLMRConfig fields, used instead of the preset."""
+
+    init_from: str | None = None
+    """A Hugging Face directory whose weights the run starts from (with a fresh optimizer)."""
+
+    activation_checkpointing: bool = False
+    """Recompute each block in backward instead of keeping its activations."""
+
+    def shape(self) -> XLMRConfig:
+        """The model's configuration before the dataset's vocabulary size is put in."""
+        return XLMRConfig.from_json(self.config_file) if self.config_file else preset(self.preset)
+
+
+@dataclass(frozen=True)
+class OptimizationSettings:
+    """How long and with what the run optimizes."""
+
+    deepspeed_config: str
+    """The DeepSpeed JSON config: optimizer, learning-rate schedule, precision, ZeRO stage, batch sizes."""
+
+    steps: int
+    """Optimizer steps to reach; also the length of a schedule whose total_num_steps is "auto"."""
+
+    exit_at_step: int | None = None
+    """Save and exit once this step is done (a time-limited job); `steps` still sets the schedule, so a
+    later run continues the same learning-rate curve."""
+
+
+@dataclass(frozen=True)
+class CheckpointSettings:
+    """Where and when the run saves, and what it resumes from."""
+
+    save_dir: str | None = None
+    """Checkpoints, metrics.jsonl and monitor output; without it nothing is saved."""
+
+    save_every: int = 0
+    """Save every this many steps (0: only at the end, and when stopped)."""
+
+    keep: int = 0
+    """Keep the newest this many complete checkpoints (0: keep all)."""
+
+    resume: str = "auto"
+    """"auto": the newest complete checkpoint in save_dir; "none": start afresh; or a checkpoint directory."""
+
+
+@dataclass(frozen=True)
+class LoggingSettings:
+    """What the run measures and writes down besides checkpoints."""
+
+    metrics_file: str | None = None
+    """Where metrics.jsonl goes (default: save_dir/metrics.jsonl; this allows metrics without save_dir)."""
+
+    eval_every: int = 0
+    """Per-language validation every this many steps, and before the first one (0: never)."""
+
+    eval_samples: int = 32
+    """Held-out blocks per language in each validation."""
+
+    peak_tflops: float | None = None
+    """The device's peak TFLOP/s for MFU (default: from the GPU's name; none on a CPU)."""
+
+
+@dataclass(frozen=True)
+class PolicySettings:
+    """What the run does when something goes wrong."""
+
+    dist_timeout_minutes: float = 30.0
+    """A process without progress for this long (a collective waiting on a dead or hung peer) exits."""
+
+    nonfinite_loss: str = "stop"
+    """A NaN/inf loss: "stop" the job naming the step, or "skip" the step and count it."""
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """Every setting of one training run."""
+
+    data: DataConfig
+    """The dataset and what fixes the sample order and masks; its seed also seeds weights and dropout."""
+
+    optimization: OptimizationSettings
+    model: ModelSettings = field(default_factory=ModelSettings)
+    checkpointing: CheckpointSettings = field(default_factory=CheckpointSettings)
+    logging: LoggingSettings = field(default_factory=LoggingSettings)
+    policies: PolicySettings = field(default_factory=PolicySettings)
+
+    loader_workers: int | None = None
+    """DataLoader worker processes (default: 2 on a GPU, so that batches are ready before the step needs
+    them; 0 on a CPU, where the cores are the model's)."""
+
+    @property
+    def seed(self) -> int:
+        return self.data.seed
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)

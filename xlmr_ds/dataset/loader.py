@@ -1,0 +1,223 @@
+"""Masked 512-token training batches from a binarize output: deterministic, shardable, resumable.
+
+The global sample order is a function of the seed alone (blending.py); global batch b holds samples
+[b * G, (b + 1) * G) and data-parallel rank r of W takes the r-th contiguous share of it. The loader's
+whole state is consumed_samples (plus the seed it must match), so a run resumed with the same or another
+world size continues the same global order with no sample repeated or skipped (`TrainLoader`, whose
+state_dict / load_state_dict the checkpoint manager calls).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Dataset, Sampler
+
+from xlmr_ds.dataset.blending import GlobalSampleOrder
+from xlmr_ds.dataset.block_index import load_block_tables
+from xlmr_ds.dataset.indexed import IndexedDataset
+from xlmr_ds.dataset.manifest import read_manifest, tokenizer_file
+from xlmr_ds.dataset.sampling import alpha_probabilities, stable_seed
+from xlmr_ds.errors import XLMRDSError
+from xlmr_ds.kernels.mlm_masking_reference import MaskingConfig, mask_tokens
+from xlmr_ds.vocab import BOS_ID, EOS_ID, IGNORE_INDEX, PAD_ID
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    """Which samples a run sees: the dataset and everything that fixes its global sample order and masks."""
+
+    data_dir: str
+    """A complete `xlmr-ds binarize` output directory (it has manifest.json)."""
+
+    block_size: int = 512
+    """Tokens per training sequence, <s> and </s> included (at most the model's max_sequence_length)."""
+
+    alpha: float = 0.3
+    """Language sampling exponent over the manifest's token counts."""
+
+    seed: int = 0
+    """Seed of the global sample order and of the masks; resuming needs the same one. A training run also
+    draws its initial weights and dropout from it."""
+
+    valid_fraction: float = 0.005
+    """Share of each language's documents held out for validation (at least one document)."""
+
+    split_seed: int = 0
+    """Seed of the held-out documents, separate from `seed` so runs with other seeds share a validation set."""
+
+    mask_prob: float = 0.15
+    """Share of non-special tokens chosen for prediction (80% <mask>, 10% random, 10% kept)."""
+
+
+class PretrainingData:
+    """The languages of a binarize output with their block tables, blend and masking."""
+
+    def __init__(self, config: DataConfig):
+        if config.block_size < 8:
+            raise XLMRDSError(f"block_size={config.block_size} must be at least 8")
+        self.config = config
+        data_dir = Path(config.data_dir)
+        self.manifest = read_manifest(data_dir)
+        self.tokenizer_file = tokenizer_file(data_dir, self.manifest)
+        self.vocab_size = self.manifest["tokenizer"]["vocab_size"]
+        self.masking = MaskingConfig.for_vocabulary(self.vocab_size, mask_prob=config.mask_prob)
+        self.languages = sorted(self.manifest["languages"])
+        self.datasets = {lang: IndexedDataset(data_dir / lang) for lang in self.languages}
+        for lang, dataset in self.datasets.items():
+            expected = self.manifest["languages"][lang]["tokens"]
+            if dataset.num_tokens != expected:
+                raise XLMRDSError(f"{data_dir / lang}.idx: {dataset.num_tokens} tokens, but manifest.json says "
+                                  f"{expected}; the dataset was changed after binarization")
+        self.blocks = load_block_tables(data_dir, self.languages, config.block_size, config.valid_fraction,
+                                        config.split_seed)
+        trainable = [lang for lang in self.languages if len(self.blocks[lang][0])]
+        tokens = {lang: self.manifest["languages"][lang]["tokens"] for lang in trainable}
+        q = alpha_probabilities(tokens, config.alpha)
+        self.probabilities = {lang: q.get(lang, 0.0) for lang in self.languages}
+        self.order = GlobalSampleOrder([self.probabilities[lang] for lang in self.languages],
+                                       [len(self.blocks[lang][0]) for lang in self.languages], config.seed)
+
+    def block_tokens(self, language: str, split: int, block_index: int) -> np.ndarray:
+        """<s> + the block's tokens (+ </s> for a piece of a long line); split 0 = train, 1 = validation."""
+        start, count, append_eos = self.blocks[language][split][block_index]
+        body = self.datasets[language].tokens(int(start), int(count)).astype(np.int64)
+        if count and body.max() >= self.vocab_size:
+            # An id the embedding table does not have would end training with an IndexError deep in the model.
+            raise XLMRDSError(f"{self.datasets[language].prefix}.bin: token id {int(body.max())} (tokens {int(start)}.."
+                              f"{int(start) + int(count)}) is not below the tokenizer's vocabulary size "
+                              f"{self.vocab_size}: the dataset does not match its tokenizer; binarize it again")
+        return np.concatenate([[BOS_ID], body, [EOS_ID] if append_eos else []]).astype(np.int64)
+
+    def train_sample(self, sample_index: int, masked: bool = True) -> dict:
+        """Sample `sample_index` of the global order, masked; with masked=False the plain tokens and no
+        labels, for a trainer that masks on the device (kernels.mlm_mask gives the same result)."""
+        language_index, block_index = self.order[sample_index]
+        tokens = self.block_tokens(self.languages[language_index], 0, block_index)
+        if masked:
+            input_ids, labels = mask_tokens(tokens, self.masking, self.config.seed, sample_index)
+        else:
+            input_ids, labels = tokens, np.full_like(tokens, IGNORE_INDEX)
+        return {"input_ids": input_ids, "labels": labels, "language": language_index, "sample_index": sample_index}
+
+    def validation_samples(self, language: str, limit: int | None = None) -> Iterator[dict]:
+        """The language's held-out blocks in order, masked deterministically (keyed by block index)."""
+        count = len(self.blocks[language][1]) if limit is None else min(limit, len(self.blocks[language][1]))
+        language_index = self.languages.index(language)
+        # Masks keyed apart from the training stream: (a per-language seed, block index).
+        validation_seed = stable_seed(self.config.seed, "validation-masks", language)
+        for block_index in range(count):
+            tokens = self.block_tokens(language, 1, block_index)
+            input_ids, labels = mask_tokens(tokens, self.masking, validation_seed, block_index)
+            yield {"input_ids": input_ids, "labels": labels, "language": language_index, "sample_index": block_index}
+
+
+def collate(samples: list[dict]) -> dict[str, torch.Tensor]:
+    """Pad to the longest sample of the batch: <pad> ids, attention_mask 0, labels -100."""
+    length = max(len(s["input_ids"]) for s in samples)
+    input_ids = np.full((len(samples), length), PAD_ID, dtype=np.int64)
+    labels = np.full((len(samples), length), IGNORE_INDEX, dtype=np.int64)
+    attention_mask = np.zeros((len(samples), length), dtype=np.int64)
+    for row, sample in enumerate(samples):
+        n = len(sample["input_ids"])
+        input_ids[row, :n], labels[row, :n], attention_mask[row, :n] = sample["input_ids"], sample["labels"], 1
+    return {
+        "input_ids": torch.from_numpy(input_ids),
+        "attention_mask": torch.from_numpy(attention_mask),
+        "labels": torch.from_numpy(labels),
+        "language": torch.tensor([s["language"] for s in samples]),
+        "sample_index": torch.tensor([s["sample_index"] for s in samples]),
+    }
+
+
+class TrainSamples(Dataset):
+    """Map-style view: global sample index -> sample (masked unless the device masks)."""
+
+    def __init__(self, data: PretrainingData, masked: bool = True):
+        self.data = data
+        self.masked = masked
+
+    def __getitem__(self, sample_index: int) -> dict:
+        return self.data.train_sample(sample_index, self.masked)
+
+
+class DataParallelBatchSampler(Sampler[list[int]]):
+    """This rank's micro-batches of global sample indices, from consumed_samples on, without end."""
+
+    def __init__(self, global_batch_size: int, micro_batch_size: int, rank: int, world_size: int,
+                 consumed_samples: int = 0):
+        if global_batch_size % (micro_batch_size * world_size):
+            raise XLMRDSError(
+                f"global batch {global_batch_size} is not a multiple of micro batch {micro_batch_size} x "
+                f"{world_size} data-parallel ranks; choose a global batch of micro x accumulation x ranks"
+            )
+        if consumed_samples % global_batch_size:
+            raise XLMRDSError(f"consumed_samples={consumed_samples} is not at a global batch boundary "
+                              f"(global batch {global_batch_size})")
+        self.global_batch_size, self.micro_batch_size = global_batch_size, micro_batch_size
+        self.rank, self.world_size = rank, world_size
+        self.consumed_samples = consumed_samples
+
+    def __iter__(self) -> Iterator[list[int]]:
+        share = self.global_batch_size // self.world_size
+        batch = self.consumed_samples // self.global_batch_size
+        while True:
+            first = batch * self.global_batch_size + self.rank * share
+            for start in range(first, first + share, self.micro_batch_size):
+                yield list(range(start, start + self.micro_batch_size))
+            batch += 1
+
+
+def build_train_loader(data: PretrainingData, global_batch_size: int, micro_batch_size: int, rank: int,
+                       world_size: int, consumed_samples: int = 0, num_workers: int = 0,
+                       pin_memory: bool = False, masked: bool = True) -> DataLoader:
+    """A DataLoader over this rank's micro-batches; resume by passing the checkpoint's consumed_samples.
+
+    masked=False leaves the masking to the consumer (a GPU trainer runs the MLM masking kernel on
+    input_ids and sample_index): labels are then all -100.
+    """
+    sampler = DataParallelBatchSampler(global_batch_size, micro_batch_size, rank, world_size, consumed_samples)
+    # A generator of its own: creating the iterator must not draw from the global torch RNG, which drives
+    # dropout and is restored exactly on resume. (Samples and masks do not depend on it.)
+    return DataLoader(TrainSamples(data, masked), batch_sampler=sampler, collate_fn=collate, num_workers=num_workers,
+                      pin_memory=pin_memory, persistent_workers=num_workers > 0,
+                      generator=torch.Generator().manual_seed(data.config.seed))
+
+
+class TrainLoader:
+    """This rank's training micro-batches, and the position they start from: the samples of completed steps.
+
+    The trainer calls `step_done()` after each optimizer step; the position is what a checkpoint stores
+    (`state_dict`: consumed_samples and the seed the order belongs to), and a resumed run loads it before
+    iterating. Workers may have prepared batches ahead of it: they are not part of the state.
+    """
+
+    def __init__(self, data: PretrainingData, global_batch_size: int, micro_batch_size: int, rank: int,
+                 world_size: int, num_workers: int = 0, pin_memory: bool = False, masked: bool = True):
+        self.data = data
+        self.global_batch_size, self.micro_batch_size = global_batch_size, micro_batch_size
+        self.rank, self.world_size = rank, world_size
+        self.num_workers, self.pin_memory, self.masked = num_workers, pin_memory, masked
+        self.consumed_samples = 0
+
+    def __iter__(self) -> Iterator[dict]:
+        return iter(build_train_loader(self.data, self.global_batch_size, self.micro_batch_size, self.rank,
+                                       self.world_size, self.consumed_samples, num_workers=self.num_workers,
+                                       pin_memory=self.pin_memory, masked=self.masked))
+
+    def step_done(self) -> None:
+        self.consumed_samples += self.global_batch_size
+
+    def state_dict(self) -> dict:
+        return {"consumed_samples": self.consumed_samples, "seed": self.data.config.seed}
+
+    def load_state_dict(self, state: dict) -> None:
+        """Continue from a checkpoint's position, refusing one written for another sample order (seed)."""
+        if state["seed"] != self.data.config.seed:
+            raise XLMRDSError(f"the checkpoint's data seed is {state['seed']} but --seed is {self.data.config.seed}; "
+                              f"resume with --seed {state['seed']} to continue the same sample order")
+        self.consumed_samples = int(state["consumed_samples"])

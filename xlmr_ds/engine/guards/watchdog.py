@@ -1,0 +1,63 @@
+"""A progress watchdog: a training process that stops making progress exits instead of hanging for hours.
+
+Why not only the process-group timeout: DeepSpeed runs ZeRO's collectives on groups it creates with
+torch.distributed.new_group(), which take torch's default timeout (30 minutes for gloo), not the one given to
+init_process_group; and a rank can also hang outside any collective (a stuck filesystem, a peer that stopped
+but kept its sockets open). A killed peer usually shows up at once as a closed connection; a hung one only
+through a timeout. So the training loop calls `beat()` at every micro-batch and around evaluation and saving,
+and a daemon thread ends the process (os._exit: a thread blocked in a collective cannot be unwound) when no
+beat came for `timeout_s`. The launcher then sees a failed rank and ends the others, and the next start
+resumes from the newest complete checkpoint.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import threading
+import time
+
+EXIT_CODE = 124  # as `timeout` uses: the process was ended for taking too long
+
+
+class ProgressWatchdog:
+    def __init__(self, timeout_s: float, rank: int, world_size: int):
+        self.timeout_s = timeout_s
+        self.rank, self.world_size = rank, world_size
+        self._last = time.monotonic()
+        self._activity = "starting"
+        self._stopped = threading.Event()
+        self._thread = threading.Thread(target=self._watch, name="xlmr-ds-watchdog", daemon=True)
+        self._thread.start()
+
+    def beat(self, activity: str) -> None:
+        """Progress was made; `activity` (e.g. "step 12") names what the process does next, for the message."""
+        self._last = time.monotonic()
+        self._activity = activity
+
+    def stop(self) -> None:
+        self._stopped.set()
+
+    def _watch(self) -> None:
+        poll = min(max(self.timeout_s / 20, 0.05), 5.0)
+        while not self._stopped.wait(poll):
+            idle = time.monotonic() - self._last
+            if idle > self.timeout_s:
+                self._expire(idle)
+
+    def _expire(self, idle: float) -> None:
+        prefix = f"[rank {self.rank}] " if self.world_size > 1 else ""
+        shown = f"{idle:.{0 if idle >= 10 else 1}f}"
+        print(f"{prefix}xlmr_ds.train: error: no progress for {shown} s during {self._activity} "
+              f"(limit {self.timeout_s:g} s, --dist-timeout-minutes): another process of the job has probably "
+              f"died or hangs; exiting so that the job can be restarted, it resumes from the newest complete "
+              f"checkpoint", file=sys.stderr, flush=True)
+        os._exit(EXIT_CODE)
+
+
+def is_lost_peer(error: RuntimeError) -> bool:
+    """A collective failed because a peer went away (gloo's words for a closed or silent connection): the
+    quick way a dead peer shows itself, where a hung one needs the watchdog."""
+    text = str(error)
+    return "gloo" in text and any(words in text for words in (
+        "Connection reset by peer", "Connection closed by peer", "Broken pipe", "Timed out waiting"))

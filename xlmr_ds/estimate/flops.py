@@ -1,0 +1,46 @@
+"""Model FLOP accounting (facts.md), shared by training metrics, `xlmr-ds bench` and `xlmr-ds plan`.
+
+Forward FLOPs of one sequence of S tokens with m labelled positions, L layers, hidden d, FFN width f,
+vocabulary V (a multiply-add is 2 FLOPs):
+
+    encoder   L * (8 S d^2 + 4 S d f + 4 S^2 d)     Q, K, V and output projections; the FFN; QK^T and PV
+    LM head   m * (2 d^2 + 2 d V)                   dense, then the tied decoder, on the labelled positions
+
+With f = 4d (every XLM-R preset) the encoder term is facts.md's L * (24 S d^2 + 4 S^2 d). Training is 3x
+forward. The FFN width is the config's own, so a custom config reports its true MFU.
+"""
+
+from __future__ import annotations
+
+from xlmr_ds.model import XLMRConfig
+
+PEAK_TFLOPS = {"h100": 989.0, "h200": 989.0, "a100": 312.0}
+"""Dense bf16 peak per GPU, TFLOP/s."""
+
+
+def encoder_forward_flops(config: XLMRConfig, seq: int) -> float:
+    """Forward FLOPs of the transformer blocks for one sequence of `seq` tokens."""
+    d, f = config.hidden_size, config.ffn_size
+    return config.num_layers * (8 * seq * d**2 + 4 * seq * d * f + 4 * seq**2 * d)
+
+
+def lm_head_forward_flops(config: XLMRConfig, labelled: int) -> float:
+    """Forward FLOPs of the LM head on `labelled` positions (it runs on those only)."""
+    d = config.hidden_size
+    return labelled * (2 * d**2 + 2 * d * config.vocab_size)
+
+
+def training_flops(config: XLMRConfig, seq: int, labelled: int) -> float:
+    """Forward and backward FLOPs of one sequence of `seq` tokens with `labelled` masked positions."""
+    return 3 * (encoder_forward_flops(config, seq) + lm_head_forward_flops(config, labelled))
+
+
+def device_peak_tflops(device_name: str | None) -> float | None:
+    """The table's peak for a CUDA device name such as 'NVIDIA H100 80GB HBM3', or None."""
+    if not device_name:
+        return None
+    lowered = device_name.lower()
+    for key, value in PEAK_TFLOPS.items():
+        if key in lowered:
+            return value
+    return None

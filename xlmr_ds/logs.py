@@ -1,0 +1,88 @@
+"""One logging set-up for every command: our lines on rank 0 through one logger, progress bars on rank 0
+only, and the libraries' noise that a user cannot act on silenced where it starts.
+
+`configure_logging` is called once by each entry point (cli/main.py, cli/train.py); `log` and
+`progress_bar` are what the rest of xlmr-ds uses. Silenced unless verbose (`-v`, or XLMR_DS_VERBOSE=1, which
+the launchers pass on to every rank and DeepSpeed's own launcher process):
+
+- DeepSpeed's logger below ERROR: its INFO banners and WARNINGs such as "Attempting to get learning rate
+  from scheduler before it has started" (every step of a warmup that starts at step 0; our metrics show the
+  learning rate) or "Unable to find hostfile" (a one-node launch is what was asked for);
+- torch.distributed's FutureWarning about all_gather_into_tensor (DeepSpeed's call, not ours);
+- transformers' advisory warnings, and the Python warnings a library raises about its own internals.
+Errors of any library still show, and so does everything with verbose.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+import warnings
+
+from tqdm import tqdm
+
+VERBOSE_ENV = "XLMR_DS_VERBOSE"
+_LOGGER = logging.getLogger("xlmr_ds")
+# Python warnings that a library raises about its own use of another library: nothing a user can change.
+_LIBRARY_WARNINGS = (
+    (FutureWarning, r".*all_gather_into_tensor.*"),
+    (FutureWarning, r".*reduce_scatter_tensor.*"),
+    (UserWarning, r".*TypedStorage is deprecated.*"),
+    (FutureWarning, r".*`torch\.cuda\.amp\..*` is deprecated.*"),
+    (FutureWarning, r".*torch\.cpu\.amp\.autocast.*"),
+)
+
+
+class _ErrorsOnly(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.levelno >= logging.ERROR
+
+
+class _TqdmHandler(logging.Handler):
+    """Lines written between progress-bar refreshes, so that a bar never cuts a line in two."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            tqdm.write(self.format(record), file=sys.stdout)
+        except Exception:  # noqa: BLE001 - logging must never end the job; logging's own policy
+            self.handleError(record)
+
+
+def verbose_requested(verbose: bool | None = None) -> bool:
+    return bool(verbose) or os.environ.get(VERBOSE_ENV, "0") not in ("", "0")
+
+
+def configure_logging(rank: int = 0, verbose: bool | None = None) -> None:
+    """Our logger prints on rank 0 only; the libraries' noise is silenced unless verbose (see the docstring)."""
+    _LOGGER.handlers.clear()
+    _LOGGER.propagate = False
+    if rank == 0:
+        handler = _TqdmHandler()
+        handler.setFormatter(logging.Formatter("[xlmr-ds] %(message)s"))
+        _LOGGER.addHandler(handler)
+        _LOGGER.setLevel(logging.INFO)
+    else:
+        _LOGGER.setLevel(logging.CRITICAL + 1)
+    if verbose_requested(verbose):
+        os.environ[VERBOSE_ENV] = "1"  # for the processes this one starts
+        return
+    # DeepSpeed's logger sets its own level when deepspeed is imported; a filter on the logger (found by name,
+    # before or after that import) is kept.
+    deepspeed_logger = logging.getLogger("DeepSpeed")
+    if not any(isinstance(f, _ErrorsOnly) for f in deepspeed_logger.filters):
+        deepspeed_logger.addFilter(_ErrorsOnly())
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+    logging.getLogger("transformers").setLevel(logging.ERROR)
+    for category, message in _LIBRARY_WARNINGS:
+        warnings.filterwarnings("ignore", message=message, category=category)
+
+
+def log(message: str) -> None:
+    """A line for the user, printed once per job (rank 0)."""
+    _LOGGER.info(message)
+
+
+def progress_bar(*, rank: int = 0, disable: bool = False, **kwargs) -> tqdm:
+    """A tqdm bar shown on rank 0 only (and not at all with disable)."""
+    return tqdm(disable=disable or rank != 0, **kwargs)

@@ -1,0 +1,170 @@
+"""The one mapping between SentencePiece ids and XLM-R ids, used everywhere.
+
+XLM-R ids follow the fairseq dictionary (facts.md, xlmr_ds/vocab.py): <s>=0, <pad>=1, </s>=2, <unk>=3, then
+every SentencePiece piece p >= 3 gets id p + 1, and <mask> is the last id. The SentencePiece model must keep its
+default specials (unk=0, <s>=1, </s>=2, no pad), as the released XLM-R sentencepiece.bpe.model does and as
+`xlmr-ds spm train` writes; so vocab_size = pieces + 2.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from functools import cached_property
+from pathlib import Path
+
+import numpy as np
+import sentencepiece as spm
+
+from xlmr_ds import vocab
+from xlmr_ds.dataset.manifest import tokenizer_file
+from xlmr_ds.errors import XLMRDSError
+from xlmr_ds.vocab import BOS_ID, EOS_ID, SPECIAL_TOKENS, UNK_ID
+
+# SentencePiece's own specials and where they land.
+_SPM_UNK, _SPM_BOS, _SPM_EOS = 0, 1, 2
+_FIRST_PIECE = 3
+
+
+class XLMRTokenizer:
+    def __init__(self, model_file: str | Path):
+        self.model_file = Path(model_file)
+        if not self.model_file.is_file():
+            raise XLMRDSError(f"{self.model_file}: SentencePiece model not found")
+        self.sp = spm.SentencePieceProcessor()
+        try:
+            self.sp.Load(str(self.model_file))
+        except (OSError, RuntimeError) as error:
+            raise XLMRDSError(f"{self.model_file}: not a SentencePiece model ({error})") from None
+        specials = (self.sp.unk_id(), self.sp.bos_id(), self.sp.eos_id())
+        if specials != (_SPM_UNK, _SPM_BOS, _SPM_EOS) or self.sp.pad_id() != -1:
+            raise XLMRDSError(
+                f"{self.model_file}: SentencePiece specials are unk={specials[0]} bos={specials[1]} "
+                f"eos={specials[2]} pad={self.sp.pad_id()}; XLM-R needs unk=0 bos=1 eos=2 and no pad"
+            )
+
+    @property
+    def pieces(self) -> int:
+        """Size of the SentencePiece vocabulary (250,000 for the released XLM-R model)."""
+        return self.sp.GetPieceSize()
+
+    @property
+    def vocab_size(self) -> int:
+        """Number of XLM-R ids: <s> <pad> </s> <unk>, the pieces from SentencePiece id 3, and <mask>."""
+        return self.pieces + 2
+
+    @property
+    def mask_id(self) -> int:
+        return vocab.mask_id(self.vocab_size)
+
+    @property
+    def special_ids(self) -> tuple[int, ...]:
+        """Ids that MLM masking never chooses."""
+        return vocab.special_ids(self.vocab_size)
+
+    @cached_property
+    def sha256(self) -> str:
+        return hashlib.sha256(self.model_file.read_bytes()).hexdigest()
+
+    def _xlmr_id_table(self, dtype: np.dtype) -> np.ndarray:
+        """XLM-R id of each SentencePiece id, in `dtype` (one table per dtype, built once)."""
+        tables = self.__dict__.setdefault("_xlmr_id_tables", {})
+        dtype = np.dtype(dtype)
+        if dtype not in tables:
+            table = np.arange(1, self.pieces + 1, dtype=np.int64)
+            table[[_SPM_UNK, _SPM_BOS, _SPM_EOS]] = UNK_ID, BOS_ID, EOS_ID
+            tables[dtype] = table.astype(dtype)
+        return tables[dtype]
+
+    def to_xlmr_ids(self, spm_ids: np.ndarray, dtype: np.dtype = np.int64) -> np.ndarray:
+        """SentencePiece ids -> XLM-R ids in `dtype` (one table lookup per id)."""
+        return self._xlmr_id_table(dtype)[np.asarray(spm_ids, dtype=np.int64)]
+
+    def to_spm_ids(self, xlmr_ids) -> list[int]:
+        """XLM-R ids -> SentencePiece ids; <pad> and <mask> have none and are dropped."""
+        out = []
+        for i in np.asarray(xlmr_ids).tolist():
+            if i == UNK_ID:
+                out.append(_SPM_UNK)
+            elif i == BOS_ID:
+                out.append(_SPM_BOS)
+            elif i == EOS_ID:
+                out.append(_SPM_EOS)
+            elif _FIRST_PIECE + 1 <= i < self.mask_id:
+                out.append(i - 1)
+        return out
+
+    def encode_batch(self, lines: list[str]) -> list[np.ndarray]:
+        """XLM-R ids of each line, without <s> or </s>."""
+        return [self.to_xlmr_ids(ids) for ids in self.sp.Encode(lines)]
+
+    def encode_lines_with_eos(self, lines: list[str], num_threads: int = 1,
+                              dtype: np.dtype = np.int64) -> tuple[np.ndarray, np.ndarray]:
+        """All lines' XLM-R ids, each followed by </s>, back to back; and each line's length including </s>.
+
+        SentencePiece appends its </s> (id 2, which is also XLM-R's) and returns NumPy arrays, and the id
+        mapping runs once per batch: this is the binarizer's hot loop.
+        """
+        if not lines:
+            return np.empty(0, dtype=dtype), np.empty(0, dtype=np.int32)
+        if self._encode_buffers is not None:
+            buffers = self._encode_buffers(lines, num_threads)
+            flat = np.frombuffer(b"".join(buffers), dtype=np.int32)
+            # Every line ends with </s>, which SentencePiece never produces from text (a control piece): the
+            # ends give the lengths without touching each line again; a count that disagrees means this model
+            # does produce it, and the lengths are taken line by line.
+            ends = np.flatnonzero(flat == _SPM_EOS)
+            if len(ends) == len(lines):
+                lengths = np.diff(ends, prepend=-1).astype(np.int32)
+            else:
+                lengths = np.fromiter((memoryview(b).nbytes // 4 for b in buffers), dtype=np.int32, count=len(buffers))
+        else:
+            encoded = self.sp.Encode(lines, out_type="numpy", add_eos=True, num_threads=num_threads)
+            lengths = np.fromiter(map(len, encoded), dtype=np.int32, count=len(encoded))
+            flat = np.concatenate(encoded)
+        return self.to_xlmr_ids(flat, dtype), lengths
+
+    @cached_property
+    def _encode_buffers(self):
+        """SentencePiece's batch encoder to raw int32 buffers, one per line, with </s> appended; or None.
+
+        The public `Encode(out_type="numpy")` wraps every line's buffer in its own NumPy array, which costs a
+        quarter of the encoding itself; joining the buffers directly puts the binarizer at SentencePiece's own
+        speed. The call is private to sentencepiece (0.2.1 and later, pybind11), so it is used only if it
+        exists and gives exactly what the public call gives on a probe; otherwise the public call is used.
+        """
+        encode = getattr(getattr(self.sp, "_processor", None), "_EncodeAsBufferBatch", None)
+        if encode is None:
+            return None
+
+        def buffers(lines: list[str], num_threads: int):
+            # (input, num_threads, thread_pool, enable_sampling, nbest_size, alpha, add_bos, add_eos, reverse)
+            return encode(lines, num_threads, None, False, -1, 0.1, False, True, False)
+
+        probe = ["Probe line one.", "", "zwei Wörter \u4e2d\u6587 \u2581", "x" * 40]
+        try:
+            got = [np.frombuffer(b, dtype=np.int32) for b in buffers(probe, 1)]
+        except (TypeError, ValueError, RuntimeError):
+            return None
+        expected = self.sp.Encode(probe, out_type="numpy", add_eos=True)
+        if len(got) != len(expected) or not all(np.array_equal(a, b) for a, b in zip(got, expected)):
+            return None
+        return buffers
+
+    def encode(self, text: str) -> np.ndarray:
+        return self.encode_batch([text])[0]
+
+    def decode(self, xlmr_ids) -> str:
+        return self.sp.Decode(self.to_spm_ids(xlmr_ids))
+
+    def id_to_piece(self, xlmr_id: int) -> str:
+        for name, special in SPECIAL_TOKENS.items():
+            if xlmr_id == special:
+                return name
+        if xlmr_id == self.mask_id:
+            return "<mask>"
+        return self.sp.IdToPiece(xlmr_id - 1)
+
+
+def tokenizer_for_dataset(out_dir: str | Path, manifest: dict, spm_model: str | Path | None = None) -> XLMRTokenizer:
+    """The tokenizer a binarized dataset was written with (its copy in OUT, or `spm_model`), checked by sha256."""
+    return XLMRTokenizer(tokenizer_file(out_dir, manifest, spm_model))

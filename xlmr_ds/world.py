@@ -1,0 +1,107 @@
+"""Which process this is, and the process group of a data job (binarization, index building): MPI when
+launched by mpiexec, torch.distributed when a training job has it up, else one process.
+
+Only the few collectives the data code needs, so it reads the same with one rank or many. MPI is imported
+only under an MPI launcher: importing mpi4py initializes MPI, which a torch.distributed job must not pay for.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+_MPI_LAUNCHER_VARIABLES = ("PMI_RANK", "PMI_SIZE", "OMPI_COMM_WORLD_RANK", "PMIX_RANK")
+
+
+def launcher_placement() -> tuple[int, int] | None:
+    """(global rank, world size) as the launcher set them (deepspeed/torchrun, MPICH, Open MPI); None when
+    this process is alone."""
+    for rank, size in (("RANK", "WORLD_SIZE"), ("PMI_RANK", "PMI_SIZE"),
+                       ("OMPI_COMM_WORLD_RANK", "OMPI_COMM_WORLD_SIZE")):
+        if rank in os.environ and os.environ.get(size, "1") != "1":
+            return int(os.environ[rank]), int(os.environ[size])
+    return None
+
+
+def launcher_rank() -> int:
+    placed = launcher_placement()
+    return placed[0] if placed else 0
+
+
+def launched_by_mpi() -> bool:
+    return any(name in os.environ for name in _MPI_LAUNCHER_VARIABLES)
+
+
+class SingleProcess:
+    rank, size = 0, 1
+
+    def exscan_sum(self, value: int) -> int:
+        return 0
+
+    def allreduce_sum(self, value: int) -> int:
+        return value
+
+    def gather(self, value: Any) -> list[Any]:
+        return [value]
+
+    def bcast(self, value: Any) -> Any:
+        return value
+
+    def barrier(self) -> None:
+        pass
+
+    def abort(self, code: int) -> None:
+        raise SystemExit(code)
+
+
+class MPIWorld:
+    def __init__(self) -> None:
+        from mpi4py import MPI
+
+        self._mpi = MPI
+        self._comm = MPI.COMM_WORLD
+        self.rank, self.size = self._comm.Get_rank(), self._comm.Get_size()
+
+    def exscan_sum(self, value: int) -> int:
+        """Sum of `value` over the ranks before this one (0 on rank 0, where MPI leaves it undefined)."""
+        result = self._comm.exscan(value, op=self._mpi.SUM)
+        return 0 if self.rank == 0 else result
+
+    def allreduce_sum(self, value: int) -> int:
+        return self._comm.allreduce(value, op=self._mpi.SUM)
+
+    def gather(self, value: Any) -> list[Any] | None:
+        return self._comm.gather(value, root=0)
+
+    def bcast(self, value: Any) -> Any:
+        return self._comm.bcast(value, root=0)
+
+    def barrier(self) -> None:
+        self._comm.Barrier()
+
+    def abort(self, code: int) -> None:
+        """End every rank: one rank's user error must not leave the others waiting in a collective."""
+        self._comm.Abort(code)
+
+
+def data_world() -> SingleProcess | MPIWorld:
+    return MPIWorld() if launched_by_mpi() else SingleProcess()
+
+
+def job_rank() -> int:
+    """Global rank of this process in a torch.distributed or MPI job; 0 when alone."""
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_rank()
+    return data_world().rank if launched_by_mpi() else 0
+
+
+def job_barrier() -> None:
+    """Wait for every process of the job: torch.distributed when it is up, else MPI under mpiexec."""
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        dist.barrier()
+    elif launched_by_mpi():
+        data_world().barrier()
