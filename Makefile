@@ -34,7 +34,10 @@ DEMO_STEPS ?= 200
 DEMO_FIRST_STEPS ?= 150
 DEMO_EVERY ?= 50
 FILL_MASK = "The weather is <mask> today." "Сегодня <mask> погода." "Das ist ein <mask> Haus." "今天天气很<mask>。"
-DEMO_TRAIN = DS_ACCELERATOR=cpu PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(VENV)/bin/deepspeed --num_gpus 2 \
+# DeepSpeed's launcher prints its own INFO lines and, for a one-node job, a missing-hostfile warning: noise
+# here. XLMR_DS_VERBOSE=1 brings them back, with the libraries' warnings inside the ranks (xlmr_ds/logs.py).
+LAUNCHER_LOG_LEVEL = $(if $(filter-out 0,$(XLMR_DS_VERBOSE)),info,error)
+DEMO_TRAIN = DS_ACCELERATOR=cpu PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(VENV)/bin/deepspeed --log_level $(LAUNCHER_LOG_LEVEL) --num_gpus 2 \
 	--module xlmr_ds.train --deepspeed_config ds_configs/tiny_cpu_zero2.json --data $(DEMO)/data --model tiny \
 	--block-size $(DEMO_BLOCK) --save $(DEMO)/ckpt --save-every $(DEMO_EVERY) --eval-every $(DEMO_EVERY) \
 	--keep 2 --valid-fraction 0.02

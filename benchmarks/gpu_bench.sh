@@ -17,12 +17,13 @@ pip install --quiet --no-deps --no-build-isolation -e . >> "$OUT/install.txt" 2>
 echo "commit: ${COMMIT:-unknown}" > "$OUT/env.txt"
 nvidia-smi --query-gpu=name,memory.total --format=csv,noheader >> "$OUT/env.txt"
 CONFIG=ds_configs/large_zero2_bf16.json
-run() {  # name, then bench flags
-  local name=$1; shift
-  timeout 240 xlmr-ds bench --model large --seq 512 --steps 10 --warmup-steps 3 --deepspeed_config $CONFIG \
+run() {  # name, seconds, then bench flags
+  local name=$1 seconds=$2; shift 2
+  timeout "$seconds" xlmr-ds bench --model large --seq 512 --steps 10 --warmup-steps 3 --deepspeed_config $CONFIG \
     --compare hf --json "$OUT/$name.json" "$@" > "$OUT/$name.txt" 2>&1
   echo "$name: exit $?"; tail -4 "$OUT/$name.txt"
 }
-run large_mb8 --micro-batch 8
-run large_mb16_ckpt --micro-batch 16 --activation-checkpointing
-run large_mb16 --micro-batch 16
+# The ratio from 3 interleaved pairs; then whether micro-batch 16 fits, with and without checkpointing (1 pair).
+run large_mb8 330 --micro-batch 8 --repeats 3
+run large_mb16_ckpt 120 --micro-batch 16 --activation-checkpointing --repeats 1
+run large_mb16 120 --micro-batch 16 --repeats 1

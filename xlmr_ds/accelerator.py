@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import os
 
-import torch
-
 
 def select_deepspeed_accelerator() -> str:
     """Pick "cuda" when a GPU is visible, else "cpu" (gloo), unless DS_ACCELERATOR already says.
@@ -14,5 +12,7 @@ def select_deepspeed_accelerator() -> str:
     which would corrupt machine-readable output such as `xlmr-ds info --json`.
     """
     if "DS_ACCELERATOR" not in os.environ:
+        import torch
+
         os.environ["DS_ACCELERATOR"] = "cuda" if torch.cuda.is_available() else "cpu"
     return os.environ["DS_ACCELERATOR"]

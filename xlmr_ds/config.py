@@ -11,8 +11,8 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass, field
 
-from xlmr_ds.dataset.loader import DataConfig
-from xlmr_ds.model import XLMRConfig, preset
+from xlmr_ds.dataset.config import DataConfig
+from xlmr_ds.model.config import XLMRConfig, preset
 
 NONFINITE_POLICIES = ("stop", "skip")
 

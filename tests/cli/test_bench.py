@@ -6,7 +6,7 @@ import sys
 import pytest
 
 from xlmr_ds.model import preset
-from xlmr_ds.tools.bench import SyntheticBatches
+from xlmr_ds.tools.bench_worker import SyntheticBatches
 
 
 @pytest.mark.parametrize("padding", [0.0, 0.15])
@@ -33,3 +33,13 @@ def test_bad_bench_arguments_fail_with_one_line(args, message):
     assert result.returncode != 0
     assert message in result.stderr and "Traceback" not in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_runs_interleave_hf_and_ours_for_three_pairs_by_default():
+    from xlmr_ds.cli.main import build_parser
+    from xlmr_ds.tools.bench import Run, run_order
+
+    assert build_parser().parse_args(["bench", "--compare", "hf"]).repeats == 3
+    assert run_order(compare_hf=True, data_gap=False, repeats=3) == [Run("hf"), Run("xlmr-ds")] * 3
+    assert run_order(compare_hf=True, data_gap=True, repeats=2) == [Run("hf"), Run("xlmr-ds"), Run("xlmr-ds", True)] * 2
+    assert run_order(compare_hf=False, data_gap=False, repeats=3) == [Run("xlmr-ds")] * 3

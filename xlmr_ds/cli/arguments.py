@@ -11,7 +11,7 @@ from __future__ import annotations
 import argparse
 
 from xlmr_ds.errors import XLMRDSError
-from xlmr_ds.model import PRESETS, XLMRConfig, preset
+from xlmr_ds.model.config import PRESETS, XLMRConfig, preset
 
 
 class OneLineErrorParser(argparse.ArgumentParser):

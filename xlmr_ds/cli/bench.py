@@ -11,13 +11,11 @@ import argparse
 import json
 from pathlib import Path
 
-import torch
-
 from xlmr_ds.cli.arguments import require_at_least
 from xlmr_ds.cli.table import format_table
 from xlmr_ds.engine.ds_config import shipped_configs_dir
 from xlmr_ds.errors import XLMRDSError
-from xlmr_ds.model import PRESETS, preset
+from xlmr_ds.model.config import PRESETS, preset
 from xlmr_ds.tools.bench import SHORT_TIMED_SECONDS, BenchSettings, compare
 
 DEFAULT_CONFIGS = {"cpu": "tiny_cpu_zero2.json", "cuda": "base_zero2_bf16.json"}
@@ -67,8 +65,12 @@ def settings_from_args(args: argparse.Namespace) -> BenchSettings:
         raise XLMRDSError(f"--seq={args.seq} must be between 8 and {limit} for model {args.model}")
     if not 0.0 <= args.padding <= 0.9:
         raise XLMRDSError(f"--padding={args.padding} must be between 0 and 0.9")
-    config = args.deepspeed_config or str(
-        shipped_configs_dir() / DEFAULT_CONFIGS["cuda" if torch.cuda.is_available() else "cpu"])
+    if args.deepspeed_config is None:
+        import torch
+
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+        args.deepspeed_config = str(shipped_configs_dir() / DEFAULT_CONFIGS[device])
+    config = args.deepspeed_config
     if not Path(config).is_file():
         raise XLMRDSError(f"--deepspeed_config {config}: no such file")
     return BenchSettings(config, args.model, args.vocab_size, args.seq, args.micro_batch, args.steps,

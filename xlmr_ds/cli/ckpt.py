@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 from xlmr_ds.cli.arguments import add_command_group
 from xlmr_ds.cli.table import format_table
-from xlmr_ds.engine.checkpoint import MARKER, list_checkpoints
 
 
 def register(commands) -> None:
@@ -27,6 +27,8 @@ def register(commands) -> None:
 
 
 def run_list(args: argparse.Namespace) -> int:
+    from xlmr_ds.engine.checkpoint import MARKER, list_checkpoints
+
     checkpoints = list_checkpoints(args.save_dir)
     if not checkpoints:
         print(f"{args.save_dir}: no checkpoints")
@@ -43,8 +45,6 @@ def run_list(args: argparse.Namespace) -> int:
 
 
 def run_universal(args: argparse.Namespace) -> int:
-    from pathlib import Path
-
     from xlmr_ds.engine.checkpoint import convert_to_universal, resolve_resume
 
     info, _ = resolve_resume(str(Path(args.checkpoint)), None)  # refuses a checkpoint without its marker

@@ -8,12 +8,9 @@ import dataclasses
 import json
 from pathlib import Path
 
-import torch
-
 from xlmr_ds.cli.arguments import require_at_least
 from xlmr_ds.cli.table import format_table
-from xlmr_ds.dataset.loader import DataConfig, PretrainingData
-from xlmr_ds.engine.evaluation import evaluate_languages
+from xlmr_ds.dataset.config import DataConfig
 from xlmr_ds.errors import XLMRDSError
 
 
@@ -54,6 +51,11 @@ def _load(args: argparse.Namespace):
 
 
 def run(args: argparse.Namespace) -> int:
+    import torch
+
+    from xlmr_ds.dataset.loader import PretrainingData
+    from xlmr_ds.engine.evaluation import evaluate_languages
+
     require_at_least(args, 1, "samples", "batch_size")
     model, trained = _load(args)
     settings = {key: trained[key] for key in HELD_OUT_SETTINGS if key in trained}

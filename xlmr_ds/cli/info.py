@@ -7,8 +7,7 @@ import json
 
 from xlmr_ds.cli.arguments import add_model_arguments, model_config_from_args, require_at_least
 from xlmr_ds.cli.table import format_table
-from xlmr_ds.estimate.memory import BYTES_PER_PARAMETER, model_state_memory
-from xlmr_ds.model import largest_parameter_count, parameter_count
+from xlmr_ds.estimate.memory import BYTES_PER_PARAMETER
 
 GIB = 1024**3
 
@@ -26,6 +25,9 @@ def register(commands) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from xlmr_ds.estimate.memory import model_state_memory
+    from xlmr_ds.model.modeling import largest_parameter_count, parameter_count
+
     require_at_least(args, 1, "gpus_per_node", "nodes")
     name, config = model_config_from_args(args)
     total = parameter_count(config)

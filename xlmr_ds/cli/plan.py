@@ -10,7 +10,6 @@ from xlmr_ds.cli.arguments import add_model_arguments, model_config_from_args, r
 from xlmr_ds.cli.table import format_table
 from xlmr_ds.engine.ds_config import shipped_configs_dir
 from xlmr_ds.errors import XLMRDSError
-from xlmr_ds.estimate.planning import GPU_MEMORY_GIB, USABLE_MEMORY, make_plan, planned_ds_config
 
 GIB = 1024**3
 
@@ -35,6 +34,8 @@ def register(commands) -> None:
 
 
 def _check(args: argparse.Namespace, config) -> None:
+    from xlmr_ds.estimate.planning import GPU_MEMORY_GIB
+
     if args.gpu not in GPU_MEMORY_GIB:
         raise XLMRDSError(f"--gpu {args.gpu!r} is not in the table; use one of {', '.join(GPU_MEMORY_GIB)}")
     require_at_least(args, 1, "gpus", "gpus_per_node", "micro_batch", "seq", "global_batch")
@@ -54,6 +55,8 @@ def _check(args: argparse.Namespace, config) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from xlmr_ds.estimate.planning import USABLE_MEMORY, make_plan, planned_ds_config
+
     name, config = model_config_from_args(args)
     _check(args, config)
     plan = make_plan(config, args.gpus, args.gpus_per_node, args.gpu, args.zero, args.micro_batch, args.seq,

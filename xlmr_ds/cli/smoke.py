@@ -9,11 +9,8 @@ from __future__ import annotations
 import argparse
 import time
 
-import torch
-
 from xlmr_ds.cli.arguments import add_model_arguments, model_config_from_args, require_at_least
 from xlmr_ds.errors import XLMRDSError
-from xlmr_ds.model import XLMRForMaskedLM
 from xlmr_ds.vocab import BOS_ID, EOS_ID, IGNORE_INDEX, PAD_ID, UNK_ID, mask_id
 
 
@@ -27,8 +24,11 @@ def register(commands) -> None:
     parser.set_defaults(run=run)
 
 
-def random_masked_batch(vocab_size: int, batch: int, seq: int, generator: torch.Generator):
-    """<s> tokens </s> then padding (every other sequence is shorter), with 15% of the tokens labelled."""
+def random_masked_batch(vocab_size: int, batch: int, seq: int, generator):
+    """<s> tokens </s> then padding (every other sequence is shorter), with 15% of the tokens labelled;
+    `generator` is a torch.Generator."""
+    import torch
+
     input_ids = torch.randint(4, vocab_size - 1, (batch, seq), generator=generator)
     lengths = [seq if i % 2 == 0 else max(3, seq // 2) for i in range(batch)]
     attention_mask = torch.zeros(batch, seq, dtype=torch.long)
@@ -47,6 +47,10 @@ def run(args: argparse.Namespace) -> int:
     name, config = model_config_from_args(args)
     if args.seq < 3 or args.seq > config.max_sequence_length:
         raise XLMRDSError(f"--seq={args.seq} must be between 3 and {config.max_sequence_length} for model {name}")
+    import torch
+
+    from xlmr_ds.model.modeling import XLMRForMaskedLM
+
     torch.manual_seed(args.seed)
     model = XLMRForMaskedLM(config.replace(hidden_dropout=0.0, attention_dropout=0.0)).train()
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3, betas=(0.9, 0.98), eps=1e-6)

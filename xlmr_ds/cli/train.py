@@ -36,7 +36,7 @@ from xlmr_ds.config import (
     PolicySettings,
     RunConfig,
 )
-from xlmr_ds.dataset.loader import DataConfig
+from xlmr_ds.dataset.config import DataConfig
 from xlmr_ds.errors import XLMRDSError
 from xlmr_ds.logs import configure_logging
 from xlmr_ds.world import launcher_placement

@@ -10,7 +10,6 @@ state_dict / load_state_dict the checkpoint manager calls).
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -19,39 +18,13 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 
 from xlmr_ds.dataset.blending import GlobalSampleOrder
 from xlmr_ds.dataset.block_index import load_block_tables
+from xlmr_ds.dataset.config import DataConfig
 from xlmr_ds.dataset.indexed import IndexedDataset
 from xlmr_ds.dataset.manifest import read_manifest, tokenizer_file
 from xlmr_ds.dataset.sampling import alpha_probabilities, stable_seed
 from xlmr_ds.errors import XLMRDSError
 from xlmr_ds.kernels.mlm_masking_reference import MaskingConfig, mask_tokens
 from xlmr_ds.vocab import BOS_ID, EOS_ID, IGNORE_INDEX, PAD_ID
-
-
-@dataclass(frozen=True)
-class DataConfig:
-    """Which samples a run sees: the dataset and everything that fixes its global sample order and masks."""
-
-    data_dir: str
-    """A complete `xlmr-ds binarize` output directory (it has manifest.json)."""
-
-    block_size: int = 512
-    """Tokens per training sequence, <s> and </s> included (at most the model's max_sequence_length)."""
-
-    alpha: float = 0.3
-    """Language sampling exponent over the manifest's token counts."""
-
-    seed: int = 0
-    """Seed of the global sample order and of the masks; resuming needs the same one. A training run also
-    draws its initial weights and dropout from it."""
-
-    valid_fraction: float = 0.005
-    """Share of each language's documents held out for validation (at least one document)."""
-
-    split_seed: int = 0
-    """Seed of the held-out documents, separate from `seed` so runs with other seeds share a validation set."""
-
-    mask_prob: float = 0.15
-    """Share of non-special tokens chosen for prediction (80% <mask>, 10% random, 10% kept)."""
 
 
 class PretrainingData:

@@ -1,15 +1,23 @@
 """The XLM-R model: configuration (config.py), architecture (modeling.py) and the Hugging Face adapter (hf.py,
-imported on its own: `from xlmr_ds.model.hf import load_hf, save_hf`). Imports nothing from training."""
+imported on its own: `from xlmr_ds.model.hf import load_hf, save_hf`). Imports nothing from training.
 
-from xlmr_ds.model.config import PRESETS, XLMRConfig, preset
-from xlmr_ds.model.modeling import MaskedLMOutput, XLMRForMaskedLM, largest_parameter_count, parameter_count
+The names below are loaded when first used, so that `xlmr_ds.model.config` (presets, no torch) is cheap to
+import for a command line that only needs the presets' names.
+"""
 
-__all__ = [
-    "MaskedLMOutput",
-    "PRESETS",
-    "XLMRConfig",
-    "XLMRForMaskedLM",
-    "largest_parameter_count",
-    "parameter_count",
-    "preset",
-]
+from __future__ import annotations
+
+import importlib
+
+_EXPORTS = {
+    "PRESETS": "config", "XLMRConfig": "config", "preset": "config",
+    "MaskedLMOutput": "modeling", "XLMRForMaskedLM": "modeling", "largest_parameter_count": "modeling",
+    "parameter_count": "modeling",
+}
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str):
+    if name not in _EXPORTS:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(f"{__name__}.{_EXPORTS[name]}"), name)

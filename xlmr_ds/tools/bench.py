@@ -2,49 +2,31 @@
 
 Both implementations get the same batches (synthetic packed sequences masked by the data path's MLM rule,
 a pure function of (seed, rank, step), or `data` through the training loader), the same DeepSpeed config,
-optimizer, parameter groups and process count; only the model differs: ours (`XLMRForMaskedLM`, LM head on
-the masked positions only, attention through our dispatch) or transformers' `XLMRobertaForMaskedLM` (SDPA
-attention) built from the same config. The timed loop is the same minimal one for both: forward, backward,
-step, and no host synchronization inside the timed steps except one at the end of each step on a GPU.
+optimizer, parameter groups and process count; only the model differs (bench_worker.py runs one of them).
 
-Each run is a job of its own (this module as `python -m xlmr_ds.tools.bench`, under `deepspeed --num_gpus N`
-for several processes), so that memory figures are per implementation. `compare` runs them interleaved,
-hf, ours, hf, ours, ... for `repeats` pairs: a shared machine that is slow for a minute slows both sides of
-a pair, and the median of the pairs' ratios, with its min and max, is the figure. `fixed_batch` reuses one
+Each run is a job of its own (`python -m xlmr_ds.tools.bench_worker`, under `deepspeed --num_gpus N` for
+several processes), so that memory figures are per implementation. `compare` runs them interleaved, hf,
+ours, hf, ours, ... for `repeats` pairs: a shared machine that is slow for a minute slows both sides of a
+pair, and the median of the pairs' ratios, with its min and max, is the figure. `fixed_batch` reuses one
 batch to measure what the data path costs (the difference is the loader's share of the step).
 """
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import json
 import os
 import platform
-import resource
 import socket
 import statistics
 import subprocess
 import sys
 import tempfile
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
-import torch
-
-from xlmr_ds.accelerator import select_deepspeed_accelerator
-from xlmr_ds.dataset.sampling import stable_seed
-from xlmr_ds.engine.build import parameter_groups
-from xlmr_ds.engine.ds_config import load_ds_config
-from xlmr_ds.engine.guards.teardown import exit_process, release_shared_memory_buffer, shut_down_process_group
 from xlmr_ds.errors import XLMRDSError
-from xlmr_ds.estimate.flops import device_peak_tflops, training_flops
-from xlmr_ds.kernels.mlm_masking_reference import MaskingConfig, mask_tokens
-from xlmr_ds.model import XLMRConfig, XLMRForMaskedLM, preset
-from xlmr_ds.vocab import BOS_ID, EOS_ID, IGNORE_INDEX, PAD_ID, UNK_ID
 
 IMPLEMENTATIONS = ("xlmr-ds", "hf")
 SHORT_TIMED_SECONDS = 2.0
@@ -98,153 +80,6 @@ class BenchSettings:
     """The device's peak for MFU (default: the GPU's table value)."""
 
 
-def bench_ds_config(path: str, micro_batch: int, world_size: int, total_steps: int) -> dict:
-    """The user's config with the bench's batch (micro x world, no accumulation) and no monitors."""
-    config = load_ds_config(path)
-    config.update(train_batch_size=micro_batch * world_size, train_micro_batch_size_per_gpu=micro_batch,
-                  gradient_accumulation_steps=1, steps_per_print=10**9)
-    for monitor in ("tensorboard", "csv_monitor", "wandb", "comet"):
-        config.pop(monitor, None)
-    params = config.get("scheduler", {}).get("params", {})
-    if params.get("total_num_steps") == "auto":
-        params["total_num_steps"] = total_steps
-    return config
-
-
-class SyntheticBatches:
-    """Masked batches of packed-looking sequences: <s> tokens </s>, lengths drawn so that `padding` of the
-    tokens are padding on average; a pure function of (seed, rank, step)."""
-
-    def __init__(self, config: XLMRConfig, micro_batch: int, seq: int, padding: float, seed: int, rank: int):
-        self.micro_batch, self.seq, self.padding = micro_batch, seq, padding
-        self.seed, self.rank = seed, rank
-        self.vocab_size = config.vocab_size
-        self.masking = MaskingConfig.for_vocabulary(config.vocab_size)
-
-    def __call__(self, step: int) -> dict[str, torch.Tensor]:
-        rng = np.random.default_rng(stable_seed(self.seed, "bench", self.rank, step))
-        input_ids = np.full((self.micro_batch, self.seq), PAD_ID, dtype=np.int64)
-        labels = np.full((self.micro_batch, self.seq), IGNORE_INDEX, dtype=np.int64)
-        attention_mask = np.zeros((self.micro_batch, self.seq), dtype=np.int64)
-        for row in range(self.micro_batch):
-            short = rng.uniform(0, 2 * self.padding) if self.padding else 0.0
-            length = max(3, int(round(self.seq * (1 - min(short, 0.95)))))
-            tokens = rng.integers(UNK_ID + 1, self.masking.mask_id, length)
-            tokens[0], tokens[-1] = BOS_ID, EOS_ID
-            sample_index = (step * 1_000_003 + self.rank) * self.micro_batch + row
-            ids, row_labels = mask_tokens(tokens, self.masking, self.seed, sample_index)
-            input_ids[row, :length], labels[row, :length], attention_mask[row, :length] = ids, row_labels, 1
-        return {"input_ids": torch.from_numpy(input_ids), "attention_mask": torch.from_numpy(attention_mask),
-                "labels": torch.from_numpy(labels)}
-
-
-def build_model(impl: str, config: XLMRConfig, activation_checkpointing: bool) -> torch.nn.Module:
-    if impl == "xlmr-ds":
-        return XLMRForMaskedLM(config, activation_checkpointing=activation_checkpointing)
-    from transformers import XLMRobertaConfig, XLMRobertaForMaskedLM
-
-    from xlmr_ds.model.hf import config_to_hf
-
-    model = XLMRobertaForMaskedLM(XLMRobertaConfig(**config_to_hf(config), attn_implementation="sdpa"))
-    if activation_checkpointing:
-        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
-    return model
-
-
-def _loss(impl: str, model, batch: dict) -> torch.Tensor:
-    output = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], labels=batch["labels"])
-    return output.loss if impl == "xlmr-ds" else output["loss"]
-
-
-def run_worker(settings: BenchSettings, impl: str) -> dict:
-    """One run in this process (one rank of the job): its result, the same on every rank."""
-    select_deepspeed_accelerator()
-    import deepspeed
-    import torch.distributed as dist
-
-    deepspeed.init_distributed()
-    rank, world = dist.get_rank(), dist.get_world_size()
-    on_gpu = torch.cuda.is_available()
-    device = torch.device("cuda", torch.cuda.current_device()) if on_gpu else torch.device("cpu")
-    config = preset(settings.model)
-    data = None
-    if settings.data:
-        from xlmr_ds.dataset.loader import DataConfig, PretrainingData
-
-        data = PretrainingData(DataConfig(settings.data, block_size=settings.seq, seed=settings.seed))
-        config = config.replace(vocab_size=data.vocab_size)
-    elif settings.vocab_size:
-        config = config.replace(vocab_size=settings.vocab_size)
-    ds_config = bench_ds_config(settings.deepspeed_config, settings.micro_batch, world,
-                                settings.warmup_steps + settings.steps)
-    torch.manual_seed(settings.seed)
-    model = build_model(impl, config, settings.activation_checkpointing)
-    engine, _, _, _ = deepspeed.initialize(model=model, model_parameters=parameter_groups(model), config=ds_config)
-    if data is not None:
-        from xlmr_ds.dataset.loader import build_train_loader
-
-        loader = iter(build_train_loader(data, settings.micro_batch * world, settings.micro_batch, rank, world,
-                                         num_workers=settings.num_workers, pin_memory=on_gpu))
-        batches = lambda index: next(loader)  # noqa: E731 - the loader's order is the step order
-    else:
-        batches = SyntheticBatches(config, settings.micro_batch, settings.seq, settings.padding, settings.seed, rank)
-    fixed = batches(0)
-
-    def step(index: int) -> tuple[int, float]:
-        batch = fixed if settings.fixed_batch else batches(index)
-        batch = {key: batch[key] for key in ("input_ids", "attention_mask", "labels")}
-        on_device = {key: value.to(device, non_blocking=True) for key, value in batch.items()}
-        engine.backward(_loss(impl, engine, on_device))
-        engine.step()
-        labelled = (batch["labels"] != IGNORE_INDEX).sum(dim=1).tolist()
-        return int(batch["attention_mask"].sum()), sum(training_flops(config, settings.seq, m) for m in labelled)
-
-    for index in range(settings.warmup_steps):
-        step(index)
-    if on_gpu:
-        torch.cuda.synchronize()
-        torch.cuda.reset_peak_memory_stats()
-    dist.barrier()
-    tokens, flops, times = 0, 0.0, []
-    for index in range(settings.warmup_steps, settings.warmup_steps + settings.steps):
-        started = time.perf_counter()
-        step_tokens, step_flops = step(index)
-        if on_gpu:
-            torch.cuda.synchronize()
-        times.append(time.perf_counter() - started)
-        tokens, flops = tokens + step_tokens, flops + step_flops
-    # Rates use the median step time (x steps): one step stalled by something else on the machine does not
-    # move the figure. Tokens and FLOPs are summed over the processes, step times taken from rank 0.
-    totals = torch.tensor([tokens, flops], dtype=torch.float64)
-    dist.all_reduce(totals)
-    tokens, flops = totals[0].item(), totals[1].item()
-    median_step = torch.tensor([statistics.median(times)], dtype=torch.float64)
-    dist.broadcast(median_step, 0)
-    seconds = median_step.item() * settings.steps
-    peak_memory = (torch.cuda.max_memory_allocated() if on_gpu
-                   else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024) / 2**30
-    peak_tflops = settings.peak_tflops or device_peak_tflops(torch.cuda.get_device_name() if on_gpu else None)
-    result = {
-        "impl": impl, "model": settings.model, "parameters": sum(p.numel() for p in model.parameters()),
-        "seq": settings.seq, "micro_batch": settings.micro_batch, "processes": world, "steps": settings.steps,
-        "data": settings.data or "synthetic", "padding": None if settings.data else settings.padding,
-        "fixed_batch": settings.fixed_batch, "activation_checkpointing": settings.activation_checkpointing,
-        "zero_stage": ds_config.get("zero_optimization", {}).get("stage", 0),
-        "precision": "bf16" if ds_config.get("bf16", {}).get("enabled") else
-                     "fp16" if ds_config.get("fp16", {}).get("enabled") else "fp32",
-        "tokens_per_s": tokens / seconds, "sequences_per_s": settings.micro_batch * world * settings.steps / seconds,
-        "step_time_s": seconds / settings.steps, "step_time_kind": "median", "step_times_s": times,
-        "peak_memory_gib": peak_memory, "peak_memory_kind": "cuda max allocated" if on_gpu else "max RSS",
-        "model_tflops_per_s": flops / seconds / 1e12,
-        "mfu": flops / seconds / (peak_tflops * 1e12 * world) if peak_tflops else None,
-    }
-    dist.barrier()
-    release_shared_memory_buffer()
-    shut_down_process_group()
-    return result
-
-
-# ---- the comparison: runs as jobs of their own, interleaved -------------------------------------------
 @dataclass(frozen=True)
 class Run:
     """One job of a comparison."""
@@ -273,10 +108,10 @@ def worker_command(settings_file: Path, run: Run, processes: int, out: Path) -> 
     worker = ["--settings", str(settings_file), "--impl", run.impl, "--out", str(out)]
     worker += ["--fixed-batch"] if run.fixed_batch else []
     if processes == 1:
-        return [sys.executable, "-m", "xlmr_ds.tools.bench", *worker]
+        return [sys.executable, "-m", "xlmr_ds.tools.bench_worker", *worker]
     launcher = Path(sys.executable).parent / "deepspeed"
     return [str(launcher), "--num_gpus", str(processes), "--master_port", str(_free_port()),
-            "--module", "xlmr_ds.tools.bench", *worker]
+            "--module", "xlmr_ds.tools.bench_worker", *worker]
 
 
 def compare(settings: BenchSettings, processes: int, compare_hf: bool, data_gap: bool, repeats: int,
@@ -328,6 +163,8 @@ def _median_run(runs: list[dict]) -> dict:
 
 
 def hardware() -> dict:
+    import torch
+
     info = {"machine": platform.machine(), "cpu": _cpu_name(), "cpu_cores": os.cpu_count(),
             "python": platform.python_version(), "torch": torch.__version__}
     if torch.cuda.is_available():
@@ -344,25 +181,3 @@ def _cpu_name() -> str:
     except OSError:
         pass
     return platform.processor() or "unknown"
-
-
-def main(argv: list[str] | None = None) -> int:
-    """A worker: `python -m xlmr_ds.tools.bench --settings FILE --impl IMPL --out RESULT.json` (rank 0 writes)."""
-    parser = argparse.ArgumentParser(prog="python -m xlmr_ds.tools.bench")
-    parser.add_argument("--settings", required=True, help="BenchSettings as JSON (written by `xlmr-ds bench`)")
-    parser.add_argument("--impl", choices=IMPLEMENTATIONS, required=True)
-    parser.add_argument("--fixed-batch", action="store_true")
-    parser.add_argument("--out", required=True)
-    parser.add_argument("--local_rank", type=int, default=int(os.environ.get("LOCAL_RANK", 0)), help=argparse.SUPPRESS)
-    args = parser.parse_args(argv)
-    settings = BenchSettings(**json.loads(Path(args.settings).read_text()))
-    if args.fixed_batch:
-        settings = dataclasses.replace(settings, fixed_batch=True)
-    result = run_worker(settings, args.impl)
-    if int(os.environ.get("RANK", 0)) == 0:
-        Path(args.out).write_text(json.dumps(result, indent=2) + "\n")
-    return 0
-
-
-if __name__ == "__main__":
-    exit_process(main())

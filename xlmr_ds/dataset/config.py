@@ -1,0 +1,33 @@
+"""The settings that fix which samples a run sees. Kept apart from the loader (and torch) so that the run's
+settings and the command line can name them without loading the data stack."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    """Which samples a run sees: the dataset and everything that fixes its global sample order and masks."""
+
+    data_dir: str
+    """A complete `xlmr-ds binarize` output directory (it has manifest.json)."""
+
+    block_size: int = 512
+    """Tokens per training sequence, <s> and </s> included (at most the model's max_sequence_length)."""
+
+    alpha: float = 0.3
+    """Language sampling exponent over the manifest's token counts."""
+
+    seed: int = 0
+    """Seed of the global sample order and of the masks; resuming needs the same one. A training run also
+    draws its initial weights and dropout from it."""
+
+    valid_fraction: float = 0.005
+    """Share of each language's documents held out for validation (at least one document)."""
+
+    split_seed: int = 0
+    """Seed of the held-out documents, separate from `seed` so runs with other seeds share a validation set."""
+
+    mask_prob: float = 0.15
+    """Share of non-special tokens chosen for prediction (80% <mask>, 10% random, 10% kept)."""
