@@ -3,8 +3,10 @@
 
 if __name__ == "__main__":
     from xlmr_ds.cli.train import main
-    from xlmr_ds.engine.guards.teardown import exit_process
 
+    exit_code = main()
     # Not SystemExit: a finished job skips the interpreter's teardown, where gloo's worker threads can abort
     # the process after everything was written (engine/guards/teardown.py says why).
-    exit_process(main())
+    from xlmr_ds.engine.guards.teardown import exit_process
+
+    exit_process(exit_code)

@@ -102,7 +102,7 @@ def run_config(args: argparse.Namespace) -> RunConfig:
     return RunConfig(
         data=DataConfig(args.data, block_size=args.block_size, seed=args.seed, valid_fraction=args.valid_fraction),
         optimization=OptimizationSettings(args.deepspeed_config, args.steps, args.exit_at_step),
-        model=ModelSettings(args.model or _default(ModelSettings, "preset"), args.model_config, args.init_from,
+        model=ModelSettings(args.model, args.model_config, args.init_from,
                             args.activation_checkpointing),
         checkpointing=CheckpointSettings(args.save, args.save_every, args.keep, args.resume),
         logging=LoggingSettings(args.metrics_file, args.eval_every, args.eval_samples, args.peak_tflops),
