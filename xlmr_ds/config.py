@@ -106,10 +106,19 @@ class RunConfig:
     """The dataset and what fixes the sample order and masks; its seed also seeds weights and dropout."""
 
     optimization: OptimizationSettings
+    """The DeepSpeed config and how many steps."""
+
     model: ModelSettings = field(default_factory=ModelSettings)
+    """The model's shape and start, and how it runs."""
+
     checkpointing: CheckpointSettings = field(default_factory=CheckpointSettings)
+    """Where and when to save, and what to resume from."""
+
     logging: LoggingSettings = field(default_factory=LoggingSettings)
+    """Metrics, validation and MFU."""
+
     policies: PolicySettings = field(default_factory=PolicySettings)
+    """Timeouts and the non-finite-loss policy."""
 
     loader_workers: int | None = None
     """DataLoader worker processes (default: 2 on a GPU, so that batches are ready before the step needs
@@ -121,3 +130,18 @@ class RunConfig:
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
+
+    def changes_since(self, saved: dict) -> list[str]:
+        """'group.field: old -> new' for every setting that differs from `saved` (a to_dict() of an earlier run)."""
+        return _differences(saved, self.to_dict())
+
+
+def _differences(old: dict, new: dict, prefix: str = "") -> list[str]:
+    changes = []
+    for key in sorted(set(old) | set(new)):
+        before, after = old.get(key), new.get(key)
+        if isinstance(before, dict) and isinstance(after, dict):
+            changes += _differences(before, after, f"{prefix}{key}.")
+        elif before != after:
+            changes.append(f"{prefix}{key}: {before!r} -> {after!r}")
+    return changes

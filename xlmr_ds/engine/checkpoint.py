@@ -339,14 +339,3 @@ class CheckpointManager:
             restore_rng_state(marker["rng"][self.rank])
         return marker["step"]
 
-
-def settings_changes(saved: dict, current: dict, prefix: str = "") -> list[str]:
-    """'key: old -> new' for every setting that differs between two run configs (nested dicts, dotted keys)."""
-    changes = []
-    for key in sorted(set(saved) | set(current)):
-        old, new = saved.get(key), current.get(key)
-        if isinstance(old, dict) and isinstance(new, dict):
-            changes += settings_changes(old, new, f"{prefix}{key}.")
-        elif old != new:
-            changes.append(f"{prefix}{key}: {old!r} -> {new!r}")
-    return changes

@@ -146,7 +146,7 @@ class Trainer:
             return None, False
         ckpt.check_compatible(resume_from, self.model_config.to_dict(), self.stage)
         ckpt.verify_files(resume_from)
-        changes = ckpt.settings_changes(resume_from.marker["run_config"], self.config.to_dict())
+        changes = self.config.changes_since(resume_from.marker["run_config"])
         if changes:
             log(f"settings changed since {resume_from.path.name}: {'; '.join(changes)}")
         saved_world = resume_from.marker["world_size"]
