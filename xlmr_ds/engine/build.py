@@ -18,6 +18,9 @@ def build_model(config: XLMRConfig, ds_config: dict, stage: int, init_from: str 
     built under ZeRO-3)."""
     if init_from:
         model = load_hf(init_from, activation_checkpointing=activation_checkpointing)
+        if not isinstance(model, XLMRForMaskedLM):
+            raise XLMRDSError(f"--init-from {init_from}: a {type(model).__name__}; pretraining continues from a "
+                              f"masked LM (an `xlmr-ds export` directory or an XLMRobertaForMaskedLM)")
         shape = ("vocab_size", "hidden_size", "num_layers", "num_heads", "ffn_size", "max_position_embeddings")
         theirs, ours = ({f: getattr(c, f) for f in shape} for c in (model.config, config))
         if theirs != ours:

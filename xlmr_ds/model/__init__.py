@@ -1,4 +1,5 @@
-"""The XLM-R model: configuration (config.py), architecture (modeling.py) and the Hugging Face adapter (hf.py,
+"""The XLM-R model: configuration (config.py), architecture (modeling.py), task heads (heads.py) and the Hugging
+Face adapter (hf.py,
 imported on its own: `from xlmr_ds.model.hf import load_hf, save_hf`). Imports nothing from training.
 
 The names below are loaded when first used, so that `xlmr_ds.model.config` (presets, no torch) is cheap to
@@ -12,7 +13,8 @@ import importlib
 _EXPORTS = {
     "PRESETS": "config", "XLMRConfig": "config", "preset": "config",
     "MaskedLMOutput": "modeling", "XLMRForMaskedLM": "modeling", "largest_parameter_count": "modeling",
-    "parameter_count": "modeling",
+    "parameter_count": "modeling", "XLMRModel": "modeling",
+    "ClassifierOutput": "heads", "XLMRForSequenceClassification": "heads", "XLMRForTokenClassification": "heads",
 }
 __all__ = sorted(_EXPORTS)
 

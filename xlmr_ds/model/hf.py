@@ -1,5 +1,7 @@
-"""Conversion between XLMRForMaskedLM and Hugging Face's XLMRobertaForMaskedLM, both ways: `load_hf` and
-`save_hf`. A one-way adapter: it imports the model, the model never imports it.
+"""Conversion between our models and Hugging Face's, both ways: `load_hf` and `save_hf`. XLMRForMaskedLM is
+XLMRobertaForMaskedLM; the task heads (heads.py) are XLMRobertaForSequenceClassification and
+XLMRobertaForTokenClassification, with their label names as config.json's id2label / label2id. A one-way
+adapter: it imports the model, the model never imports it.
 
 A Hugging Face directory is config.json plus model.safetensors (or a sharded model.safetensors.index.json).
 Weights are read and written only as safetensors: pickle files can run code when loaded. transformers
@@ -20,21 +22,39 @@ from safetensors.torch import load_file, save_file
 
 from xlmr_ds.errors import XLMRDSError
 from xlmr_ds.model.config import XLMRConfig
-from xlmr_ds.model.modeling import XLMRForMaskedLM
+from xlmr_ds.model.heads import XLMRForSequenceClassification, XLMRForTokenClassification
+from xlmr_ds.model.modeling import XLMRForMaskedLM, XLMRModel
 
-# Our name -> Hugging Face name, for the parts outside the blocks.
-_TOP_LEVEL_NAMES = {
+# Our name -> Hugging Face name, for the embeddings.
+_EMBEDDING_NAMES = {
     "embeddings.word.weight": "roberta.embeddings.word_embeddings.weight",
     "embeddings.position.weight": "roberta.embeddings.position_embeddings.weight",
     "embeddings.token_type.weight": "roberta.embeddings.token_type_embeddings.weight",
     "embeddings.norm.weight": "roberta.embeddings.LayerNorm.weight",
     "embeddings.norm.bias": "roberta.embeddings.LayerNorm.bias",
-    "lm_head.dense.weight": "lm_head.dense.weight",
-    "lm_head.dense.bias": "lm_head.dense.bias",
-    "lm_head.norm.weight": "lm_head.layer_norm.weight",
-    "lm_head.norm.bias": "lm_head.layer_norm.bias",
-    "lm_head.bias": "lm_head.bias",
 }
+
+# Each head: Hugging Face's architecture name -> (our class, our head's names -> theirs).
+_HEADS = {
+    "XLMRobertaForMaskedLM": (XLMRForMaskedLM, {
+        "lm_head.dense.weight": "lm_head.dense.weight",
+        "lm_head.dense.bias": "lm_head.dense.bias",
+        "lm_head.norm.weight": "lm_head.layer_norm.weight",
+        "lm_head.norm.bias": "lm_head.layer_norm.bias",
+        "lm_head.bias": "lm_head.bias",
+    }),
+    "XLMRobertaForSequenceClassification": (XLMRForSequenceClassification, {
+        "classifier.dense.weight": "classifier.dense.weight",
+        "classifier.dense.bias": "classifier.dense.bias",
+        "classifier.out.weight": "classifier.out_proj.weight",
+        "classifier.out.bias": "classifier.out_proj.bias",
+    }),
+    "XLMRobertaForTokenClassification": (XLMRForTokenClassification, {
+        "classifier.weight": "classifier.weight",
+        "classifier.bias": "classifier.bias",
+    }),
+}
+_MASKED_LM = "XLMRobertaForMaskedLM"
 
 # Our module inside block i -> Hugging Face module inside roberta.encoder.layer.i (each has .weight and .bias).
 _BLOCK_MODULE_NAMES = {
@@ -87,9 +107,17 @@ _FIXED_SETTINGS = {
 _OUR_TIED_COPY = "lm_head.decoder.weight"
 
 
-def hf_parameter_names(num_layers: int) -> dict[str, str]:
+def architecture_of(model: XLMRModel) -> str:
+    """The Hugging Face architecture name of one of our models."""
+    for architecture, (cls, _) in _HEADS.items():
+        if type(model) is cls:
+            return architecture
+    raise XLMRDSError(f"{type(model).__name__} has no Hugging Face counterpart")
+
+
+def hf_parameter_names(num_layers: int, architecture: str = _MASKED_LM) -> dict[str, str]:
     """Every parameter of ours (tied copy excluded) -> its Hugging Face name."""
-    names = dict(_TOP_LEVEL_NAMES)
+    names = {**_EMBEDDING_NAMES, **_HEADS[architecture][1]}
     for i in range(num_layers):
         for ours, theirs in _BLOCK_MODULE_NAMES.items():
             for kind in ("weight", "bias"):
@@ -107,10 +135,16 @@ def config_from_hf(hf_config: dict, source: str) -> XLMRConfig:
     return XLMRConfig(**values)
 
 
-def config_to_hf(config: XLMRConfig) -> dict:
+def config_to_hf(config: XLMRConfig, architecture: str = _MASKED_LM, labels: tuple[str, ...] = (),
+                 classifier_dropout: float | None = None) -> dict:
     hf_config = {theirs: getattr(config, ours) for theirs, ours in _CONFIG_FIELDS.items()}
+    if labels:
+        hf_config.update(id2label={str(i): label for i, label in enumerate(labels)},
+                         label2id={label: i for i, label in enumerate(labels)}, classifier_dropout=classifier_dropout)
+        if architecture == "XLMRobertaForSequenceClassification":
+            hf_config["problem_type"] = "single_label_classification"
     hf_config.update(
-        architectures=["XLMRobertaForMaskedLM"],
+        architectures=[architecture],
         model_type="xlm-roberta",
         hidden_act="gelu",
         position_embedding_type="absolute",
@@ -148,26 +182,47 @@ def _read_safetensors(directory: Path) -> dict[str, torch.Tensor]:
     return tensors
 
 
-def _state_dict_from_hf(hf_state: dict[str, torch.Tensor], config: XLMRConfig, source: str) -> dict:
-    names = hf_parameter_names(config.num_layers)
+def _state_dict_from_hf(hf_state: dict[str, torch.Tensor], config: XLMRConfig, source: str,
+                        architecture: str) -> dict:
+    names = hf_parameter_names(config.num_layers, architecture)
     missing = [theirs for theirs in names.values() if theirs not in hf_state]
     if missing:
         raise XLMRDSError(f"{source}: missing weight {missing[0]!r} ({len(missing)} missing in all)")
-    known = set(names.values()) | set(_TIED_COPIES)
+    tied = _TIED_COPIES if architecture == _MASKED_LM else {}
+    known = set(names.values()) | set(tied)
     unexpected = [k for k in hf_state if k not in known and not k.startswith(_IGNORED_PREFIXES)]
     if unexpected:
-        raise XLMRDSError(f"{source}: unexpected weight {unexpected[0]!r}; is this an XLMRobertaForMaskedLM?")
-    for copy, original in _TIED_COPIES.items():
+        raise XLMRDSError(f"{source}: unexpected weight {unexpected[0]!r}; is this an {architecture}?")
+    for copy, original in tied.items():
         if copy in hf_state and not torch.equal(hf_state[copy], hf_state[original]):
             raise XLMRDSError(f"{source}: {copy} differs from {original}; xlmr-ds needs the tied LM decoder")
     state = {ours: hf_state[theirs] for ours, theirs in names.items()}
-    state[_OUR_TIED_COPY] = state["embeddings.word.weight"]
+    if tied:
+        state[_OUR_TIED_COPY] = state["embeddings.word.weight"]
     return state
 
 
-def load_hf(path_or_model, **model_options) -> XLMRForMaskedLM:
-    """A Hugging Face XLMRobertaForMaskedLM as our model: a directory (config.json + safetensors) or a model
-    object. `model_options` go to XLMRForMaskedLM (kernel_backend, activation_checkpointing)."""
+def _architecture(hf_config: dict, source: str) -> str:
+    """The config's architecture (an XLM-R masked LM when it names none)."""
+    architecture = (hf_config.get("architectures") or [_MASKED_LM])[0]
+    if architecture not in _HEADS:
+        raise XLMRDSError(f"{source}: architecture {architecture!r} is not one xlmr-ds reads "
+                          f"(expected {', '.join(_HEADS)})")
+    return architecture
+
+
+def _labels(hf_config: dict, source: str) -> tuple[str, ...]:
+    id2label = hf_config.get("id2label") or {}
+    try:
+        return tuple(id2label[key] for key in sorted(id2label, key=int))
+    except ValueError:
+        raise XLMRDSError(f"{source}: id2label keys must be label ids 0, 1, ...") from None
+
+
+def load_hf(path_or_model, **model_options) -> XLMRModel:
+    """A Hugging Face XLM-R model as ours: a directory (config.json + safetensors) or a model object. The
+    config's `architectures` picks the class (XLMRForMaskedLM when it names none); `model_options` go to it
+    (kernel_backend, activation_checkpointing)."""
     if isinstance(path_or_model, (str, os.PathLike)):
         directory = Path(path_or_model)
         config_path = directory / "config.json"
@@ -178,14 +233,19 @@ def load_hf(path_or_model, **model_options) -> XLMRForMaskedLM:
         except json.JSONDecodeError as error:
             raise XLMRDSError(f"{config_path}: invalid JSON at line {error.lineno}: {error.msg}") from None
         source = str(directory)
-        config = config_from_hf(hf_config, source)
         hf_state = _read_safetensors(directory)
     else:
         source = type(path_or_model).__name__
-        config = config_from_hf(path_or_model.config.to_dict(), source)
+        hf_config = path_or_model.config.to_dict()
         hf_state = path_or_model.state_dict()
-    model = XLMRForMaskedLM(config, **model_options)
-    model.load_state_dict(_state_dict_from_hf(hf_state, config, source), strict=True)
+    config = config_from_hf(hf_config, source)
+    architecture = _architecture(hf_config, source)
+    cls = _HEADS[architecture][0]
+    if cls is XLMRForMaskedLM:
+        model = cls(config, **model_options)
+    else:
+        model = cls(config, _labels(hf_config, source), hf_config.get("classifier_dropout"), **model_options)
+    model.load_state_dict(_state_dict_from_hf(hf_state, config, source, architecture), strict=True)
     return model
 
 
@@ -207,12 +267,15 @@ def write_tokenizer_files(directory: Path, sentencepiece_model: Path, max_length
     XLMRobertaTokenizer.from_pretrained(directory).save_pretrained(directory)
 
 
-def save_hf(model: XLMRForMaskedLM, out_dir, tokenizer_model: str | Path | None = None) -> None:
-    """Write a directory that transformers' AutoModelForMaskedLM.from_pretrained loads: config.json and
+def save_hf(model: XLMRModel, out_dir, tokenizer_model: str | Path | None = None) -> None:
+    """Write a directory that transformers' AutoModelForMaskedLM (or, for a task head,
+    AutoModelForSequenceClassification / AutoModelForTokenClassification) loads: config.json and
     model.safetensors, and given the SentencePiece model also the tokenizer files (so that AutoTokenizer and
-    pipeline("fill-mask") load it too); the directory appears only once everything in it is complete."""
+    pipeline("fill-mask"), pipeline("text-classification") or pipeline("token-classification") load it too);
+    the directory appears only once everything in it is complete."""
     out_dir = Path(out_dir)
-    names = hf_parameter_names(model.config.num_layers)
+    architecture = architecture_of(model)
+    names = hf_parameter_names(model.config.num_layers, architecture)
     tensors = {names[k]: v.detach().cpu().contiguous() for k, v in model.state_dict().items() if k != _OUR_TIED_COPY}
     if out_dir.exists() and any(out_dir.iterdir()) and not (out_dir / "config.json").exists():
         raise XLMRDSError(f"{out_dir}: exists and is not a Hugging Face model directory; choose a new --out")
@@ -220,7 +283,9 @@ def save_hf(model: XLMRForMaskedLM, out_dir, tokenizer_model: str | Path | None 
     staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
     try:
         save_file(tensors, staging / "model.safetensors", metadata={"format": "pt"})
-        (staging / "config.json").write_text(json.dumps(config_to_hf(model.config), indent=2) + "\n")
+        hf_config = config_to_hf(model.config, architecture, getattr(model, "labels", ()),
+                                 getattr(model, "classifier_dropout", None))
+        (staging / "config.json").write_text(json.dumps(hf_config, indent=2) + "\n")
         if tokenizer_model is not None:
             write_tokenizer_files(staging, Path(tokenizer_model), model.config.max_sequence_length)
         if out_dir.exists():

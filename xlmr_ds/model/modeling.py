@@ -200,22 +200,20 @@ class MaskedLMHead(nn.Module):
         return self.decoder(self.norm(F.gelu(self.dense(hidden)))) + self.bias
 
 
-class XLMRForMaskedLM(nn.Module):
-    def __init__(self, config: XLMRConfig, initialize: bool = True, kernel_backend: str = "auto",
-                 activation_checkpointing: bool = False):
-        """initialize=False leaves the initialization to the caller (one whose parameters are partitioned
-        as they are created, as under ZeRO-3's zero.Init, applies initialize_module module by module).
-        kernel_backend: "auto", "torch", "eager" or "triton" for every block's fused ops (see
-        set_kernel_backend). activation_checkpointing: recompute each block in backward (training only)."""
+class XLMRModel(nn.Module):
+    """The encoder every XLM-R model shares: embeddings and blocks, up to the final hidden states. The masked
+    LM (below) and the task heads (heads.py) add their head to it; their state_dict keys for the encoder are
+    the same (embeddings.*, layers.*), so an encoder moves between them by name."""
+
+    def __init__(self, config: XLMRConfig, kernel_backend: str = "auto", activation_checkpointing: bool = False):
+        """kernel_backend: "auto", "torch", "eager" or "triton" for every block's fused ops (see
+        set_kernel_backend). activation_checkpointing: recompute each block in backward (training only).
+        The subclass initializes the parameters once its head exists (reset_parameters)."""
         super().__init__()
         self.config = config
         self.embeddings = Embeddings(config)
         self.layers = nn.ModuleList(TransformerBlock(config, kernel_backend) for _ in range(config.num_layers))
-        self.lm_head = MaskedLMHead(config)
-        self.lm_head.decoder.weight = self.embeddings.word.weight
         self.activation_checkpointing = activation_checkpointing
-        if initialize:
-            self.reset_parameters()
 
     def reset_parameters(self) -> None:
         """BERT initialization of every module (see initialize_module)."""
@@ -228,8 +226,10 @@ class XLMRForMaskedLM(nn.Module):
         for layer in self.layers:
             layer.kernel_backend = backend
 
-    def encode(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None) -> torch.Tensor:
-        """The final hidden states, (batch, seq, hidden)."""
+    def encode(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None,
+               num_layers: int | None = None) -> torch.Tensor:
+        """The final hidden states, (batch, seq, hidden); or, given num_layers=L, those after the first L
+        blocks (L=0: the embeddings), Hugging Face's hidden_states[L], without running the blocks above."""
         seq = input_ids.shape[-1]
         if seq > self.config.max_sequence_length:
             raise XLMRDSError(
@@ -249,7 +249,7 @@ class XLMRForMaskedLM(nn.Module):
         if unpadded is not None:
             batch, seq, hidden = x.shape
             x = x.reshape(batch * seq, hidden).index_select(0, unpadded.indices)
-        for layer in self.layers:
+        for layer in self.layers[:num_layers]:
             if self.activation_checkpointing and self.training:
                 # Recompute the block in backward instead of keeping its activations (same dropout masks).
                 x = torch.utils.checkpoint.checkpoint(layer, x, attention_mask, unpadded, use_reentrant=False)
@@ -272,6 +272,19 @@ class XLMRForMaskedLM(nn.Module):
         if int(lengths.sum()) > (1.0 - UNPAD_MIN_PADDING) * attention_mask.numel():
             return None
         return UnpaddedTokens.from_mask(attention_mask, lengths)
+
+
+
+class XLMRForMaskedLM(XLMRModel):
+    def __init__(self, config: XLMRConfig, initialize: bool = True, kernel_backend: str = "auto",
+                 activation_checkpointing: bool = False):
+        """initialize=False leaves the initialization to the caller (one whose parameters are partitioned
+        as they are created, as under ZeRO-3's zero.Init, applies initialize_module module by module)."""
+        super().__init__(config, kernel_backend, activation_checkpointing)
+        self.lm_head = MaskedLMHead(config)
+        self.lm_head.decoder.weight = self.embeddings.word.weight
+        if initialize:
+            self.reset_parameters()
 
     def forward(
         self,
