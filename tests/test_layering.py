@@ -4,10 +4,12 @@ functions count: they are still an arrow between the modules).
 
 The layers, top to bottom (README's layout table says what each holds):
 
-    cli                 argument parsing and printing; xlmr_ds.train is the launchers' module of it
+    cli                 argument parsing and printing; xlmr_ds.train and xlmr_ds.finetune are the launchers'
+                        modules of it
     tools               bench, report
     engine              DeepSpeed: trainer, checkpoints, evaluation, export, guards
     config              the run's settings
+    tasks               fine-tuning task files, their encoding, settings and scores
     estimate | prep | launch       FLOPs, memory, plans | offline data preparation | multi-node pre-flight
     dataset | model                the online dataset and loader | the model
     kernels             Triton kernels and their references (the repo's kernels/, installed as xlmr_ds.kernels)
@@ -28,17 +30,18 @@ FOUNDATION = ("xlmr_ds", "xlmr_ds.errors", "xlmr_ds.jsonfile", "xlmr_ds.vocab", 
               "xlmr_ds.accelerator", "xlmr_ds.logs")
 # Top to bottom; a tuple of several packages is one layer of siblings that must not import each other.
 LAYERS = (
-    ("xlmr_ds.cli", "xlmr_ds.train", "xlmr_ds.__main__"),
+    ("xlmr_ds.cli", "xlmr_ds.train", "xlmr_ds.finetune", "xlmr_ds.__main__"),
     ("xlmr_ds.tools",),
     ("xlmr_ds.engine",),
     ("xlmr_ds.config",),
+    ("xlmr_ds.tasks",),
     ("xlmr_ds.estimate", "xlmr_ds.prep", "xlmr_ds.launch"),
     ("xlmr_ds.dataset", "xlmr_ds.model"),
     ("xlmr_ds.kernels",),
     FOUNDATION,
 )
 # The entry-point modules of the cli layer belong to it as one unit, not as independent siblings.
-ONE_UNIT = {("xlmr_ds.cli", "xlmr_ds.train", "xlmr_ds.__main__")}
+ONE_UNIT = {("xlmr_ds.cli", "xlmr_ds.train", "xlmr_ds.finetune", "xlmr_ds.__main__")}
 
 
 def source_modules() -> dict[str, Path]:
@@ -144,14 +147,17 @@ CHECKER_CASES = [
     ("a clean graph", {"xlmr_ds.engine.trainer": {"xlmr_ds.model.modeling", "xlmr_ds.errors"},
                        "xlmr_ds.model.modeling": {"xlmr_ds.kernels.dispatch"}}, []),
     ("kernels importing the dataset", {"xlmr_ds.kernels.mlm_masking": {"xlmr_ds.dataset.loader"}},
-     ["xlmr_ds.kernels.mlm_masking imports xlmr_ds.dataset.loader: an arrow up (layer 6 -> 5)"]),
+     ["xlmr_ds.kernels.mlm_masking imports xlmr_ds.dataset.loader: an arrow up (layer 7 -> 6)"]),
     ("the model importing the dataset", {"xlmr_ds.model.modeling": {"xlmr_ds.dataset.loader"}},
      ["xlmr_ds.model.modeling imports xlmr_ds.dataset.loader: sibling packages xlmr_ds.model and xlmr_ds.dataset "
       "must stay independent"]),
     ("a cycle inside one package", {"xlmr_ds.model.hf": {"xlmr_ds.model.modeling"},
                                     "xlmr_ds.model.modeling": {"xlmr_ds.model.hf"}},
      ["import cycle: xlmr_ds.model.hf -> xlmr_ds.model.modeling -> xlmr_ds.model.hf"]),
-    ("the cli entry points as one unit", {"xlmr_ds.train": {"xlmr_ds.cli.train"}}, []),
+    ("the cli entry points as one unit", {"xlmr_ds.train": {"xlmr_ds.cli.train"},
+                                          "xlmr_ds.finetune": {"xlmr_ds.cli.finetune"}}, []),
+    ("task files reading the engine", {"xlmr_ds.tasks.formats": {"xlmr_ds.engine.finetune"}},
+     ["xlmr_ds.tasks.formats imports xlmr_ds.engine.finetune: an arrow up (layer 4 -> 2)"]),
 ]
 
 

@@ -23,27 +23,29 @@ def environment() -> dict:
     return env
 
 
-def train_command(launcher: str, processes: int, args: list[str]) -> tuple[list[str], dict]:
+def train_command(launcher: str, processes: int, args: list[str], module: str = "xlmr_ds.train") -> tuple[list[str], dict]:
     env = environment()
     port = str(next(_ports))
     if launcher == "deepspeed":
         command = [str(BIN / "deepspeed"), "--num_gpus", str(processes), "--master_port", port,
-                   "--module", "xlmr_ds.train", *args]
+                   "--module", module, *args]
     elif launcher == "mpiexec":
         env.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=port)
-        command = [str(BIN / "mpiexec"), "-n", str(processes), sys.executable, "-m", "xlmr_ds.train", *args]
+        command = [str(BIN / "mpiexec"), "-n", str(processes), sys.executable, "-m", module, *args]
     elif launcher == "python":
         assert processes == 1
         env.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=port)
-        command = [sys.executable, "-m", "xlmr_ds.train", *args]
+        command = [sys.executable, "-m", module, *args]
     else:
         raise ValueError(launcher)
     return command, env
 
 
 def train(args: list[str], processes: int = 2, launcher: str = "deepspeed", timeout: int = 600,
-          check: bool = True, extra_env: dict | None = None) -> subprocess.CompletedProcess:
-    command, env = train_command(launcher, processes, args)
+          check: bool = True, extra_env: dict | None = None,
+          module: str = "xlmr_ds.train") -> subprocess.CompletedProcess:
+    """Run a job module (the pretraining one unless `module` says another) under `launcher`."""
+    command, env = train_command(launcher, processes, args, module)
     env.update(extra_env or {})
     result = subprocess.run(command, capture_output=True, text=True, timeout=timeout, env=env)
     if check and result.returncode != 0:

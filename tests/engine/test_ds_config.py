@@ -10,7 +10,9 @@ from xlmr_ds.engine.ds_config import load_ds_config, prepare_ds_config, resolve_
 from xlmr_ds.errors import XLMRDSError
 from xlmr_ds.model import XLMRForMaskedLM, parameter_count, preset
 
-CONFIGS = sorted((Path(__file__).parents[2] / "ds_configs").glob("*.json"))
+SHIPPED = sorted((Path(__file__).parents[2] / "ds_configs").glob("*.json"))
+FINETUNE = [p for p in SHIPPED if p.name.startswith("finetune")]
+CONFIGS = [p for p in SHIPPED if p not in FINETUNE]  # pretraining
 
 
 def test_all_xlmr_configs_are_present():
@@ -29,6 +31,14 @@ def test_every_shipped_config_validates_and_states_the_xlmr_optimizer(path):
     assert config["scheduler"]["type"] == "WarmupDecayLR"
     assert config["tensorboard"]["enabled"] and config["csv_monitor"]["enabled"]
     assert not (config.get("fp16", {}).get("enabled") and config.get("bf16", {}).get("enabled"))
+
+
+@pytest.mark.parametrize("path", FINETUNE, ids=lambda p: p.name)
+def test_finetune_config_validates_with_the_roberta_fine_tuning_optimizer(path):
+    config = load_ds_config(path)
+    assert config["optimizer"]["type"] == "AdamW"
+    assert config["optimizer"]["params"]["betas"] == [0.9, 0.98] and config["optimizer"]["params"]["eps"] == 1e-6
+    assert config["scheduler"]["params"]["warmup_num_steps"] == "auto"  # --warmup-fraction of the steps
 
 
 @pytest.mark.parametrize("path", [p for p in CONFIGS if "_cpu_" not in p.name], ids=lambda p: p.name)

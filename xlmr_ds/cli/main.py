@@ -13,6 +13,7 @@ from xlmr_ds.cli import (
     data,
     evaluate,
     fill_mask,
+    finetune,
     info,
     launch,
     plan,
@@ -26,8 +27,8 @@ from xlmr_ds.errors import XLMRDSError
 from xlmr_ds.logs import configure_logging
 from xlmr_ds.world import launcher_rank
 
-SUBCOMMANDS = (info, plan, corpus, spm, binarize, data, train, ckpt, evaluate, fill_mask, report, smoke, bench,
-               launch)
+SUBCOMMANDS = (info, plan, corpus, spm, binarize, data, train, finetune, ckpt, evaluate, fill_mask, report, smoke,
+               bench, launch)
 
 
 def build_parser() -> OneLineErrorParser:

@@ -1,6 +1,6 @@
 """The XLM-R model: configuration (config.py), architecture (modeling.py), task heads (heads.py) and the Hugging
-Face adapter (hf.py,
-imported on its own: `from xlmr_ds.model.hf import load_hf, save_hf`). Imports nothing from training.
+Face adapter (hf.py, imported on its own: `from xlmr_ds.model.hf import load_hf, save_hf`). Imports nothing
+from training.
 
 The names below are loaded when first used, so that `xlmr_ds.model.config` (presets, no torch) is cheap to
 import for a command line that only needs the presets' names.

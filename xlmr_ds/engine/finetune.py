@@ -1,0 +1,360 @@
+"""Fine-tuning a pretrained encoder on one task and scoring it on every test language: the cross-lingual transfer
+of the XLM-R paper (train on the source languages, test on all).
+
+It reads top to bottom: `load_task_data` reads and encodes every file (on every rank: task files are small);
+`FineTuner.run` builds the classifier from the pretrained encoder, trains it with DeepSpeed (the pretraining
+engine, launchers and ZeRO stages; one process works without a launcher), scores the dev and test sets after
+every epoch, keeps the epoch the dev sets choose, and writes everything into --out at once.
+
+The example order of epoch e is a permutation seeded by (seed, e), cut into global batches of --batch-size;
+the last batch is filled up from the epoch's first examples, so every step has a full batch and every
+process its equal share (rank r takes the r-th slice of each global batch). `epoch_batches` is that order.
+
+--out, once complete (it appears only then: the run writes into a staging directory beside it and renames):
+
+    results.json / results.csv / results.md   the test scores of the chosen epoch (tasks/results.py)
+    metrics.jsonl     one object per optimizer step ({"type": "train", "step", "epoch", "loss", "lr",
+                      "examples_per_s", "tokens_per_s"}) and per epoch ({"type": "eval", "step", "epoch",
+                      "valid": {lang: score}, "test": {lang: score}, "selection": score or null})
+    model/            the chosen epoch's classifier as a Hugging Face directory with its tokenizer
+    settings.json     the run's settings (tasks/settings.py) and what was fine-tuned
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import shutil
+import tempfile
+import time
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+
+import torch
+import torch.distributed as dist
+
+from xlmr_ds.accelerator import select_deepspeed_accelerator
+from xlmr_ds.dataset.sampling import stable_seed
+from xlmr_ds.engine.build import parameter_groups
+from xlmr_ds.engine.ds_config import load_ds_config, prepare_ds_config, route_monitors, shipped_configs_dir
+from xlmr_ds.engine.metrics import MetricsLog
+from xlmr_ds.engine.pretrained import Pretrained, load_pretrained
+from xlmr_ds.errors import XLMRDSError
+from xlmr_ds.logs import log, progress_bar
+from xlmr_ds.model.heads import XLMRForSequenceClassification, XLMRForTokenClassification
+from xlmr_ds.model.modeling import XLMRModel
+from xlmr_ds.prep.tokenizer import XLMRTokenizer
+from xlmr_ds.tasks.encoding import (
+    Encoded,
+    LabelSet,
+    collate,
+    encode_text_examples,
+    encode_token_examples,
+    word_predictions,
+)
+from xlmr_ds.tasks.formats import TaskFile, read_task_file
+from xlmr_ds.tasks.results import ResultTable, accuracy, entity_f1
+from xlmr_ds.tasks.settings import FinetuneSettings
+
+DEFAULT_DS_CONFIG = "finetune.json"
+"""The shipped DeepSpeed config used without --deepspeed_config (ds_configs/finetune.json)."""
+
+
+@dataclass
+class EvalSet:
+    """One language's dev or test examples, as read and as encoded."""
+
+    language: str
+    examples: list
+    encoded: list[Encoded]
+
+
+@dataclass
+class TaskData:
+    labels: LabelSet
+    train: list[Encoded]
+    source: tuple[str, ...]
+    """The training files' languages, in the order given (those unknown are left out)."""
+
+    valid: list[EvalSet]
+    test: list[EvalSet]
+
+
+def metric_of(task: str) -> str:
+    return "f1" if task == "token-classification" else "accuracy"
+
+
+def _encode(task: str, tokenizer: XLMRTokenizer, examples: list, labels: LabelSet, max_length: int) -> list[Encoded]:
+    if task == "token-classification":
+        return encode_token_examples(tokenizer, examples, labels, max_length)
+    return encode_text_examples(tokenizer, examples, labels, max_length)
+
+
+def _eval_sets(task: str, files: tuple[TaskFile, ...], tokenizer, labels, max_length, flag: str) -> list[EvalSet]:
+    sets, seen = [], set()
+    for file in files:
+        examples, language = read_task_file(task, file)
+        language = language or file.path.stem
+        if language in seen:
+            raise XLMRDSError(f"{flag} {file.path}: language {language!r} is given twice; one file per language")
+        seen.add(language)
+        sets.append(EvalSet(language, examples, _encode(task, tokenizer, examples, labels, max_length)))
+    return sets
+
+
+def load_task_data(settings: FinetuneSettings, tokenizer: XLMRTokenizer, max_length: int) -> TaskData:
+    """Every file read, checked and encoded: a bad line fails here, before any training."""
+    train_examples, source = [], []
+    for file in settings.train:
+        examples, language = read_task_file(settings.task, file)
+        train_examples += examples
+        if language and language not in source:
+            source.append(language)
+    labels = LabelSet.from_examples(train_examples)
+    if len(labels.names) < 2:
+        raise XLMRDSError(f"--train {settings.train[0].path}: every example has the label {labels.names[0]!r}; "
+                          f"a classifier needs at least 2 labels in the training files")
+    train = _encode(settings.task, tokenizer, train_examples, labels, max_length)
+    valid = _eval_sets(settings.task, settings.valid, tokenizer, labels, max_length, "--valid")
+    if valid and settings.select_on == "source" and not any(s.language in source for s in valid):
+        raise XLMRDSError(f"--valid: no file of the source language(s) ({', '.join(source) or 'unknown'}) to pick "
+                          f"the epoch with; add one, or pass --select-on all")
+    test = _eval_sets(settings.task, settings.test, tokenizer, labels, max_length, "--test")
+    return TaskData(labels, train, tuple(source), valid, test)
+
+
+def build_classifier(task: str, encoder: XLMRModel, labels: LabelSet, seed: int) -> XLMRModel:
+    """The classifier to fine-tune: the pretrained encoder's weights, a head initialized from `seed`."""
+    cls = XLMRForTokenClassification if task == "token-classification" else XLMRForSequenceClassification
+    torch.manual_seed(seed)
+    model = cls(encoder.config, labels.names)
+    model.load_encoder(encoder)
+    return model
+
+
+def epoch_batches(examples: int, batch_size: int, seed: int, epoch: int) -> list[list[int]]:
+    """The global batches of one epoch: example indices, every batch full (see the module docstring)."""
+    order = torch.randperm(examples, generator=torch.Generator().manual_seed(stable_seed(seed, "order", epoch)))
+    order = order.tolist()
+    steps = math.ceil(examples / batch_size)
+    filled = order + order * math.ceil((steps * batch_size - examples) / examples)
+    return [filled[i * batch_size:(i + 1) * batch_size] for i in range(steps)]
+
+
+def finetune_ds_config(settings: FinetuneSettings, world_size: int, total_steps: int) -> dict:
+    """The DeepSpeed config with --lr, --batch-size and the step count filled in."""
+    path = settings.deepspeed_config or str(shipped_configs_dir() / DEFAULT_DS_CONFIG)
+    config = load_ds_config(path)
+    if settings.batch_size % world_size:
+        raise XLMRDSError(f"--batch-size={settings.batch_size} is not divisible by the {world_size} processes; "
+                          f"use a multiple of {world_size}")
+    config.update(train_batch_size=settings.batch_size,
+                  train_micro_batch_size_per_gpu=settings.batch_size // world_size, gradient_accumulation_steps=1)
+    optimizer = config.setdefault("optimizer", {"type": "AdamW", "params": {"torch_adam": True}})
+    optimizer.setdefault("params", {})["lr"] = settings.lr
+    params = config.get("scheduler", {}).get("params")
+    if params is not None:
+        for key in ("warmup_max_lr", "max_lr", "cycle_max_lr"):
+            if key in params:
+                params[key] = settings.lr
+        if params.get("warmup_num_steps") == "auto":
+            params["warmup_num_steps"] = max(1, round(settings.warmup_fraction * total_steps))
+    return prepare_ds_config(config, path, world_size, total_steps)
+
+
+class StagedOutput:
+    """--out written as a whole: files go into a staging directory beside it, renamed into place at the end.
+    An --out that exists must be an earlier result of this command (it holds results.json), never other files."""
+
+    def __init__(self, out: str | Path, enabled: bool):
+        self.out = Path(out)
+        self.enabled = enabled
+        self.check(out)
+        self.path = None
+        if enabled:
+            self.out.parent.mkdir(parents=True, exist_ok=True)
+            self.path = Path(tempfile.mkdtemp(prefix=f".{self.out.name}.partial-", dir=self.out.parent))
+
+    @staticmethod
+    def check(out: str | Path) -> None:
+        out = Path(out)
+        if out.exists() and (not out.is_dir() or (any(out.iterdir()) and not (out / "results.json").is_file())):
+            raise XLMRDSError(f"--out {out}: exists and is not an earlier result (no results.json); "
+                              f"choose a new directory")
+
+    def commit(self) -> None:
+        if not self.enabled:
+            return
+        if self.out.exists():
+            shutil.rmtree(self.out)
+        self.path.rename(self.out)
+
+    def discard(self) -> None:
+        if self.enabled and self.path is not None and self.path.exists():
+            shutil.rmtree(self.path, ignore_errors=True)
+
+
+class FineTuner:
+    def __init__(self, settings: FinetuneSettings, dist_timeout_minutes: float = 30.0):
+        self.settings = settings
+        self.dist_timeout_minutes = dist_timeout_minutes
+
+    def _join(self) -> None:
+        """Join the process group (one process without a launcher), after every input has been checked."""
+        select_deepspeed_accelerator()
+        import deepspeed
+
+        self.deepspeed = deepspeed
+        deepspeed.init_distributed(timeout=timedelta(minutes=self.dist_timeout_minutes))
+        self.rank, self.world_size = dist.get_rank(), dist.get_world_size()
+        on_gpu = torch.cuda.is_available()
+        self.device = torch.device("cuda", torch.cuda.current_device()) if on_gpu else torch.device("cpu")
+
+    def run(self, pretrained: Pretrained | None = None) -> ResultTable:
+        """Fine-tune, score, write --out; the result table of the chosen epoch (on every rank). Every file is
+        read and checked first, so that bad input fails before a process group or --out exists."""
+        settings = self.settings
+        pretrained = pretrained or load_pretrained(settings.model, settings.step)
+        max_length = min(settings.max_length, pretrained.model.config.max_sequence_length)
+        data = load_task_data(settings, pretrained.tokenizer, max_length)
+        StagedOutput.check(settings.out)
+        self._join()
+        output = StagedOutput(settings.out, self.rank == 0)
+        try:
+            table = self._train_and_score(pretrained, data, output)
+            dist.barrier()
+            output.commit()
+            return table
+        except BaseException:
+            output.discard()
+            raise
+
+    def _train_and_score(self, pretrained: Pretrained, data: TaskData, output: StagedOutput) -> ResultTable:
+        settings = self.settings
+        steps_per_epoch = math.ceil(len(data.train) / settings.batch_size)
+        total_steps = steps_per_epoch * settings.epochs
+        ds_config = finetune_ds_config(settings, self.world_size, total_steps)
+        route_monitors(ds_config, output.path)  # TensorBoard/CSV, when the config enables them: --out/monitor
+        log(f"fine-tuning {pretrained.description} on {settings.task}: {len(data.train):,} training examples "
+            f"({', '.join(data.source) or 'language unknown'}), labels {', '.join(data.labels.names)}; "
+            f"{settings.epochs} epochs of {steps_per_epoch} steps, batch {settings.batch_size} on "
+            f"{self.world_size} process(es)")
+        model = build_classifier(settings.task, pretrained.model, data.labels, settings.seed)
+        engine, _, _, _ = self.deepspeed.initialize(model=model, model_parameters=parameter_groups(model),
+                                                    config=ds_config)
+        torch.manual_seed(stable_seed(settings.seed, "dropout", self.rank))
+        metrics = MetricsLog(output.path / "metrics.jsonl" if output.path else Path("/dev/null"), output.enabled)
+        metric = metric_of(settings.task)
+        best: tuple[float, int, ResultTable, dict | None] | None = None
+        step = 0
+        micro = ds_config["train_micro_batch_size_per_gpu"]
+        bar = progress_bar(rank=self.rank, total=total_steps, desc="fine-tune", unit="step")
+        for epoch in range(1, settings.epochs + 1):
+            engine.train()
+            for batch_indices in epoch_batches(len(data.train), settings.batch_size, settings.seed, epoch):
+                mine = batch_indices[self.rank * micro:(self.rank + 1) * micro]
+                batch = {k: v.to(self.device) for k, v in collate([data.train[i] for i in mine]).items()}
+                started = time.perf_counter()
+                lr = engine.get_lr()[0]  # this step's; the scheduler moves on in engine.step()
+                loss = engine(**batch).loss
+                engine.backward(loss)
+                engine.step()
+                step += 1
+                totals = torch.tensor([loss.item(), float(batch["attention_mask"].sum())], dtype=torch.float64)
+                dist.all_reduce(totals)
+                seconds = max(time.perf_counter() - started, 1e-9)
+                record = {"type": "train", "step": step, "epoch": epoch, "loss": totals[0].item() / self.world_size,
+                          "lr": lr, "examples_per_s": settings.batch_size / seconds,
+                          "tokens_per_s": totals[1].item() / seconds}
+                metrics.write(record)
+                bar.set_postfix(loss=f"{record['loss']:.4f}", tok_s=f"{record['tokens_per_s']:,.0f}")
+                bar.update()
+            valid = self.score(engine.module, settings.task, data.valid, data.labels)
+            test = self.score(engine.module, settings.task, data.test, data.labels)
+            chosen = [s.language for s in data.valid if settings.select_on == "all" or s.language in data.source]
+            selection = sum(valid[lang][0] for lang in chosen) / len(chosen) if chosen else None
+            metrics.write({"type": "eval", "step": step, "epoch": epoch, "selection": selection,
+                           "valid": {lang: v[0] for lang, v in valid.items()},
+                           "test": {lang: t[0] for lang, t in test.items()}})
+            log(f"epoch {epoch}: " + ", ".join(f"test {lang} {metric} {t[0]:.4f}" for lang, t in test.items())
+                + (f"; dev selection {selection:.4f}" if selection is not None else ""))
+            score = selection if selection is not None else float(epoch)  # no dev set: the last epoch
+            if best is None or score > best[0]:
+                table = ResultTable(settings.task, metric, data.source)
+                for lang, (value, count) in test.items():
+                    table.add(lang, value, count)
+                table.extra.update(epoch=epoch, step=step, selection=selection, select_on=settings.select_on,
+                                   model=pretrained.description, pretraining_step=pretrained.step)
+                best = (score, epoch, table, self._gathered_state(engine.module))
+        bar.close()
+        _, epoch, table, state = best
+        if output.enabled:
+            self._write(output.path, table, state, model, pretrained, data)
+        return table
+
+    def _gathered_state(self, module: torch.nn.Module) -> dict | None:
+        """The whole model's weights on rank 0 (a CPU copy; ZeRO-3's partitions gathered), None elsewhere."""
+        params = [p for p in module.parameters() if hasattr(p, "ds_id")]
+        with self.deepspeed.zero.GatheredParameters(params, modifier_rank=None, enabled=bool(params)):
+            if self.rank != 0:
+                return None
+            return {k: v.detach().float().cpu().clone() for k, v in module.state_dict().items()}
+
+    @torch.no_grad()
+    def score(self, module: torch.nn.Module, task: str, sets: list[EvalSet],
+              labels: LabelSet) -> dict[str, tuple[float, int]]:
+        """{language: (metric, examples)} for each set; every rank takes part (ZeRO-3 gathers in forward)."""
+        module.eval()
+        scores = {}
+        for eval_set in sets:
+            predicted = self._predict(module, eval_set.encoded)
+            if task == "token-classification":
+                words = [word_predictions(e, p, labels) for e, p in zip(eval_set.encoded, predicted, strict=True)]
+                value = entity_f1(words, [e.labels for e in eval_set.examples])
+            else:
+                value = accuracy([labels.names[p] for p in predicted], [e.label for e in eval_set.examples])
+            scores[eval_set.language] = (value, len(eval_set.examples))
+        module.train()
+        return scores
+
+    def _predict(self, module: torch.nn.Module, encoded: list[Encoded]) -> list:
+        """The argmax label of every example (a list per token example), in order. Rank r scores examples
+        r, r + world, ...; every rank runs the same number of batches (the last ones may repeat an example)."""
+        batch_size = self.settings.eval_batch_size
+        mine = list(range(self.rank, len(encoded), self.world_size))
+        batches = math.ceil(math.ceil(len(encoded) / self.world_size) / batch_size)
+        predicted = []
+        for b in range(batches):
+            indices = mine[b * batch_size:(b + 1) * batch_size]
+            real = len(indices)
+            indices = indices or [0]  # a rank with nothing left still joins the collective forward
+            batch = collate([encoded[i] for i in indices])
+            logits = module(batch["input_ids"].to(self.device), batch["attention_mask"].to(self.device)).logits
+            best = logits.argmax(dim=-1).cpu()
+            predicted += [row.tolist() if best.dim() > 1 else int(row) for row in best[:real]]
+        gathered = [None] * self.world_size
+        dist.all_gather_object(gathered, predicted)
+        ordered = [None] * len(encoded)
+        for rank, values in enumerate(gathered):
+            ordered[rank::self.world_size] = values
+        return ordered
+
+    def _write(self, out: Path, table: ResultTable, state: dict, model: XLMRModel, pretrained: Pretrained,
+               data: TaskData) -> None:
+        from xlmr_ds.model.hf import save_hf
+
+        head = type(model)(model.config, model.labels, model.classifier_dropout)
+        head.load_state_dict(state)
+        save_hf(head, out / "model", tokenizer_model=pretrained.tokenizer.model_file)
+        title = f"{self.settings.task}: zero-shot transfer from {', '.join(data.source) or 'the training files'}"
+        table.write(out, title)
+        settings = {**self.settings.to_dict(), "source": list(data.source), "labels": list(data.labels.names),
+                    "pretrained": pretrained.description, "pretraining_step": pretrained.step,
+                    "world_size": self.world_size}
+        (out / "settings.json").write_text(json.dumps(settings, indent=2) + "\n")
+
+
+def finetune(settings: FinetuneSettings, pretrained: Pretrained | None = None) -> ResultTable:
+    return FineTuner(settings).run(pretrained)
+

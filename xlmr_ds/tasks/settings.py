@@ -1,0 +1,105 @@
+"""The settings of one fine-tuning run (`xlmr-ds finetune`) and of one retrieval evaluation, one docstring per
+field; the command line and a transfer task file (tasks/task_config.py) both build them."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+
+from xlmr_ds.tasks.formats import TaskFile
+
+SELECT_ON = ("source", "all")
+
+
+@dataclass(frozen=True)
+class FinetuneSettings:
+    task: str
+    """pair-classification, sequence-classification or token-classification (formats.TASKS)."""
+
+    model: str
+    """A pretraining --save directory (or one step_* directory in it) or a Hugging Face directory."""
+
+    train: tuple[TaskFile, ...]
+    """Training files; several languages for translate-train-all. Their languages are the source languages."""
+
+    test: tuple[TaskFile, ...]
+    """One file per evaluated language (LANG=FILE); each gets its score in the results."""
+
+    out: str
+    """Where results.json/.csv/.md, metrics.jsonl and the fine-tuned model (model/, Hugging Face) go."""
+
+    valid: tuple[TaskFile, ...] = ()
+    """Development files, scored after every epoch to pick the epoch whose test scores are reported."""
+
+    step: int | None = None
+    """With a pretraining directory: the checkpoint's step (default: the newest complete one)."""
+
+    deepspeed_config: str | None = None
+    """DeepSpeed JSON config (optimizer, scheduler, ZeRO stage, precision); default ds_configs/finetune.json.
+    --lr and --batch-size override its learning rate and batch size."""
+
+    epochs: int = 3
+    """Passes over the training examples."""
+
+    lr: float = 2e-5
+    """Peak learning rate (the optimizer's lr and the scheduler's warmup_max_lr)."""
+
+    batch_size: int = 32
+    """Examples per optimizer step, over all processes."""
+
+    max_length: int = 128
+    """Tokens per example, <s> and </s> included; longer ones are cut (encoding.py says how)."""
+
+    seed: int = 42
+    """Seed of the head's initialization, the example order and dropout."""
+
+    select_on: str = "source"
+    """Which dev sets pick the best epoch: those of the source languages, or all of them."""
+
+    warmup_fraction: float = 0.1
+    """Share of the steps with a rising learning rate when the config's warmup_num_steps is "auto"."""
+
+    eval_batch_size: int = 64
+    """Examples per forward pass when scoring."""
+
+    def replace(self, **changes) -> FinetuneSettings:
+        return dataclasses.replace(self, **changes)
+
+    def to_dict(self) -> dict:
+        values = dataclasses.asdict(self)
+        for name in ("train", "valid", "test"):
+            values[name] = [f"{f.language}={f.path}" if f.language else str(f.path) for f in getattr(self, name)]
+        return values
+
+
+@dataclass(frozen=True)
+class RetrievalPair:
+    """One language pair of parallel sentences: line i of `source` translates line i of `target`."""
+
+    language: str
+    source: str
+    target: str
+
+
+@dataclass(frozen=True)
+class RetrievalSettings:
+    model: str
+    """A pretraining --save directory (or one step_* directory) or a Hugging Face directory."""
+
+    pairs: tuple[RetrievalPair, ...]
+    """The parallel files, one entry per language (LANG=SRC:TGT)."""
+
+    out: str | None = None
+    """Where results.json/.csv/.md go; None: the terminal only."""
+
+    layer: int | None = None
+    """Hidden states after this many blocks (0: the embeddings); default the middle one, as XTREME."""
+
+    step: int | None = None
+    """With a pretraining directory: the checkpoint's step (default: the newest complete one)."""
+
+    max_length: int = 128
+    """Tokens per sentence, <s> and </s> included."""
+
+    batch_size: int = 64
+    """Sentences per forward pass."""
