@@ -27,6 +27,8 @@ setup(
         "tensorboard>=2.15",
         "matplotlib>=3.8",  # the run report's plots  # DeepSpeed's TensorBoard monitor
         "protobuf>=4.25",  # reading SentencePiece models when writing Hugging Face tokenizer files
+        "seqeval>=1.2",  # entity-level F1 of token-classification tasks, as everyone reports it
+        "babel>=2.14",  # CLDR locale data: the demo's cross-lingual task and parallel strings
     ],
     extras_require={
         "dev": [

@@ -1,4 +1,9 @@
-"""`xlmr-ds eval --ckpt DIR|--hf HF_DIR --data OUT`: per-language masked-LM loss, perplexity and accuracy."""
+"""`xlmr-ds eval`: the evaluations of a pretrained model.
+
+    xlmr-ds eval --ckpt DIR|--hf HF_DIR --data OUT     per-language masked-LM loss, perplexity and accuracy
+    xlmr-ds eval retrieval --model M --pairs LANG=SRC:TGT...   parallel sentence retrieval, no fine-tuning
+    xlmr-ds eval transfer --ckpt RUN_DIR --task-config FILE    a task on every checkpoint of a run
+"""
 
 from __future__ import annotations
 
@@ -6,21 +11,23 @@ import argparse
 import csv
 import dataclasses
 import json
+import os
 from pathlib import Path
 
-from xlmr_ds.cli.arguments import require_at_least
+from xlmr_ds.cli.arguments import positive_int, require_at_least
 from xlmr_ds.cli.table import format_table
 from xlmr_ds.dataset.config import DataConfig
 from xlmr_ds.errors import XLMRDSError
 
 
 def register(commands) -> None:
-    parser = commands.add_parser("eval", help="per-language validation loss, perplexity and accuracy")
-    source = parser.add_mutually_exclusive_group(required=True)
+    parser = commands.add_parser("eval", help="masked-LM validation per language; `eval retrieval`, `eval transfer`",
+                                 description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    source = parser.add_mutually_exclusive_group()
     source.add_argument("--ckpt", metavar="DIR", help="a training --save directory (newest complete checkpoint)")
     source.add_argument("--hf", metavar="HF_DIR", help="a Hugging Face XLMRobertaForMaskedLM directory")
     parser.add_argument("--step", type=int, help="with --ckpt: which checkpoint")
-    parser.add_argument("--data", required=True, metavar="OUT", help="an `xlmr-ds binarize` output directory")
+    parser.add_argument("--data", metavar="OUT", help="an `xlmr-ds binarize` output directory")
     parser.add_argument("--samples", type=int, default=64, help="held-out blocks per language (default 64)")
     parser.add_argument("--batch-size", type=int, default=8)
     defaults = DataConfig("")
@@ -32,6 +39,72 @@ def register(commands) -> None:
     parser.add_argument("--json", metavar="FILE", help="also write the table as JSON")
     parser.add_argument("--csv", metavar="FILE", help="also write the table as CSV")
     parser.set_defaults(run=run)
+    kinds = parser.add_subparsers(title="other evaluations", dest="evaluation", metavar="{retrieval,transfer}",
+                                  parser_class=type(parser))
+    _register_retrieval(kinds)
+    _register_transfer(kinds)
+
+
+def _register_retrieval(kinds) -> None:
+    from xlmr_ds.tasks.settings import RetrievalSettings
+
+    defaults = RetrievalSettings("", ())
+    parser = kinds.add_parser("retrieval", help="parallel sentence retrieval (Tatoeba/BUCC style), no fine-tuning")
+    parser.add_argument("--model", required=True, metavar="CKPT_DIR|HF_DIR",
+                        help="a pretraining --save directory (newest complete checkpoint, or --step) or a Hugging "
+                             "Face directory with its sentencepiece.bpe.model")
+    parser.add_argument("--step", type=int, help="with a pretraining directory: the checkpoint")
+    parser.add_argument("--pairs", required=True, nargs="+", metavar="LANG=SRC:TGT",
+                        help="parallel files, one sentence per line, line i of SRC translating line i of TGT")
+    parser.add_argument("--layer", type=int, help="hidden states after this many blocks (default: the middle one)")
+    parser.add_argument("--max-length", type=positive_int, default=defaults.max_length)
+    parser.add_argument("--batch-size", type=positive_int, default=defaults.batch_size)
+    parser.add_argument("--out", metavar="DIR", help="also write results.json/.csv/.md there")
+    parser.set_defaults(run=run_retrieval)
+
+
+def run_retrieval(args: argparse.Namespace) -> int:
+    from xlmr_ds.tasks.output import StagedOutput
+    from xlmr_ds.tasks.settings import RetrievalSettings
+    from xlmr_ds.tasks.task_config import parse_pair
+
+    settings = RetrievalSettings(args.model, tuple(parse_pair(p, "--pairs") for p in args.pairs), args.out,
+                                 args.layer, args.step, args.max_length, args.batch_size)
+    if args.out:
+        StagedOutput.check(args.out)
+    from xlmr_ds.engine.retrieval import evaluate_retrieval
+    from xlmr_ds.engine.transfer import write_retrieval
+
+    table = evaluate_retrieval(settings)
+    print(format_table(table.header(), table.rows()))
+    if args.out:
+        write_retrieval(table, args.out)
+        print(f"results: {args.out}/results.md")
+    return 0
+
+
+def _register_transfer(kinds) -> None:
+    parser = kinds.add_parser("transfer", help="a fine-tune or retrieval task on every checkpoint of a run")
+    parser.add_argument("--ckpt", required=True, metavar="RUN_DIR", help="a pretraining --save directory")
+    parser.add_argument("--task-config", required=True, metavar="FILE",
+                        help="JSON task file (README: Cross-lingual transfer; xlmr_ds/tasks/task_config.py)")
+    parser.add_argument("--all-checkpoints", action="store_true", help="every complete checkpoint, not the newest")
+    parser.add_argument("--out", metavar="DIR", help="default: RUN_DIR/transfer/<task file name>")
+    parser.add_argument("--local_rank", type=int, default=int(os.environ.get("LOCAL_RANK", 0)),
+                        help=argparse.SUPPRESS)  # added by the deepspeed launcher
+    parser.set_defaults(run=run_transfer, exits_without_finalizing=True)
+
+
+def run_transfer(args: argparse.Namespace) -> int:
+    from xlmr_ds.engine.transfer import run_transfer as sweep
+    from xlmr_ds.world import launcher_rank
+
+    out = Path(args.out) if args.out else Path(args.ckpt) / "transfer" / Path(args.task_config).stem
+    summary = sweep(args.ckpt, args.task_config, out, args.all_checkpoints)
+    if launcher_rank() == 0:
+        print(format_table(summary.header(), summary.rows()))
+        print(f"summary: {out}/transfer.md")
+    return 0
 
 
 # What fixes the held-out blocks and their masks: taken from the run that trained the model, else DataConfig's.
@@ -51,6 +124,9 @@ def _load(args: argparse.Namespace):
 
 
 def run(args: argparse.Namespace) -> int:
+    if not (args.ckpt or args.hf) or not args.data:
+        raise XLMRDSError("eval: pass --ckpt DIR or --hf HF_DIR, and --data OUT (masked-LM validation); or run "
+                          "`xlmr-ds eval retrieval` or `xlmr-ds eval transfer`")
     import torch
 
     from xlmr_ds.dataset.loader import PretrainingData

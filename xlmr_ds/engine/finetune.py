@@ -24,8 +24,6 @@ from __future__ import annotations
 
 import json
 import math
-import shutil
-import tempfile
 import time
 from dataclasses import dataclass
 from datetime import timedelta
@@ -54,6 +52,7 @@ from xlmr_ds.tasks.encoding import (
     word_predictions,
 )
 from xlmr_ds.tasks.formats import TaskFile, read_task_file
+from xlmr_ds.tasks.output import StagedOutput
 from xlmr_ds.tasks.results import ResultTable, accuracy, entity_f1
 from xlmr_ds.tasks.settings import FinetuneSettings
 
@@ -161,38 +160,6 @@ def finetune_ds_config(settings: FinetuneSettings, world_size: int, total_steps:
         if params.get("warmup_num_steps") == "auto":
             params["warmup_num_steps"] = max(1, round(settings.warmup_fraction * total_steps))
     return prepare_ds_config(config, path, world_size, total_steps)
-
-
-class StagedOutput:
-    """--out written as a whole: files go into a staging directory beside it, renamed into place at the end.
-    An --out that exists must be an earlier result of this command (it holds results.json), never other files."""
-
-    def __init__(self, out: str | Path, enabled: bool):
-        self.out = Path(out)
-        self.enabled = enabled
-        self.check(out)
-        self.path = None
-        if enabled:
-            self.out.parent.mkdir(parents=True, exist_ok=True)
-            self.path = Path(tempfile.mkdtemp(prefix=f".{self.out.name}.partial-", dir=self.out.parent))
-
-    @staticmethod
-    def check(out: str | Path) -> None:
-        out = Path(out)
-        if out.exists() and (not out.is_dir() or (any(out.iterdir()) and not (out / "results.json").is_file())):
-            raise XLMRDSError(f"--out {out}: exists and is not an earlier result (no results.json); "
-                              f"choose a new directory")
-
-    def commit(self) -> None:
-        if not self.enabled:
-            return
-        if self.out.exists():
-            shutil.rmtree(self.out)
-        self.path.rename(self.out)
-
-    def discard(self) -> None:
-        if self.enabled and self.path is not None and self.path.exists():
-            shutil.rmtree(self.path, ignore_errors=True)
 
 
 class FineTuner:
