@@ -16,7 +16,7 @@ from xlmr_ds.cli.table import format_table
 from xlmr_ds.engine.ds_config import shipped_configs_dir
 from xlmr_ds.errors import XLMRDSError
 from xlmr_ds.model.config import PRESETS, preset
-from xlmr_ds.tools.bench import SHORT_TIMED_SECONDS, BenchSettings, compare
+from xlmr_ds.tools.bench import BENCH_TASKS, SHORT_TIMED_SECONDS, BenchSettings, compare
 
 DEFAULT_CONFIGS = {"cpu": "tiny_cpu_zero2.json", "cuda": "base_zero2_bf16.json"}
 
@@ -24,6 +24,9 @@ DEFAULT_CONFIGS = {"cpu": "tiny_cpu_zero2.json", "cuda": "base_zero2_bf16.json"}
 def register(commands) -> None:
     parser = commands.add_parser("bench", help="training throughput (tokens/s, MFU, memory), optionally vs HF")
     defaults = BenchSettings(deepspeed_config="")
+    parser.add_argument("--task", choices=BENCH_TASKS, default=defaults.task,
+                        help="masked-lm pretraining steps (default), or fine-tuning steps of that task's head "
+                             "(synthetic labels; --padding makes the batches ragged as fine-tuning batches are)")
     parser.add_argument("--model", choices=list(PRESETS), default=defaults.model)
     parser.add_argument("--vocab-size", type=int, help="override the preset's vocabulary size")
     parser.add_argument("--seq", type=int, default=defaults.seq, help=f"tokens per sequence (default {defaults.seq})")
@@ -55,6 +58,8 @@ def register(commands) -> None:
 
 
 def settings_from_args(args: argparse.Namespace) -> BenchSettings:
+    if args.data and args.task != "masked-lm":
+        raise XLMRDSError(f"--data feeds masked-LM batches; --task {args.task} uses synthetic labelled batches")
     if args.data and not Path(args.data, "manifest.json").is_file():
         raise XLMRDSError(f"--data {args.data}: not a complete `xlmr-ds binarize` output (no manifest.json)")
     require_at_least(args, 1, "micro_batch", "steps", "processes", "repeats")
@@ -75,14 +80,15 @@ def settings_from_args(args: argparse.Namespace) -> BenchSettings:
         raise XLMRDSError(f"--deepspeed_config {config}: no such file")
     return BenchSettings(config, args.model, args.vocab_size, args.seq, args.micro_batch, args.steps,
                          args.warmup_steps, args.data, args.num_workers, args.padding, args.fixed_batch,
-                         args.activation_checkpointing, args.seed, args.peak_tflops)
+                         args.activation_checkpointing, args.seed, args.peak_tflops, args.task)
 
 
 def run(args: argparse.Namespace) -> int:
     settings = settings_from_args(args)
 
     def announce(number: int, total: int, run) -> None:
-        print(f"[xlmr-ds bench] run {number + 1} of {total}: {run.label}: {settings.model}, seq {settings.seq}, "
+        print(f"[xlmr-ds bench] run {number + 1} of {total}: {run.label}: {settings.task}, {settings.model}, "
+              f"seq {settings.seq}, "
               f"micro-batch {settings.micro_batch}, {args.processes} process(es), {settings.steps} timed steps",
               flush=True)
 

@@ -1,4 +1,6 @@
-"""`xlmr-ds bench`: timed DeepSpeed training steps of xlmr-ds, and of transformers' model beside it.
+"""`xlmr-ds bench`: timed DeepSpeed training steps of xlmr-ds, and of transformers' model beside it: masked-LM
+pretraining steps, or with `task` fine-tuning steps of a classification head (XLMRobertaForSequence- or
+TokenClassification on transformers' side).
 
 Both implementations get the same batches (synthetic packed sequences masked by the data path's MLM rule,
 a pure function of (seed, rank, step), or `data` through the training loader), the same DeepSpeed config,
@@ -29,6 +31,10 @@ from pathlib import Path
 from xlmr_ds.errors import XLMRDSError
 
 IMPLEMENTATIONS = ("xlmr-ds", "hf")
+BENCH_TASKS = ("masked-lm", "pair-classification", "sequence-classification", "token-classification")
+"""What the timed steps train: pretraining (masked LM), or a fine-tuning head (tasks/formats.py's tasks)."""
+CLASSIFICATION_LABELS = 3
+"""Labels of the benchmark's classification heads (XNLI's three)."""
 SHORT_TIMED_SECONDS = 2.0
 """A run whose timed steps take less than this is too short to time well on a shared machine: said so."""
 
@@ -78,6 +84,9 @@ class BenchSettings:
 
     peak_tflops: float | None = None
     """The device's peak for MFU (default: the GPU's table value)."""
+
+    task: str = "masked-lm"
+    """masked-lm (pretraining steps) or a fine-tuning task: its head on both sides, synthetic labels."""
 
 
 @dataclass(frozen=True)

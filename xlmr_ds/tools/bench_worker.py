@@ -4,7 +4,8 @@
     deepspeed --num_gpus 2 --module xlmr_ds.tools.bench_worker ...      # what `--processes 2` runs
 
 The model is ours (`XLMRForMaskedLM`, LM head on the masked positions only, attention through our dispatch)
-or transformers' `XLMRobertaForMaskedLM` (SDPA attention) built from the same config. The timed loop is the
+or transformers' `XLMRobertaForMaskedLM` (SDPA attention) built from the same config; for a fine-tuning task,
+our head (model/heads.py) or transformers' XLMRobertaFor{Sequence,Token}Classification, 3 labels. The timed loop is the
 same minimal one for both: forward, backward, step, and no host synchronization inside the timed steps
 except one at the end of each step on a GPU.
 """
@@ -28,10 +29,11 @@ from xlmr_ds.dataset.sampling import stable_seed
 from xlmr_ds.engine.build import parameter_groups
 from xlmr_ds.engine.ds_config import load_ds_config
 from xlmr_ds.engine.guards.teardown import exit_process, release_shared_memory_buffer, shut_down_process_group
-from xlmr_ds.estimate.flops import device_peak_tflops, training_flops
+from xlmr_ds.estimate.flops import device_peak_tflops, encoder_forward_flops, training_flops
 from xlmr_ds.kernels.mlm_masking_reference import MaskingConfig, mask_tokens
 from xlmr_ds.model import XLMRConfig, XLMRForMaskedLM, preset
-from xlmr_ds.tools.bench import IMPLEMENTATIONS, BenchSettings
+from xlmr_ds.model.heads import XLMRForSequenceClassification, XLMRForTokenClassification
+from xlmr_ds.tools.bench import CLASSIFICATION_LABELS, IMPLEMENTATIONS, BenchSettings
 from xlmr_ds.vocab import BOS_ID, EOS_ID, IGNORE_INDEX, PAD_ID, UNK_ID
 
 
@@ -52,8 +54,11 @@ class SyntheticBatches:
     """Masked batches of packed-looking sequences: <s> tokens </s>, lengths drawn so that `padding` of the
     tokens are padding on average; a pure function of (seed, rank, step)."""
 
-    def __init__(self, config: XLMRConfig, micro_batch: int, seq: int, padding: float, seed: int, rank: int):
-        self.micro_batch, self.seq, self.padding = micro_batch, seq, padding
+    def __init__(self, config: XLMRConfig, micro_batch: int, seq: int, padding: float, seed: int, rank: int,
+                 task: str = "masked-lm"):
+        """task: masked-lm labels the masked positions; a classification task gets random labels instead (one
+        per sequence, or one per real token)."""
+        self.micro_batch, self.seq, self.padding, self.task = micro_batch, seq, padding, task
         self.seed, self.rank = seed, rank
         self.vocab_size = config.vocab_size
         self.masking = MaskingConfig.for_vocabulary(config.vocab_size)
@@ -68,21 +73,43 @@ class SyntheticBatches:
             length = max(3, int(round(self.seq * (1 - min(short, 0.95)))))
             tokens = rng.integers(UNK_ID + 1, self.masking.mask_id, length)
             tokens[0], tokens[-1] = BOS_ID, EOS_ID
-            sample_index = (step * 1_000_003 + self.rank) * self.micro_batch + row
-            ids, row_labels = mask_tokens(tokens, self.masking, self.seed, sample_index)
+            if self.task == "masked-lm":
+                sample_index = (step * 1_000_003 + self.rank) * self.micro_batch + row
+                ids, row_labels = mask_tokens(tokens, self.masking, self.seed, sample_index)
+            elif self.task == "token-classification":
+                ids, row_labels = tokens, rng.integers(0, CLASSIFICATION_LABELS, length)
+            else:
+                ids, row_labels = tokens, IGNORE_INDEX
             input_ids[row, :length], labels[row, :length], attention_mask[row, :length] = ids, row_labels, 1
+        if self.task in ("pair-classification", "sequence-classification"):
+            labels = rng.integers(0, CLASSIFICATION_LABELS, self.micro_batch)
         return {"input_ids": torch.from_numpy(input_ids), "attention_mask": torch.from_numpy(attention_mask),
                 "labels": torch.from_numpy(labels)}
 
 
-def build_model(impl: str, config: XLMRConfig, activation_checkpointing: bool) -> torch.nn.Module:
+# task -> (our class, transformers' class name, its architecture in config.json)
+_CLASSIFIERS = {
+    "pair-classification": (XLMRForSequenceClassification, "XLMRobertaForSequenceClassification"),
+    "sequence-classification": (XLMRForSequenceClassification, "XLMRobertaForSequenceClassification"),
+    "token-classification": (XLMRForTokenClassification, "XLMRobertaForTokenClassification"),
+}
+
+
+def build_model(impl: str, config: XLMRConfig, activation_checkpointing: bool,
+                task: str = "masked-lm") -> torch.nn.Module:
+    labels = tuple(str(i) for i in range(CLASSIFICATION_LABELS))
     if impl == "xlmr-ds":
-        return XLMRForMaskedLM(config, activation_checkpointing=activation_checkpointing)
-    from transformers import XLMRobertaConfig, XLMRobertaForMaskedLM
+        if task == "masked-lm":
+            return XLMRForMaskedLM(config, activation_checkpointing=activation_checkpointing)
+        return _CLASSIFIERS[task][0](config, labels, activation_checkpointing=activation_checkpointing)
+    import transformers
+    from transformers import XLMRobertaConfig
 
     from xlmr_ds.model.hf import config_to_hf
 
-    model = XLMRobertaForMaskedLM(XLMRobertaConfig(**config_to_hf(config), attn_implementation="sdpa"))
+    architecture = _CLASSIFIERS[task][1] if task != "masked-lm" else "XLMRobertaForMaskedLM"
+    hf_config = config_to_hf(config, architecture, labels if task != "masked-lm" else ())
+    model = getattr(transformers, architecture)(XLMRobertaConfig(**hf_config, attn_implementation="sdpa"))
     if activation_checkpointing:
         model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
     return model
@@ -115,7 +142,7 @@ def run_worker(settings: BenchSettings, impl: str) -> dict:
     ds_config = bench_ds_config(settings.deepspeed_config, settings.micro_batch, world,
                                 settings.warmup_steps + settings.steps)
     torch.manual_seed(settings.seed)
-    model = build_model(impl, config, settings.activation_checkpointing)
+    model = build_model(impl, config, settings.activation_checkpointing, settings.task)
     engine, _, _, _ = deepspeed.initialize(model=model, model_parameters=parameter_groups(model), config=ds_config)
     if data is not None:
         from xlmr_ds.dataset.loader import build_train_loader
@@ -124,7 +151,8 @@ def run_worker(settings: BenchSettings, impl: str) -> dict:
                                          num_workers=settings.num_workers, pin_memory=on_gpu))
         batches = lambda index: next(loader)  # noqa: E731 - the loader's order is the step order
     else:
-        batches = SyntheticBatches(config, settings.micro_batch, settings.seq, settings.padding, settings.seed, rank)
+        batches = SyntheticBatches(config, settings.micro_batch, settings.seq, settings.padding, settings.seed, rank,
+                                   settings.task)
     fixed = batches(0)
 
     def step(index: int) -> tuple[int, float]:
@@ -133,6 +161,9 @@ def run_worker(settings: BenchSettings, impl: str) -> dict:
         on_device = {key: value.to(device, non_blocking=True) for key, value in batch.items()}
         engine.backward(_loss(impl, engine, on_device))
         engine.step()
+        if settings.task != "masked-lm":  # the head's FLOPs are negligible beside the encoder's
+            return int(batch["attention_mask"].sum()), 3 * encoder_forward_flops(config, settings.seq) * len(
+                batch["input_ids"])
         labelled = (batch["labels"] != IGNORE_INDEX).sum(dim=1).tolist()
         return int(batch["attention_mask"].sum()), sum(training_flops(config, settings.seq, m) for m in labelled)
 
@@ -162,7 +193,8 @@ def run_worker(settings: BenchSettings, impl: str) -> dict:
                    else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024) / 2**30
     peak_tflops = settings.peak_tflops or device_peak_tflops(torch.cuda.get_device_name() if on_gpu else None)
     result = {
-        "impl": impl, "model": settings.model, "parameters": sum(p.numel() for p in model.parameters()),
+        "impl": impl, "task": settings.task, "model": settings.model,
+        "parameters": sum(p.numel() for p in model.parameters()),
         "seq": settings.seq, "micro_batch": settings.micro_batch, "processes": world, "steps": settings.steps,
         "data": settings.data or "synthetic", "padding": None if settings.data else settings.padding,
         "fixed_batch": settings.fixed_batch, "activation_checkpointing": settings.activation_checkpointing,
