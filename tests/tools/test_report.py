@@ -31,3 +31,45 @@ def test_report_has_plots_curves_perplexity_and_scale_up_commands(tmp_path):
 def test_report_needs_a_run_directory(tmp_path):
     with pytest.raises(XLMRDSError, match="metrics.jsonl: not found"):
         write_report(tmp_path, tmp_path / "report.md")
+
+
+# (piece, prompt, is it a word in the prompt's script?)
+WORD_CASES = [
+    ("▁good", "The weather is <mask> today.", True),
+    ("▁", "The weather is <mask> today.", False),  # the bare word boundary
+    (".", "The weather is <mask> today.", False),
+    ("▁хорошая", "The weather is <mask> today.", False),  # a word, of another script
+    ("▁хорошая", "Сегодня <mask> погода.", True),
+    ("好", "今天天气很<mask>。", True),
+    ("▁Haus", "Das ist ein <mask> Haus.", True),
+    ("▁2", "Das ist ein <mask> Haus.", False),
+]
+
+
+@pytest.mark.parametrize("piece,prompt,expected", WORD_CASES)
+def test_fill_mask_answers_that_are_words_of_the_prompts_script(piece, prompt, expected):
+    from xlmr_ds.tools.report import is_word_in_script_of
+
+    assert is_word_in_script_of(piece, prompt) is expected
+
+
+def test_report_shows_the_transfer_tables(tmp_path):
+    from xlmr_ds.tasks.results import ResultTable
+
+    _metrics(tmp_path / "metrics.jsonl")
+    finetune = ResultTable("sequence-classification", "accuracy", ("en",), extra={"epoch": 2, "chance": 1 / 3})
+    finetune.add("en", 0.9, 90)
+    finetune.add("de", 0.5, 90)
+    retrieval = ResultTable("retrieval", "accuracy@1", (), details=("src->tgt", "tgt->src"), extra={"layer": 1})
+    retrieval.add("de", 0.25, 157, **{"src->tgt": 0.2, "tgt->src": 0.3})
+    for name, table in (("ft", finetune), ("ret", retrieval)):
+        (tmp_path / name).mkdir()
+        table.write(tmp_path / name, name)
+    text = write_report(tmp_path, tmp_path / "report.md", finetune_dir=tmp_path / "ft",
+                        retrieval_dir=tmp_path / "ret").read_text()
+    assert "| en (source) | 90.00 | 90 |" in text and "| average zero-shot | 50.00 |  |" in text
+    assert "Chance: 33.33%." in text and "chosen epoch 2" in text
+    assert "| de | 25.00 | 20.00 | 30.00 | 157 |" in text and "layer 1" in text
+    assert "not XNLI" in text
+    with pytest.raises(XLMRDSError, match="results.json: not found"):
+        write_report(tmp_path, tmp_path / "report.md", finetune_dir=tmp_path / "missing")

@@ -1,4 +1,5 @@
-"""`xlmr-ds fill-mask --model HF_DIR TEXT...`: the top predictions for <mask> with transformers' pipeline."""
+"""`xlmr-ds fill-mask --model HF_DIR TEXT...`: the top predictions for <mask> with transformers' pipeline, shown
+as SentencePiece pieces (`▁` marks a word start, so that an answer that is only the boundary is not a blank)."""
 
 from __future__ import annotations
 
@@ -31,6 +32,7 @@ def run(args: argparse.Namespace) -> int:
         predictions = fill(text, top_k=args.top_k)
         if predictions and isinstance(predictions[0], list):  # several masks in one text
             predictions = predictions[0]
-        shown = ", ".join(f"{p['token_str'].strip()!r} ({p['score']:.3f})" for p in predictions)
+        pieces = fill.tokenizer.convert_ids_to_tokens([p["token"] for p in predictions])
+        shown = ", ".join(f"{piece!r} ({p['score']:.3f})" for piece, p in zip(pieces, predictions, strict=True))
         print(f"{text}\n  -> {shown}")
     return 0

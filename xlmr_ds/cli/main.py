@@ -20,6 +20,7 @@ from xlmr_ds.cli import (
     report,
     smoke,
     spm,
+    task,
     train,
 )
 from xlmr_ds.cli.arguments import OneLineErrorParser
@@ -27,8 +28,8 @@ from xlmr_ds.errors import XLMRDSError
 from xlmr_ds.logs import configure_logging
 from xlmr_ds.world import launcher_rank
 
-SUBCOMMANDS = (info, plan, corpus, spm, binarize, data, train, finetune, ckpt, evaluate, fill_mask, report, smoke,
-               bench, launch)
+SUBCOMMANDS = (info, plan, corpus, spm, binarize, data, train, task, finetune, ckpt, evaluate, fill_mask, report,
+               smoke, bench, launch)
 
 
 def build_parser() -> OneLineErrorParser:

@@ -13,11 +13,13 @@ def register(commands) -> None:
     parser.add_argument("--out", required=True, metavar="FILE", help="report.md (plots go beside it)")
     parser.add_argument("--hf", metavar="HF_DIR", help="an exported model for fill-mask examples")
     parser.add_argument("--fill-mask", nargs="*", default=[], metavar="TEXT", help="sentences with <mask>")
+    parser.add_argument("--finetune", metavar="DIR", help="an `xlmr-ds finetune --out` directory: its zero-shot table")
+    parser.add_argument("--retrieval", metavar="DIR", help="an `xlmr-ds eval retrieval --out` directory: its table")
     parser.add_argument("--title", default="xlmr-ds run")
     parser.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    path = write_report(args.run_dir, args.out, args.hf, args.fill_mask, args.title)
+    path = write_report(args.run_dir, args.out, args.hf, args.fill_mask, args.title, args.finetune, args.retrieval)
     print(f"wrote {path} with {path.parent / 'loss.png'} and {path.parent / 'lr.png'}")
     return 0

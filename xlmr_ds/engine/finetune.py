@@ -253,6 +253,8 @@ class FineTuner:
                     table.add(lang, value, count)
                 table.extra.update(epoch=epoch, step=step, selection=selection, select_on=settings.select_on,
                                    model=pretrained.description, pretraining_step=pretrained.step)
+                if metric == "accuracy":  # what a uniform guess scores: the bar zero-shot results must clear
+                    table.extra["chance"] = 1 / len(data.labels.names)
                 best = (score, epoch, table, self._gathered_state(engine.module))
         bar.close()
         _, epoch, table, state = best

@@ -1,9 +1,13 @@
 """The run report: runs/<name>/report.md with loss and learning-rate plots, throughput, per-language
-validation perplexity before and after, fill-mask examples and the commands that scale the run up."""
+validation perplexity before and after, fill-mask examples (as pieces, with a count of the answers that are
+words in the prompt's script), the zero-shot transfer tables of fine-tune and retrieval results, and the
+commands that scale the run up."""
 
 from __future__ import annotations
 
+import json
 import os
+import unicodedata
 from pathlib import Path
 
 from xlmr_ds.engine.metrics import read_metrics
@@ -46,17 +50,63 @@ def _plot(path: Path, series: dict[str, tuple[list, list]], ylabel: str, title: 
 
 
 def fill_mask_examples(hf_dir: Path, texts: list[str]) -> list[tuple[str, list[tuple[str, float]]]]:
+    """Each text's top-3 answers as SentencePiece pieces (the word-boundary mark ▁ kept, so that an answer
+    that is only the boundary shows as `▁`, not as a blank) with their probabilities."""
     from transformers import pipeline
 
     from xlmr_ds.model.hf import require_safetensors
 
     require_safetensors(hf_dir)
     fill = pipeline("fill-mask", model=str(hf_dir), tokenizer=str(hf_dir), model_kwargs={"use_safetensors": True})
-    return [(text, [(p["token_str"].strip(), p["score"]) for p in fill(text, top_k=3)]) for text in texts]
+    pieces = fill.tokenizer.convert_ids_to_tokens
+    return [(text, [(pieces(p["token"]), p["score"]) for p in fill(text, top_k=3)]) for text in texts]
+
+
+def _script(character: str) -> str:
+    """The Unicode script family of a letter, from its name (LATIN, CYRILLIC, CJK, HIRAGANA, ...)."""
+    name = unicodedata.name(character, "")
+    return "CJK" if name.startswith(("CJK", "HIRAGANA", "KATAKANA")) else name.split(" ")[0]
+
+
+def is_word_in_script_of(piece: str, text: str) -> bool:
+    """Whether an answer is a word (letters only, beyond the word-boundary mark) in the script of the prompt's
+    letters: what a model that learned something answers, rather than `▁` or punctuation."""
+    word = piece.lstrip("\u2581")
+    scripts = {_script(c) for c in text.replace("<mask>", "") if unicodedata.category(c).startswith("L")}
+    return bool(word) and all(unicodedata.category(c).startswith("L") and _script(c) in scripts for c in word)
+
+
+def transfer_section(finetune_dir: Path | None, retrieval_dir: Path | None) -> list[str]:
+    """The zero-shot tables of a `xlmr-ds finetune` and a `xlmr-ds eval retrieval` --out directory."""
+    from xlmr_ds.tasks.results import ResultTable
+
+    lines = ["## Cross-lingual transfer (smoke level)", "",
+             "A tiny model pretrained for minutes on a few MB: these tables show that the pipeline measures "
+             "zero-shot transfer from a checkpoint; they are not XNLI or Tatoeba figures.", ""]
+    for directory, what in ((finetune_dir, "Fine-tuned on the source language, tested on every language"),
+                            (retrieval_dir, "Parallel sentence retrieval, no fine-tuning")):
+        if directory is None:
+            continue
+        results = directory / "results.json"
+        if not results.is_file():
+            raise XLMRDSError(f"{results}: not found; pass the --out directory of xlmr-ds finetune / eval retrieval")
+        table = ResultTable.from_dict(json.loads(results.read_text()))
+        header = table.header()
+        lines += [f"### {what}", "", f"`{directory}`: {table.task}, {table.metric}"
+                  + (f", chosen epoch {table.extra['epoch']}" if "epoch" in table.extra else "")
+                  + (f", layer {table.extra['layer']}" if "layer" in table.extra else "") + ".", "",
+                  "| " + " | ".join(header) + " |", "|" + "|".join(["---"] + ["---:"] * (len(header) - 1)) + "|"]
+        lines += ["| " + " | ".join(row) + " |" for row in table.rows()]
+        chance = table.extra.get("chance")
+        if chance:
+            lines += ["", f"Chance: {100 * chance:.2f}%."]
+        lines.append("")
+    return lines
 
 
 def write_report(run_dir: str | Path, out: str | Path, hf_dir: str | Path | None = None,
-                 fill_mask: list[str] | None = None, title: str = "xlmr-ds run") -> Path:
+                 fill_mask: list[str] | None = None, title: str = "xlmr-ds run",
+                 finetune_dir: str | Path | None = None, retrieval_dir: str | Path | None = None) -> Path:
     run_dir, out = Path(run_dir), Path(out)
     metrics_file = run_dir / "metrics.jsonl"
     if not metrics_file.is_file():
@@ -99,11 +149,17 @@ def write_report(run_dir: str | Path, out: str | Path, hf_dir: str | Path | None
                          f"| {language} | - | {after['perplexity']:,.1f} | {after.get('accuracy', float('nan')):.3f} |")
         lines.append("")
     if hf_dir and fill_mask:
-        lines += ["## Fill-mask with the exported model", "", f"`transformers` pipeline on `{hf_dir}`:", ""]
-        for text, predictions in fill_mask_examples(Path(hf_dir), fill_mask):
+        lines += ["## Fill-mask with the exported model", "",
+                  f"`transformers` pipeline on `{hf_dir}`; answers as pieces (`▁` marks a word start):", ""]
+        examples = fill_mask_examples(Path(hf_dir), fill_mask)
+        for text, predictions in examples:
             shown = ", ".join(f"`{token}` ({score:.3f})" for token, score in predictions)
             lines.append(f"- {text} -> {shown}")
-        lines.append("")
+        words = sum(is_word_in_script_of(predictions[0][0], text) for text, predictions in examples if predictions)
+        lines += ["", f"Top answers that are words in the prompt's script: {words} of {len(examples)}.", ""]
+    if finetune_dir or retrieval_dir:
+        lines += transfer_section(Path(finetune_dir) if finetune_dir else None,
+                                  Path(retrieval_dir) if retrieval_dir else None)
     lines += ["## Scaling the same run to Base and Large on GPUs", "", SCALE_UP, ""]
     tmp = out.with_suffix(".md.tmp")
     tmp.write_text("\n".join(lines))
