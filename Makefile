@@ -24,7 +24,8 @@ test: $(INSTALLED)
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 # The demo: corpus -> SentencePiece -> MPI binarize -> DeepSpeed ZeRO-2 training on 2 CPU processes with
-# evaluation and checkpoints -> a resumed continuation -> export to Hugging Face -> fill-mask -> report.
+# evaluation and checkpoints -> a resumed continuation -> export to Hugging Face -> fill-mask -> zero-shot
+# cross-lingual fine-tuning and retrieval -> report.
 # The sizes can be made smaller (the CI test does): make demo DEMO=/tmp/d DEMO_SCALE=0.1 DEMO_STEPS=6 ...
 # The first training run stops at DEMO_FIRST_STEPS, as a time-limited job would; the second resumes it.
 DEMO_SCALE ?= 1.0
@@ -33,6 +34,13 @@ DEMO_BLOCK ?= 256
 DEMO_STEPS ?= 200
 DEMO_FIRST_STEPS ?= 150
 DEMO_EVERY ?= 50
+# The cross-lingual step: a CLDR task fine-tuned on English and tested on every task language, and retrieval
+# of parallel country names (xlmr_ds/prep/demo_task.py says what they are and their licence).
+DEMO_TASK_LANGS ?= en de fr es it nl ru
+DEMO_FT_EPOCHS ?= 8
+DEMO_FT_LR ?= 1e-3
+FINETUNE_TESTS = $(foreach l,$(DEMO_TASK_LANGS),$(l)=$(DEMO)/task/names/test.$(l).tsv)
+RETRIEVAL_PAIRS = $(foreach l,$(filter-out en,$(DEMO_TASK_LANGS)),$(l)=$(DEMO)/task/parallel/en-$(l).en:$(DEMO)/task/parallel/en-$(l).$(l))
 FILL_MASK = "The weather is <mask> today." "Сегодня <mask> погода." "Das ist ein <mask> Haus." "今天天气很<mask>。"
 # DeepSpeed's launcher prints its own INFO lines and, for a one-node job, a missing-hostfile warning: noise
 # here. XLMR_DS_VERBOSE=1 brings them back, with the libraries' warnings inside the ranks (xlmr_ds/logs.py).
@@ -54,10 +62,17 @@ demo: $(INSTALLED)
 	$(XLMR_DS) ckpt list $(DEMO)/ckpt
 	$(XLMR_DS) export --ckpt $(DEMO)/ckpt --out $(DEMO)/hf
 	$(XLMR_DS) fill-mask --model $(DEMO)/hf $(FILL_MASK)
+	$(XLMR_DS) task demo --out $(DEMO)/task --languages $(DEMO_TASK_LANGS)
+	$(XLMR_DS) finetune --task sequence-classification --model $(DEMO)/hf --train $(DEMO)/task/names/train.en.tsv \
+		--valid en=$(DEMO)/task/names/dev.en.tsv --test $(FINETUNE_TESTS) --out $(DEMO)/finetune \
+		--epochs $(DEMO_FT_EPOCHS) --batch-size 16 --lr $(DEMO_FT_LR)
+	$(XLMR_DS) eval retrieval --model $(DEMO)/hf --pairs $(RETRIEVAL_PAIRS) --out $(DEMO)/retrieval
 	$(XLMR_DS) report --run $(DEMO)/ckpt --out $(DEMO)/report.md --hf $(DEMO)/hf --fill-mask $(FILL_MASK) \
+		--finetune $(DEMO)/finetune --retrieval $(DEMO)/retrieval \
 		--title "xlmr-ds demo: tiny XLM-R on the 21-language demo corpus, 2 CPU processes, ZeRO-2"
 	@echo "demo outputs: corpus $(DEMO)/corpus, tokenizer $(DEMO)/spm/spm.model, datasets $(DEMO)/data,"
-	@echo "  checkpoints and metrics $(DEMO)/ckpt, Hugging Face model $(DEMO)/hf, report $(DEMO)/report.md"
+	@echo "  checkpoints and metrics $(DEMO)/ckpt, Hugging Face model $(DEMO)/hf, cross-lingual task $(DEMO)/task,"
+	@echo "  fine-tuned classifier $(DEMO)/finetune, retrieval $(DEMO)/retrieval, report $(DEMO)/report.md"
 
 clean:
 	rm -rf $(VENV) *.egg-info .pytest_cache

@@ -23,6 +23,28 @@ def launcher_placement() -> tuple[int, int] | None:
     return None
 
 
+def free_port() -> int:
+    """A TCP port nobody listens on now, for a job that starts its own rendezvous."""
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+DEFAULT_RENDEZVOUS_PORT = 29500
+"""torch.distributed's and DeepSpeed's default port."""
+
+
+def rendezvous_port() -> int:
+    """The port a training job's processes meet on: the launcher's MASTER_PORT; for a process alone without
+    one, a free port (DeepSpeed would take 29500, which another job on the machine may hold); else the default,
+    the same on every rank."""
+    if "MASTER_PORT" in os.environ:
+        return int(os.environ["MASTER_PORT"])
+    return free_port() if launcher_placement() is None else DEFAULT_RENDEZVOUS_PORT
+
+
 def launcher_rank() -> int:
     placed = launcher_placement()
     return placed[0] if placed else 0

@@ -55,6 +55,7 @@ from xlmr_ds.tasks.formats import TaskFile, read_task_file
 from xlmr_ds.tasks.output import StagedOutput
 from xlmr_ds.tasks.results import ResultTable, accuracy, entity_f1
 from xlmr_ds.tasks.settings import FinetuneSettings
+from xlmr_ds.world import rendezvous_port
 
 DEFAULT_DS_CONFIG = "finetune.json"
 """The shipped DeepSpeed config used without --deepspeed_config (ds_configs/finetune.json)."""
@@ -173,7 +174,10 @@ class FineTuner:
         import deepspeed
 
         self.deepspeed = deepspeed
-        deepspeed.init_distributed(timeout=timedelta(minutes=self.dist_timeout_minutes))
+        # A process alone meets on a free port of its own, so that two single-process jobs on one machine
+        # (a transfer sweep beside a fine-tune) do not both take the default 29500.
+        deepspeed.init_distributed(timeout=timedelta(minutes=self.dist_timeout_minutes),
+                                   distributed_port=rendezvous_port())
         self.rank, self.world_size = dist.get_rank(), dist.get_world_size()
         on_gpu = torch.cuda.is_available()
         self.device = torch.device("cuda", torch.cuda.current_device()) if on_gpu else torch.device("cpu")

@@ -42,6 +42,7 @@ from xlmr_ds.estimate.flops import device_peak_tflops, encoder_forward_flops, lm
 from xlmr_ds.kernels import mlm_mask
 from xlmr_ds.logs import log, progress_bar
 from xlmr_ds.vocab import IGNORE_INDEX
+from xlmr_ds.world import rendezvous_port
 
 
 @dataclass
@@ -76,7 +77,8 @@ class Trainer:
         import deepspeed
 
         self.deepspeed = deepspeed
-        deepspeed.init_distributed(timeout=timedelta(minutes=config.policies.dist_timeout_minutes))
+        deepspeed.init_distributed(timeout=timedelta(minutes=config.policies.dist_timeout_minutes),
+                                   distributed_port=rendezvous_port())
         self.rank, self.world_size = dist.get_rank(), dist.get_world_size()
         on_gpu = torch.cuda.is_available()
         self.device = torch.device("cuda", torch.cuda.current_device()) if on_gpu else torch.device("cpu")

@@ -19,7 +19,6 @@ import dataclasses
 import json
 import os
 import platform
-import socket
 import statistics
 import subprocess
 import sys
@@ -29,6 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from xlmr_ds.errors import XLMRDSError
+from xlmr_ds.world import free_port
 
 IMPLEMENTATIONS = ("xlmr-ds", "hf")
 BENCH_TASKS = ("masked-lm", "pair-classification", "sequence-classification", "token-classification")
@@ -107,19 +107,13 @@ def run_order(compare_hf: bool, data_gap: bool, repeats: int) -> list[Run]:
     return round_ * repeats
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 def worker_command(settings_file: Path, run: Run, processes: int, out: Path) -> list[str]:
     worker = ["--settings", str(settings_file), "--impl", run.impl, "--out", str(out)]
     worker += ["--fixed-batch"] if run.fixed_batch else []
     if processes == 1:
         return [sys.executable, "-m", "xlmr_ds.tools.bench_worker", *worker]
     launcher = Path(sys.executable).parent / "deepspeed"
-    return [str(launcher), "--num_gpus", str(processes), "--master_port", str(_free_port()),
+    return [str(launcher), "--num_gpus", str(processes), "--master_port", str(free_port()),
             "--module", "xlmr_ds.tools.bench_worker", *worker]
 
 
