@@ -11,12 +11,10 @@ from __future__ import annotations
 
 import itertools
 import json
-import os
 import random
-import shutil
-import tempfile
 from pathlib import Path
 
+from xlmr_ds.atomic import replaced_directory
 from xlmr_ds.dataset.sampling import stable_seed
 
 # language -> (mimesis locale, lines at scale 1.0). Sizes fall off like real web crawls.
@@ -91,23 +89,14 @@ def _documents(lines: list[str], rng: random.Random) -> str:
 
 def write_demo_corpus(out_dir: str | Path, seed: int = 0, scale: float = 1.0) -> dict[str, int]:
     """Write <lang>.txt files into out_dir (replaced whole, atomically); returns bytes per language."""
-    out_dir = Path(out_dir)
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
     sizes = {}
-    try:
+    with replaced_directory(out_dir) as staging:
         for language, (locale, lines) in MIMESIS_LANGUAGES.items():
             text = _mimesis_lines(language, locale, max(20, round(lines * scale)), seed)
             sizes[language] = _write(staging, language, text, seed)
         for language, (locale, lines, kind) in FAKER_LANGUAGES.items():
             text = _faker_lines(language, locale, max(20, round(lines * scale)), kind, seed)
             sizes[language] = _write(staging, language, text, seed)
-        if out_dir.exists():
-            shutil.rmtree(out_dir)
-        os.rename(staging, out_dir)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
     return sizes
 
 

@@ -22,12 +22,10 @@ transfer signal for a tiny model, not XNLI.
 from __future__ import annotations
 
 import json
-import os
 import random
-import shutil
-import tempfile
 from pathlib import Path
 
+from xlmr_ds.atomic import replaced_directory
 from xlmr_ds.dataset.sampling import stable_seed
 from xlmr_ds.errors import XLMRDSError
 
@@ -79,11 +77,8 @@ def write_demo_task(out_dir: str | Path, languages: tuple[str, ...] = DEFAULT_LA
         raise XLMRDSError(f"--languages must include the source language {SOURCE!r}")
     names = {language: _names(language) for language in languages}
     splits = _split_codes(names, seed)
-    out_dir = Path(out_dir)
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
     counts = {"train": sum(len(s["train"]) for s in splits.values()), "parallel": {}}
-    try:
+    with replaced_directory(out_dir) as staging:
         (staging / "names").mkdir()
         (staging / "parallel").mkdir()
         (staging / "names" / f"train.{SOURCE}.tsv").write_text(_rows(names[SOURCE], splits, "train", seed, SOURCE),
@@ -109,12 +104,6 @@ def write_demo_task(out_dir: str | Path, languages: tuple[str, ...] = DEFAULT_LA
         (staging / "names.json").write_text(json.dumps(task, indent=2) + "\n")
         (staging / "retrieval.json").write_text(json.dumps({"task": "retrieval", "pairs": pairs}, indent=2) + "\n")
         (staging / "README.md").write_text(_readme(languages, counts))
-        if out_dir.exists():
-            shutil.rmtree(out_dir)
-        os.rename(staging, out_dir)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
     counts["test"] = {label: len(s["test"]) for label, s in splits.items()}
     return counts
 
