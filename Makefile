@@ -30,10 +30,10 @@ test: $(INSTALLED)
 # The first training run stops at DEMO_FIRST_STEPS, as a time-limited job would; the second resumes it.
 DEMO_SCALE ?= 1.0
 DEMO_VOCAB ?= 8000
-DEMO_BLOCK ?= 256
-DEMO_STEPS ?= 200
-DEMO_FIRST_STEPS ?= 150
-DEMO_EVERY ?= 50
+DEMO_BLOCK ?= 128
+DEMO_STEPS ?= 600
+DEMO_FIRST_STEPS ?= 450
+DEMO_EVERY ?= 150
 # The cross-lingual step: a CLDR task fine-tuned on English and tested on every task language, and retrieval
 # of parallel country names (xlmr_ds/prep/demo_task.py says what they are and their licence).
 DEMO_TASK_LANGS ?= en de fr es it nl ru
@@ -46,7 +46,7 @@ FILL_MASK = "The weather is <mask> today." "Сегодня <mask> погода."
 # here. XLMR_DS_VERBOSE=1 brings them back, with the libraries' warnings inside the ranks (xlmr_ds/logs.py).
 LAUNCHER_LOG_LEVEL = $(if $(filter-out 0,$(XLMR_DS_VERBOSE)),info,error)
 DEMO_TRAIN = DS_ACCELERATOR=cpu PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(VENV)/bin/deepspeed --log_level $(LAUNCHER_LOG_LEVEL) --num_gpus 2 \
-	--module xlmr_ds.train --deepspeed_config ds_configs/tiny_cpu_zero2.json --data $(DEMO)/data --model tiny \
+	--module xlmr_ds.train --deepspeed_config ds_configs/demo_cpu_zero2.json --data $(DEMO)/data --model tiny \
 	--block-size $(DEMO_BLOCK) --save $(DEMO)/ckpt --save-every $(DEMO_EVERY) --eval-every $(DEMO_EVERY) \
 	--keep 2 --valid-fraction 0.02
 

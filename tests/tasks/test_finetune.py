@@ -239,3 +239,19 @@ def test_bad_input_exits_non_zero_without_traceback_from_the_command_line(task_f
     assert result.returncode == 1 and "Traceback" not in result.stderr
     assert result.stderr.strip() == "xlmr-ds finetune: error: --test de: expected LANG=FILE (for example de=xnli.test.tsv)"
 
+
+
+def test_several_training_languages_are_all_source_languages(task_files, corpus_dir, spm_model, tmp_path):
+    """translate-train-all: --train in two languages; both are source, only the third is zero-shot."""
+    from xlmr_ds.engine.finetune import load_task_data
+    from xlmr_ds.prep.tokenizer import XLMRTokenizer
+    from xlmr_ds.tasks.formats import TaskFile
+    from xlmr_ds.tasks.settings import FinetuneSettings
+
+    russian = write_xnli_mt(tmp_path / "multinli.train.ru.tsv", pair_examples(corpus_words(corpus_dir, "ru"), 16, 3))
+    settings = FinetuneSettings("pair-classification", "unused", (TaskFile(task_files["pair_train"], None),
+                                                                   TaskFile(russian, None)),
+                                tuple(TaskFile(task_files["pair_test"], lang) for lang in TEST_LANGUAGES), "out")
+    data = load_task_data(settings, XLMRTokenizer(spm_model), 64)
+    assert data.source == ("en", "ru") and len(data.train) == 96 + 16
+    assert [s.language for s in data.test] == list(TEST_LANGUAGES)

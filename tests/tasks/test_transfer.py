@@ -11,6 +11,7 @@ from task_factory import corpus_words, pair_examples, write_xnli, write_xnli_mt
 from xlmr_ds.errors import XLMRDSError
 from xlmr_ds.tasks.settings import FinetuneSettings, RetrievalSettings
 from xlmr_ds.tasks.task_config import read_task_config
+from xlmr_ds.world import free_port
 
 pytestmark = pytest.mark.slow
 
@@ -110,3 +111,32 @@ def test_task_file_paths_are_relative_to_it(tmp_path):
     path.write_text(json.dumps({"task": "retrieval", "pairs": ["de=a.txt:b.txt"], "layer": 1}))
     retrieval = read_task_config(path, "m", "o")
     assert isinstance(retrieval, RetrievalSettings) and retrieval.pairs[0].source == str(path.parent.resolve() / "a.txt")
+
+
+def test_a_checkpoint_whose_tokenizer_is_gone_is_one_line(run_with_two_checkpoints, tmp_path):
+    import shutil
+
+    from xlmr_ds.engine.checkpoint import MARKER
+    from xlmr_ds.engine.pretrained import load_pretrained
+
+    run = tmp_path / "run"
+    shutil.copytree(run_with_two_checkpoints, run, ignore=shutil.ignore_patterns("transfer"))
+    marker = run / "step_00000004" / MARKER
+    values = json.loads(marker.read_text())
+    values["tokenizer"]["path"] = str(tmp_path / "moved" / "spm.model")
+    marker.write_text(json.dumps(values))
+    with pytest.raises(XLMRDSError, match=r"step_00000004: the run's SentencePiece model \(.*moved/spm.model\) is not "
+                                          r"there; export the checkpoint with --spm MODEL"):
+        load_pretrained(run)
+
+
+@pytest.mark.multiprocess
+def test_transfer_under_the_deepspeed_launcher(run_with_two_checkpoints, task_dir, tmp_path):
+    """`deepspeed --module xlmr_ds eval transfer`: the launcher's --local_rank comes before the command."""
+    out = tmp_path / "sweep"
+    command = [str(BIN / "deepspeed"), "--num_gpus", "2", "--master_port", str(free_port()),
+               "--module", "xlmr_ds", "eval", "transfer", "--ckpt", str(run_with_two_checkpoints),
+               "--task-config", str(task_dir / "retrieval.json"), "--out", str(out)]
+    result = subprocess.run(command, capture_output=True, text=True, env=environment(), timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert [s["step"] for s in json.loads((out / "transfer.json").read_text())["steps"]] == [4]

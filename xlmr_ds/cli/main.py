@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import sys
 
 from xlmr_ds import __version__
@@ -37,6 +38,8 @@ def build_parser() -> OneLineErrorParser:
     parser.add_argument("--version", action="version", version=f"xlmr-ds {__version__}")
     parser.add_argument("-v", "--verbose", dest="verbose_all", action="store_true",
                         help="also show the libraries' warnings and info lines (or set XLMR_DS_VERBOSE=1)")
+    # `deepspeed --module xlmr_ds eval transfer ...` puts the launcher's --local_rank before the command.
+    parser.add_argument("--local_rank", type=int, help=argparse.SUPPRESS)
     commands = parser.add_subparsers(title="commands", required=True, metavar="COMMAND",
                                      parser_class=OneLineErrorParser)
     for module in SUBCOMMANDS:
