@@ -43,6 +43,9 @@ WORD_CASES = [
     ("好", "今天天气很<mask>。", True),
     ("▁Haus", "Das ist ein <mask> Haus.", True),
     ("▁2", "Das ist ein <mask> Haus.", False),
+    ("s", "The weather is <mask> today.", False),  # the inside of a word, not a word
+    ("▁好", "今天天气很<mask>。", True),
+    ("ดี", "อากาศ<mask>มาก", True),  # Thai is written without spaces too
 ]
 
 
@@ -70,6 +73,7 @@ def test_report_shows_the_transfer_tables(tmp_path):
     assert "| en (source) | 90.00 | 90 |" in text and "| average zero-shot | 50.00 |  |" in text
     assert "Chance: 33.33%." in text and "chosen epoch 2" in text
     assert "| de | 25.00 | 20.00 | 30.00 | 157 |" in text and "layer 1" in text
+    assert "Chance: one in the number of pairs, 0.64% to 0.64%." in text
     assert "not XNLI" in text
     with pytest.raises(XLMRDSError, match="results.json: not found"):
         write_report(tmp_path, tmp_path / "report.md", finetune_dir=tmp_path / "missing")

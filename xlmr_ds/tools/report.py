@@ -68,12 +68,21 @@ def _script(character: str) -> str:
     return "CJK" if name.startswith(("CJK", "HIRAGANA", "KATAKANA")) else name.split(" ")[0]
 
 
+UNSPACED_SCRIPTS = {"CJK", "THAI", "LAO", "KHMER", "MYANMAR"}
+"""Scripts written without spaces between words: there a piece without the word-boundary mark can be a word."""
+
+
 def is_word_in_script_of(piece: str, text: str) -> bool:
-    """Whether an answer is a word (letters only, beyond the word-boundary mark) in the script of the prompt's
-    letters: what a model that learned something answers, rather than `▁` or punctuation."""
-    word = piece.lstrip("\u2581")
+    """Whether an answer is a word in the script of the prompt's letters: letters (and marks), starting a word (the
+    boundary mark ▁ first, except in a script written without spaces). What a model that learned something
+    answers, rather than `▁`, punctuation or the inside of a word such as `s`."""
     scripts = {_script(c) for c in text.replace("<mask>", "") if unicodedata.category(c).startswith("L")}
-    return bool(word) and all(unicodedata.category(c).startswith("L") and _script(c) in scripts for c in word)
+    word = piece.removeprefix("\u2581")
+    # Letters and the marks that go with them (Thai vowels, Devanagari matras), in the prompt's scripts.
+    if not word or not unicodedata.category(word[0]).startswith("L") or not all(
+            unicodedata.category(c)[0] in "LM" and _script(c) in scripts for c in word):
+        return False
+    return piece.startswith("\u2581") or _script(word[0]) in UNSPACED_SCRIPTS
 
 
 def transfer_section(finetune_dir: Path | None, retrieval_dir: Path | None) -> list[str]:
@@ -100,6 +109,9 @@ def transfer_section(finetune_dir: Path | None, retrieval_dir: Path | None) -> l
         chance = table.extra.get("chance")
         if chance:
             lines += ["", f"Chance: {100 * chance:.2f}%."]
+        elif table.metric == "accuracy@1" and table.languages:
+            odds = [100 / result["examples"] for result in table.languages.values()]
+            lines += ["", f"Chance: one in the number of pairs, {min(odds):.2f}% to {max(odds):.2f}%."]
         lines.append("")
     return lines
 
