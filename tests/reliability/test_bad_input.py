@@ -83,6 +83,21 @@ class Inputs:
         torch.save({}, hf / "pytorch_model.bin")
         return str(hf)
 
+    def finetune(self, *extra: str, task: str = "pair-classification", train: str | None = None,
+                 model: str | None = None) -> list[str]:
+        """`xlmr-ds finetune` of the 2-process run's checkpoint on a two-label pair task, then `extra`."""
+        train = train or self.text("a b\ta c\tentailment\nx y\tz\tcontradiction\n", "train.tsv")
+        return ["finetune", "--task", task, "--model", model or self.checkpoint(), "--train", train,
+                "--out", str(self.root / "out"), *extra]
+
+    def hf_without_tokenizer(self) -> str:
+        """A Hugging Face directory (config.json) without sentencepiece.bpe.model."""
+        from xlmr_ds.model import preset
+        from xlmr_ds.model.hf import config_to_hf
+
+        self.text(json.dumps(config_to_hf(preset("tiny").replace(vocab_size=502))), "hf/config.json")
+        return str(self.root / "hf")
+
     def train(self, *extra: str, config: str | None = None, data: str | None = None, steps: str = "2",
               model: tuple[str, str] = ("--model", "tiny")) -> list[str]:
         return ["--deepspeed_config", config or str(CONFIGS / "tiny_cpu_zero2.json"),
@@ -173,6 +188,16 @@ CASES = [
     Case("train-unknown-nonfinite-policy", "train", lambda i: i.train("--nonfinite-loss", "ignore"), "argument --nonfinite-loss: invalid choice: 'ignore'"),
     Case("info-unknown-model", "xlmr-ds", lambda i: ["info", "--model", "huge"], "argument --model: invalid choice: 'huge'"),
     Case("binarize-missing-out", "xlmr-ds", lambda i: i.binarize(str(i.corpus_dir))[:-2], "the following arguments are required: --out"),
+    # fine-tuning task files, parallel files, transfer task files (xlmr-ds finetune / eval retrieval / eval transfer / task demo)
+    Case("task-wrong-column-count", "xlmr-ds", lambda i: i.finetune("--test", "en=" + i.text("a\tb\tentailment\n", "t.tsv"), train=i.text("a\tb\tentailment\nc\td\n", "train.tsv")), "train.tsv:2: 2 columns, expected 3 tab-separated columns (text_a<TAB>text_b<TAB>label)"),
+    Case("task-empty-file", "xlmr-ds", lambda i: i.finetune("--test", "de=" + i.text("", "test.tsv")), "test.tsv: no examples; expected one per line"),
+    Case("task-label-missing-from-training", "xlmr-ds", lambda i: i.finetune("--test", "de=" + i.text("a\tb\tmaybe\n", "test.tsv")), "test.tsv:1: label 'maybe' does not occur in the training files (their labels: contradiction, entailment)"),
+    Case("task-token-without-label", "xlmr-ds", lambda i: i.finetune("--test", "en=" + i.text("en:a\tO\n", "t.conll"), task="token-classification", train=i.text("en:a\tB-PER\nen:b\n", "train.conll")), "train.conll:2: one column ('en:b'); expected `token<TAB>label`"),
+    Case("task-test-language-without-file", "xlmr-ds", lambda i: i.finetune("--test", "de"), "--test de: expected LANG=FILE (for example de=xnli.test.tsv)"),
+    Case("task-model-without-tokenizer", "xlmr-ds", lambda i: i.finetune("--test", "de=" + i.text("a\tb\tentailment\n", "t.tsv"), model=i.hf_without_tokenizer()), "hf: no sentencepiece.bpe.model, so its text cannot be tokenized"),
+    Case("parallel-line-counts-differ", "xlmr-ds", lambda i: ["eval", "retrieval", "--model", i.checkpoint(), "--pairs", "de=" + i.text("a\nb\n", "en.txt") + ":" + i.text("a\n", "de.txt")], "en.txt has 2 lines but"),
+    Case("transfer-task-file-unknown-key", "xlmr-ds", lambda i: ["eval", "transfer", "--ckpt", i.checkpoint(), "--task-config", i.text(json.dumps({"task": "retrieval", "pairs": ["de=a:b"], "layers": 3}), "task.json")], "task.json: unknown key 'layers'; did you mean 'layer'?"),
+    Case("demo-task-unknown-language", "xlmr-ds", lambda i: ["task", "demo", "--out", str(i.root / "out"), "--languages", "en", "qq-zz"], "--languages: 'qq-zz' is not a CLDR locale Babel knows"),
     # weights that are pickles
     Case("init-from-pickle-weights", "train", lambda i: i.train("--init-from", i.hf_pickle_only()), "holds only pytorch_model.bin; xlmr-ds reads Hugging Face weights only from safetensors"),
     Case("fill-mask-pickle-weights", "xlmr-ds", lambda i: ["fill-mask", "--model", i.hf_pickle_only(), "a <mask>."], "holds only pytorch_model.bin; xlmr-ds reads Hugging Face weights only from safetensors"),
