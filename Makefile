@@ -18,6 +18,7 @@ $(INSTALLED): setup.py
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet torch==$(TORCH_VERSION)
 	$(PY) -m pip install --quiet -e '.[dev]'
+	$(PY) -m xlmr_ds.accelerator
 	touch $@
 
 test: $(INSTALLED)
