@@ -45,8 +45,9 @@ class OptimizationSettings:
     deepspeed_config: str
     """The DeepSpeed JSON config: optimizer, learning-rate schedule, precision, ZeRO stage, batch sizes."""
 
-    steps: int
-    """Optimizer steps to reach; also the length of a schedule whose total_num_steps is "auto"."""
+    steps: int | None
+    """Optimizer steps to reach; also the length of a schedule whose total_num_steps is "auto". With a recipe
+    None means the recipe's length, and a number must equal it."""
 
     exit_at_step: int | None = None
     """Save and exit once this step is done (a time-limited job); `steps` still sets the schedule, so a

@@ -52,7 +52,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--deepspeed_config", required=True, metavar="FILE", help="DeepSpeed JSON config")
     parser.add_argument("--data", required=True, metavar="OUT", help="an `xlmr-ds binarize` output directory")
     add_model_arguments(parser, default=_default(ModelSettings, "preset"))
-    parser.add_argument("--steps", type=positive_int, required=True, help="optimizer steps to reach")
+    parser.add_argument("--steps", type=positive_int,
+                        help="optimizer steps to reach (required without --recipe; with one, its length)")
+    parser.add_argument("--recipe", metavar="FILE",
+                        help="a JSON recipe of phases that change languages, alpha, mask rate, block size, batch size "
+                             "and learning rate over the run (README: Recipes); default: XLM-R's single phase")
     parser.add_argument("--exit-at-step", type=positive_int, metavar="K",
                         help="save and exit once step K is done (time-limited jobs); --steps still sets the "
                              "schedule's length, so a later run continues the same learning-rate curve")
@@ -99,8 +103,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run_config(args: argparse.Namespace) -> RunConfig:
     """The RunConfig the flags describe."""
+    if args.steps is None and args.recipe is None:
+        raise XLMRDSError("--steps is required (or a --recipe, whose phases give the run's length)")
     return RunConfig(
-        data=DataConfig(args.data, block_size=args.block_size, seed=args.seed, valid_fraction=args.valid_fraction),
+        data=DataConfig(args.data, block_size=args.block_size, seed=args.seed, valid_fraction=args.valid_fraction,
+                        recipe=args.recipe),
         optimization=OptimizationSettings(args.deepspeed_config, args.steps, args.exit_at_step),
         model=ModelSettings(args.model, args.model_config, args.init_from,
                             args.activation_checkpointing),

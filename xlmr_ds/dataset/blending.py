@@ -13,6 +13,7 @@ language in use.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
 from functools import lru_cache
 
 import numpy as np
@@ -21,24 +22,45 @@ from xlmr_ds.dataset.sampling import stable_seed
 
 
 class GlobalSampleOrder:
-    def __init__(self, probabilities: list[float], block_counts: list[int], seed: int, chunk_size: int = 1 << 16):
-        self.probabilities = np.asarray(probabilities, dtype=np.float64)
+    """The order of one phase (a recipe's phases each have one; XLM-R's single phase is the whole run).
+
+    A phase after the first keys its chunks apart (`key`: its index) and continues each language's epochs where
+    the earlier phases left them (`initial_draws`: their draws per language over the same block table, whose
+    permutations `epoch_key` names). `chunk_probabilities` gives each chunk its own language probabilities,
+    for an alpha that changes over the phase; the defaults are the one-phase order of earlier releases.
+    """
+
+    def __init__(self, probabilities: list[float], block_counts: list[int], seed: int, chunk_size: int = 1 << 16,
+                 key: tuple = (), epoch_key: tuple = (), initial_draws: np.ndarray | None = None,
+                 chunk_probabilities: Callable[[int], np.ndarray] | None = None):
+        self.probabilities = self._normalized(probabilities, block_counts)
         self.block_counts = np.asarray(block_counts, dtype=np.int64)
-        if np.any((self.probabilities > 0) & (self.block_counts == 0)):
-            raise ValueError("a language with probability > 0 has no blocks")
-        self.probabilities = self.probabilities / self.probabilities.sum()
         self.seed = seed
         self.chunk_size = chunk_size
-        # prefix_counts[c][i]: draws of language i in chunks before c.
-        self._prefix_counts = [np.zeros(len(self.probabilities), dtype=np.int64)]
+        self.key, self.epoch_key = tuple(key), tuple(epoch_key)
+        self._chunk_probabilities = chunk_probabilities
+        # prefix_counts[c][i]: draws of language i before chunk c, the earlier phases' included.
+        start = np.zeros(len(self.probabilities), dtype=np.int64) if initial_draws is None else initial_draws
+        self._prefix_counts = [np.asarray(start, dtype=np.int64).copy()]
         self._chunk = lru_cache(maxsize=2)(self._build_chunk)
         self._permutation = lru_cache(maxsize=max(4, 2 * len(self.probabilities)))(self._build_permutation)
 
+    def _normalized(self, probabilities, block_counts) -> np.ndarray:
+        probabilities = np.asarray(probabilities, dtype=np.float64)
+        if np.any((probabilities > 0) & (np.asarray(block_counts) == 0)):
+            raise ValueError("a language with probability > 0 has no blocks")
+        return probabilities / probabilities.sum()
+
+    def probabilities_of_chunk(self, chunk: int) -> np.ndarray:
+        if self._chunk_probabilities is None:
+            return self.probabilities
+        return self._normalized(self._chunk_probabilities(chunk), self.block_counts)
+
     def _chunk_generator(self, chunk: int) -> np.random.Generator:
-        return np.random.default_rng(stable_seed(self.seed, "blend-chunk", chunk))
+        return np.random.default_rng(stable_seed(self.seed, "blend-chunk", *self.key, chunk))
 
     def _chunk_counts(self, chunk: int) -> np.ndarray:
-        return self._chunk_generator(chunk).multinomial(self.chunk_size, self.probabilities)
+        return self._chunk_generator(chunk).multinomial(self.chunk_size, self.probabilities_of_chunk(chunk))
 
     def _prefix(self, chunk: int) -> np.ndarray:
         while len(self._prefix_counts) <= chunk:
@@ -46,10 +68,32 @@ class GlobalSampleOrder:
             self._prefix_counts.append(self._prefix_counts[-1] + self._chunk_counts(c))
         return self._prefix_counts[chunk]
 
+    @property
+    def initial_draws(self) -> np.ndarray:
+        """Each language's draws in the earlier phases over the same block table (where its epochs resume)."""
+        return self._prefix_counts[0]
+
+    def draws(self, samples: int) -> np.ndarray:
+        """Each language's draws among the phase's first `samples` samples (the earlier phases' excluded)."""
+        chunk, position = divmod(int(samples), self.chunk_size)
+        counts = self._prefix(chunk) - self._prefix_counts[0]
+        if position:
+            counts = counts + np.bincount(self._chunk(chunk)[0][:position], minlength=len(counts))
+        return counts
+
+    def block_draws(self, language: int, first: int, last: int) -> Iterator[np.ndarray]:
+        """The blocks of the language's draws first..last-1 (counted over all phases), one array per epoch."""
+        count = int(self.block_counts[language])
+        while first < last:
+            epoch, index = divmod(first, count)
+            end = min(last - first, count - index) + index
+            yield self._permutation(language, epoch)[index:end]
+            first += end - index
+
     def _build_chunk(self, chunk: int) -> tuple[np.ndarray, np.ndarray]:
         """(language of each position in the chunk, its rank among the chunk's draws of that language)."""
         rng = self._chunk_generator(chunk)
-        counts = rng.multinomial(self.chunk_size, self.probabilities)
+        counts = rng.multinomial(self.chunk_size, self.probabilities_of_chunk(chunk))
         languages = rng.permutation(np.repeat(np.arange(len(counts)), counts))
         order = np.argsort(languages, kind="stable")
         group_start = np.concatenate([[0], np.cumsum(counts)[:-1]])
@@ -58,7 +102,7 @@ class GlobalSampleOrder:
         return languages, ranks
 
     def _build_permutation(self, language: int, epoch: int) -> np.ndarray:
-        rng = np.random.default_rng(stable_seed(self.seed, "blend-epoch", language, epoch))
+        rng = np.random.default_rng(stable_seed(self.seed, "blend-epoch", *self.epoch_key, language, epoch))
         return rng.permutation(int(self.block_counts[language]))
 
     def __getitem__(self, sample_index: int) -> tuple[int, int]:

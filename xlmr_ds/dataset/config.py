@@ -31,3 +31,8 @@ class DataConfig:
 
     mask_prob: float = 0.15
     """Share of non-special tokens chosen for prediction (80% <mask>, 10% random, 10% kept)."""
+
+    recipe: str | None = None
+    """A recipe file (dataset/recipe.py): phases that change the languages, alpha, mask rate, block size, batch
+    size and learning rate over the run. None: XLM-R's single phase with the values above. Validation always
+    uses block_size and mask_prob, so that its losses compare across phases and recipes."""

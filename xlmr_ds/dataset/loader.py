@@ -21,6 +21,8 @@ from xlmr_ds.dataset.block_index import load_block_tables
 from xlmr_ds.dataset.config import DataConfig
 from xlmr_ds.dataset.indexed import IndexedDataset
 from xlmr_ds.dataset.manifest import read_manifest, tokenizer_file
+from xlmr_ds.dataset.phases import PhaseDefaults, PhasePlan, ResolvedPhase
+from xlmr_ds.dataset.recipe import Recipe
 from xlmr_ds.dataset.sampling import alpha_probabilities, stable_seed
 from xlmr_ds.errors import XLMRDSError
 from xlmr_ds.kernels.mlm_masking_reference import MaskingConfig, mask_tokens
@@ -28,9 +30,16 @@ from xlmr_ds.vocab import BOS_ID, EOS_ID, IGNORE_INDEX, PAD_ID
 
 
 class PretrainingData:
-    """The languages of a binarize output with their block tables, blend and masking."""
+    """The languages of a binarize output with their block tables, and the recipe's phases over them: each
+    phase's blend (GlobalSampleOrder) and masking. Without a recipe: one phase with the DataConfig's values,
+    the order and masks of a run before recipes existed.
 
-    def __init__(self, config: DataConfig):
+    Validation always uses the DataConfig's block size and mask rate, so its losses compare across phases
+    and across recipes.
+    """
+
+    def __init__(self, config: DataConfig, recipe: Recipe | None = None, batch_size: int = 1,
+                 peak_lr: float | None = None, max_sequence_length: int | None = None):
         if config.block_size < 8:
             raise XLMRDSError(f"block_size={config.block_size} must be at least 8")
         self.config = config
@@ -46,18 +55,64 @@ class PretrainingData:
             if dataset.num_tokens != expected:
                 raise XLMRDSError(f"{data_dir / lang}.idx: {dataset.num_tokens} tokens, but manifest.json says "
                                   f"{expected}; the dataset was changed after binarization")
-        self.blocks = load_block_tables(data_dir, self.languages, config.block_size, config.valid_fraction,
-                                        config.split_seed)
-        trainable = [lang for lang in self.languages if len(self.blocks[lang][0])]
-        tokens = {lang: self.manifest["languages"][lang]["tokens"] for lang in trainable}
-        q = alpha_probabilities(tokens, config.alpha)
-        self.probabilities = {lang: q.get(lang, 0.0) for lang in self.languages}
-        self.order = GlobalSampleOrder([self.probabilities[lang] for lang in self.languages],
-                                       [len(self.blocks[lang][0]) for lang in self.languages], config.seed)
+        self._tables = {config.block_size: self._load_tables(config.block_size)}
+        self.blocks = self._tables[config.block_size]
+        recipe = recipe or Recipe.single_phase(steps=1 << 40)
+        recipe.check_against(self.languages, max_sequence_length or (1 << 31))
+        self.plan = PhasePlan(recipe, PhaseDefaults(config.alpha, config.mask_prob, config.block_size, batch_size,
+                                                    tuple(self.languages), peak_lr))
+        self.phase_orders: list[GlobalSampleOrder] = []
+        self.phase_masking = [MaskingConfig.for_vocabulary(self.vocab_size, mask_prob=phase.mask_prob)
+                              for phase in self.plan.phases]
+        for phase in self.plan.phases:
+            self.phase_orders.append(self._phase_order(phase))
+        self.order = self.phase_orders[0]
+        self.probabilities = dict(zip(self.languages, self.order.probabilities_of_chunk(0).tolist()))
 
-    def block_tokens(self, language: str, split: int, block_index: int) -> np.ndarray:
-        """<s> + the block's tokens (+ </s> for a piece of a long line); split 0 = train, 1 = validation."""
-        start, count, append_eos = self.blocks[language][split][block_index]
+    def _load_tables(self, block_size: int) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+        return load_block_tables(Path(self.config.data_dir), self.languages, block_size, self.config.valid_fraction,
+                                 self.config.split_seed)
+
+    def tables(self, block_size: int) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+        """{language: (train blocks, validation blocks)} at `block_size` (built and cached on first use)."""
+        if block_size not in self._tables:
+            self._tables[block_size] = self._load_tables(block_size)
+        return self._tables[block_size]
+
+    def _phase_order(self, phase: ResolvedPhase) -> GlobalSampleOrder:
+        """The phase's blend over its languages, continuing the epochs of earlier phases with its block size."""
+        tables = self.tables(phase.block_size)
+        block_counts = [len(tables[lang][0]) for lang in self.languages]
+        trainable = [lang for lang, count in zip(self.languages, block_counts) if count and lang in phase.languages]
+        if not trainable:
+            raise XLMRDSError(f"{self.plan.recipe.source or 'the run'}: phase {phase.name!r} has no language with "
+                              f"training blocks of {phase.block_size} tokens")
+        tokens = {lang: self.manifest["languages"][lang]["tokens"] for lang in trainable}
+
+        def probabilities(alpha: float) -> np.ndarray:
+            q = alpha_probabilities(tokens, alpha)
+            return np.array([q.get(lang, 0.0) for lang in self.languages])
+
+        earlier = [(p, order) for p, order in zip(self.plan.phases, self.phase_orders)
+                   if p.block_size == phase.block_size]
+        initial = sum((order.draws(p.samples) for p, order in earlier), np.zeros(len(self.languages), np.int64))
+        chunk_size = 1 << 16
+        ramp = None
+        if phase.alpha.start != phase.alpha.end:
+            def ramp(chunk: int) -> np.ndarray:  # the alpha at the chunk's middle sample
+                return probabilities(phase.alpha_at_sample(int((chunk + 0.5) * chunk_size)))
+        first_block_size = self.plan.phases[0].block_size
+        return GlobalSampleOrder(
+            probabilities(phase.alpha.start), block_counts, self.config.seed, chunk_size,
+            key=("phase", phase.index) if phase.index else (),
+            epoch_key=("block-size", phase.block_size) if phase.block_size != first_block_size else (),
+            initial_draws=initial, chunk_probabilities=ramp)
+
+    def block_tokens(self, language: str, split: int, block_index: int, block_size: int | None = None) -> np.ndarray:
+        """<s> + the block's tokens (+ </s> for a piece of a long line); split 0 = train, 1 = validation; blocks
+        of the DataConfig's size unless `block_size` says."""
+        tables = self.blocks if block_size is None else self.tables(block_size)
+        start, count, append_eos = tables[language][split][block_index]
         body = self.datasets[language].tokens(int(start), int(count)).astype(np.int64)
         if count and body.max() >= self.vocab_size:
             # An id the embedding table does not have would end training with an IndexError deep in the model.
@@ -69,10 +124,11 @@ class PretrainingData:
     def train_sample(self, sample_index: int, masked: bool = True) -> dict:
         """Sample `sample_index` of the global order, masked; with masked=False the plain tokens and no
         labels, for a trainer that masks on the device (kernels.mlm_mask gives the same result)."""
-        language_index, block_index = self.order[sample_index]
-        tokens = self.block_tokens(self.languages[language_index], 0, block_index)
+        phase = self.plan.phase_of_sample(sample_index)
+        language_index, block_index = self.phase_orders[phase.index][sample_index - phase.first_sample]
+        tokens = self.block_tokens(self.languages[language_index], 0, block_index, phase.block_size)
         if masked:
-            input_ids, labels = mask_tokens(tokens, self.masking, self.config.seed, sample_index)
+            input_ids, labels = mask_tokens(tokens, self.phase_masking[phase.index], self.config.seed, sample_index)
         else:
             input_ids, labels = tokens, np.full_like(tokens, IGNORE_INDEX)
         return {"input_ids": input_ids, "labels": labels, "language": language_index, "sample_index": sample_index}
@@ -118,34 +174,65 @@ class TrainSamples(Dataset):
         return self.data.train_sample(sample_index, self.masked)
 
 
-class DataParallelBatchSampler(Sampler[list[int]]):
-    """This rank's micro-batches of global sample indices, from consumed_samples on, without end."""
+class ConstantBatches:
+    """The step layout of a run whose global batch never changes (the lookups PhasePlan offers)."""
 
-    def __init__(self, global_batch_size: int, micro_batch_size: int, rank: int, world_size: int,
-                 consumed_samples: int = 0):
-        if global_batch_size % (micro_batch_size * world_size):
-            raise XLMRDSError(
-                f"global batch {global_batch_size} is not a multiple of micro batch {micro_batch_size} x "
-                f"{world_size} data-parallel ranks; choose a global batch of micro x accumulation x ranks"
-            )
-        if consumed_samples % global_batch_size:
+    def __init__(self, global_batch_size: int):
+        self.global_batch_size = global_batch_size
+
+    def batch_size(self, step: int) -> int:
+        return self.global_batch_size
+
+    def samples_before(self, step: int) -> int:
+        return step * self.global_batch_size
+
+    def step_at(self, consumed_samples: int) -> int:
+        if consumed_samples % self.global_batch_size:
             raise XLMRDSError(f"consumed_samples={consumed_samples} is not at a global batch boundary "
-                              f"(global batch {global_batch_size})")
-        self.global_batch_size, self.micro_batch_size = global_batch_size, micro_batch_size
-        self.rank, self.world_size = rank, world_size
-        self.consumed_samples = consumed_samples
+                              f"(global batch {self.global_batch_size})")
+        return consumed_samples // self.global_batch_size
+
+    def batch_multiples(self) -> list[tuple[str, int]]:
+        return [("global batch", self.global_batch_size)]
+
+
+def step_layout(batches: int | PhasePlan) -> ConstantBatches | PhasePlan:
+    return ConstantBatches(batches) if isinstance(batches, int) else batches
+
+
+class DataParallelBatchSampler(Sampler[list[int]]):
+    """This rank's micro-batches of global sample indices, from consumed_samples on, without end.
+
+    `batches` is the global batch size, or a recipe's PhasePlan whose batch size may change from step to
+    step: step s takes samples [samples_before(s), samples_before(s) + batch_size(s)), and rank r of W the
+    r-th contiguous share of them.
+    """
+
+    def __init__(self, batches: int | PhasePlan, micro_batch_size: int, rank: int, world_size: int,
+                 consumed_samples: int = 0):
+        self.layout = step_layout(batches)
+        source = getattr(getattr(self.layout, "recipe", None), "source", None)
+        for where, value in self.layout.batch_multiples():
+            if value % (micro_batch_size * world_size):
+                what = f"{source}: {where}={value}" if source else f"global batch {value}"
+                raise XLMRDSError(
+                    f"{what} is not a multiple of micro batch {micro_batch_size} x {world_size} data-parallel "
+                    f"ranks; choose a global batch of micro x accumulation x ranks"
+                )
+        self.micro_batch_size, self.rank, self.world_size = micro_batch_size, rank, world_size
+        self.first_step = self.layout.step_at(consumed_samples)
 
     def __iter__(self) -> Iterator[list[int]]:
-        share = self.global_batch_size // self.world_size
-        batch = self.consumed_samples // self.global_batch_size
+        step = self.first_step
         while True:
-            first = batch * self.global_batch_size + self.rank * share
+            share = self.layout.batch_size(step) // self.world_size
+            first = self.layout.samples_before(step) + self.rank * share
             for start in range(first, first + share, self.micro_batch_size):
                 yield list(range(start, start + self.micro_batch_size))
-            batch += 1
+            step += 1
 
 
-def build_train_loader(data: PretrainingData, global_batch_size: int, micro_batch_size: int, rank: int,
+def build_train_loader(data: PretrainingData, batches: int | PhasePlan, micro_batch_size: int, rank: int,
                        world_size: int, consumed_samples: int = 0, num_workers: int = 0,
                        pin_memory: bool = False, masked: bool = True) -> DataLoader:
     """A DataLoader over this rank's micro-batches; resume by passing the checkpoint's consumed_samples.
@@ -153,7 +240,7 @@ def build_train_loader(data: PretrainingData, global_batch_size: int, micro_batc
     masked=False leaves the masking to the consumer (a GPU trainer runs the MLM masking kernel on
     input_ids and sample_index): labels are then all -100.
     """
-    sampler = DataParallelBatchSampler(global_batch_size, micro_batch_size, rank, world_size, consumed_samples)
+    sampler = DataParallelBatchSampler(batches, micro_batch_size, rank, world_size, consumed_samples)
     # A generator of its own: creating the iterator must not draw from the global torch RNG, which drives
     # dropout and is restored exactly on resume. (Samples and masks do not depend on it.)
     return DataLoader(TrainSamples(data, masked), batch_sampler=sampler, collate_fn=collate, num_workers=num_workers,
@@ -166,24 +253,26 @@ class TrainLoader:
 
     The trainer calls `step_done()` after each optimizer step; the position is what a checkpoint stores
     (`state_dict`: consumed_samples and the seed the order belongs to), and a resumed run loads it before
-    iterating. Workers may have prepared batches ahead of it: they are not part of the state.
+    iterating. Workers may have prepared batches ahead of it: they are not part of the state. `batches` is
+    the global batch size or the recipe's PhasePlan (see DataParallelBatchSampler).
     """
 
-    def __init__(self, data: PretrainingData, global_batch_size: int, micro_batch_size: int, rank: int,
+    def __init__(self, data: PretrainingData, batches: int | PhasePlan, micro_batch_size: int, rank: int,
                  world_size: int, num_workers: int = 0, pin_memory: bool = False, masked: bool = True):
         self.data = data
-        self.global_batch_size, self.micro_batch_size = global_batch_size, micro_batch_size
+        self.batches, self.layout = batches, step_layout(batches)
+        self.micro_batch_size = micro_batch_size
         self.rank, self.world_size = rank, world_size
         self.num_workers, self.pin_memory, self.masked = num_workers, pin_memory, masked
         self.consumed_samples = 0
 
     def __iter__(self) -> Iterator[dict]:
-        return iter(build_train_loader(self.data, self.global_batch_size, self.micro_batch_size, self.rank,
+        return iter(build_train_loader(self.data, self.batches, self.micro_batch_size, self.rank,
                                        self.world_size, self.consumed_samples, num_workers=self.num_workers,
                                        pin_memory=self.pin_memory, masked=self.masked))
 
     def step_done(self) -> None:
-        self.consumed_samples += self.global_batch_size
+        self.consumed_samples += self.layout.batch_size(self.layout.step_at(self.consumed_samples))
 
     def state_dict(self) -> dict:
         return {"consumed_samples": self.consumed_samples, "seed": self.data.config.seed}
@@ -193,4 +282,5 @@ class TrainLoader:
         if state["seed"] != self.data.config.seed:
             raise XLMRDSError(f"the checkpoint's data seed is {state['seed']} but --seed is {self.data.config.seed}; "
                               f"resume with --seed {state['seed']} to continue the same sample order")
+        self.layout.step_at(int(state["consumed_samples"]))  # at the start of a step of this layout
         self.consumed_samples = int(state["consumed_samples"])

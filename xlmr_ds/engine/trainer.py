@@ -26,10 +26,19 @@ from xlmr_ds import __version__
 from xlmr_ds.accelerator import select_deepspeed_accelerator
 from xlmr_ds.config import RunConfig
 from xlmr_ds.dataset.loader import PretrainingData, TrainLoader
+from xlmr_ds.dataset.recipe import Recipe, load_recipe
 from xlmr_ds.dataset.sampling import stable_seed
+from xlmr_ds.dataset.sampling_report import REPORT_FILE, describe, sampling_report
 from xlmr_ds.engine import checkpoint as ckpt
 from xlmr_ds.engine.build import build_model, parameter_groups
-from xlmr_ds.engine.ds_config import config_hash, load_ds_config, prepare_ds_config, route_monitors, zero_stage
+from xlmr_ds.engine.ds_config import (
+    config_hash,
+    load_ds_config,
+    prepare_ds_config,
+    resolve_batch_sizes,
+    route_monitors,
+    zero_stage,
+)
 from xlmr_ds.engine.evaluation import evaluate_languages
 from xlmr_ds.engine.guards.host_memory import return_freed_memory_to_the_os
 from xlmr_ds.engine.guards.nonfinite import Outcome, check_supported, decide, poison_nonfinite
@@ -37,8 +46,10 @@ from xlmr_ds.engine.guards.stop_request import StopRequest
 from xlmr_ds.engine.guards.teardown import release_shared_memory_buffer, shut_down_process_group
 from xlmr_ds.engine.guards.watchdog import ProgressWatchdog, is_lost_peer
 from xlmr_ds.engine.metrics import MetricsLog
+from xlmr_ds.engine.schedule import RecipeLearningRate
 from xlmr_ds.errors import XLMRDSError
 from xlmr_ds.estimate.flops import device_peak_tflops, encoder_forward_flops, lm_head_forward_flops
+from xlmr_ds.jsonfile import write_json_atomically
 from xlmr_ds.kernels import mlm_mask
 from xlmr_ds.logs import log, progress_bar
 from xlmr_ds.vocab import IGNORE_INDEX
@@ -101,23 +112,41 @@ class Trainer:
         ds_config_path = config.optimization.deepspeed_config
         raw_config = load_ds_config(ds_config_path)
         self.stage = zero_stage(raw_config)
-        self.ds_config = prepare_ds_config(raw_config, ds_config_path, self.world_size, config.optimization.steps)
+        batch_size, _, _ = resolve_batch_sizes(raw_config, ds_config_path, self.world_size)
+        shape = config.model.shape()
+        recipe = load_recipe(config.data.recipe) if config.data.recipe else None
+        self.data = PretrainingData(
+            dataclasses.replace(config.data, block_size=min(config.data.block_size, shape.max_sequence_length)),
+            recipe or Recipe.single_phase(config.optimization.steps), batch_size,
+            peak_lr=raw_config.get("optimizer", {}).get("params", {}).get("lr"),
+            max_sequence_length=shape.max_sequence_length)
+        self.plan = self.data.plan
+        self.total_steps = self._total_steps(recipe)
+        self.ds_config = prepare_ds_config(raw_config, ds_config_path, self.world_size, self.total_steps)
         self.fp16 = bool(self.ds_config.get("fp16", {}).get("enabled"))
         if config.policies.nonfinite_loss == "skip":
             check_supported(config.policies.nonfinite_loss, self.ds_config, self.stage, ds_config_path)
         route_monitors(self.ds_config, self.save_dir)
-        shape = config.model.shape()
-        self.data = PretrainingData(dataclasses.replace(
-            config.data, block_size=min(config.data.block_size, shape.max_sequence_length)))
         self.model_config = shape.replace(vocab_size=self.data.vocab_size)
+        scheduler = None
+        if self.plan.recipe.has_learning_rates:
+            if self.ds_config.pop("scheduler", None):
+                log(f"{recipe.source} sets the learning rate of every phase: the scheduler of {ds_config_path} is "
+                    f"not used")
+            plan = self.plan
+            scheduler = lambda optimizer: RecipeLearningRate(optimizer, plan)  # noqa: E731 (DeepSpeed calls it)
+        # A batch size that changes between steps: the accumulation boundary is set for each micro-batch, since
+        # DeepSpeed's own count of micro-steps assumes one accumulation for the whole run.
+        self.batch_changes = any(p.batch.start != p.batch.end or p.batch.start != batch_size for p in self.plan.phases)
+        self._write_sampling_report()
 
         resume_from, universal = self._resume_point()
         torch.manual_seed(config.seed)  # the same initial weights on every rank
         model = build_model(self.model_config, self.ds_config, self.stage, config.model.init_from,
                             config.model.activation_checkpointing)
         self.engine, _, _, _ = self.deepspeed.initialize(model=model, model_parameters=parameter_groups(model),
-                                                         config=self.ds_config)
-        self.loader = TrainLoader(self.data, self.engine.train_batch_size(),
+                                                         config=self.ds_config, lr_scheduler=scheduler)
+        self.loader = TrainLoader(self.data, self.plan,
                                   self.engine.train_micro_batch_size_per_gpu(), self.rank, self.world_size,
                                   num_workers=self._loader_workers(), pin_memory=self.device.type == "cuda",
                                   masked=not self.mask_on_device)
@@ -135,6 +164,28 @@ class Trainer:
         self.metrics.truncate_after(self.step)
         name = torch.cuda.get_device_name() if self.device.type == "cuda" else None
         self.peak_flops = (config.logging.peak_tflops or device_peak_tflops(name) or 0.0) * 1e12
+
+    def _total_steps(self, recipe: Recipe | None) -> int:
+        """The run's length: --steps, or the recipe's (which --steps, when given, must equal)."""
+        steps = self.config.optimization.steps
+        if recipe is None:
+            return steps
+        if steps is not None and steps != self.plan.total_steps:
+            raise XLMRDSError(f"--steps {steps} but {recipe.source} has {self.plan.total_steps} steps "
+                              f"({', '.join(f'{p.name} {p.steps}' for p in self.plan.phases)}); leave --steps out "
+                              f"to train the whole recipe, or stop early with --exit-at-step")
+        return self.plan.total_steps
+
+    def _write_sampling_report(self) -> None:
+        """Log what each phase draws from each language, and keep it as save_dir/sampling.json."""
+        if self.rank != 0:
+            return
+        report = sampling_report(self.data)
+        for line in describe(report):
+            log(line)
+        if self.save_dir:
+            self.save_dir.mkdir(parents=True, exist_ok=True)
+            write_json_atomically(self.save_dir / REPORT_FILE, report)
 
     def _resume_point(self) -> tuple[ckpt.CheckpointInfo | None, bool]:
         """The checkpoint to resume from (checked against this run) and whether it needs its universal form."""
@@ -184,7 +235,7 @@ class Trainer:
 
     # ---- the loop --------------------------------------------------------------------------------
     def train(self) -> int:
-        steps, exit_at = self.config.optimization.steps, self.config.optimization.exit_at_step
+        steps, exit_at = self.total_steps, self.config.optimization.exit_at_step
         eval_every, save_every = self.config.logging.eval_every, self.config.checkpointing.save_every
         batches = iter(self.loader)
         progress = progress_bar(total=steps, initial=self.step, desc="train", unit="step", rank=self.rank)
@@ -231,10 +282,16 @@ class Trainer:
         # .item() per micro-batch): loss sum, labelled positions, micro-batches with a non-finite loss.
         device_totals = torch.zeros(3, dtype=torch.float64, device=self.device)
         tokens, encoder_flops = 0.0, 0.0
+        phase = self.plan.phase_of_step(self.step)
+        batch_size = self.plan.batch_size(self.step)
+        if batch_size != engine.train_batch_size():
+            engine.set_train_batch_size(batch_size)
         accumulation = engine.gradient_accumulation_steps()
-        for _ in range(accumulation):
+        for micro_step in range(accumulation):
+            if self.batch_changes:
+                engine.set_gradient_accumulation_boundary(micro_step == accumulation - 1)
             host_batch = next(batches)
-            batch = self._on_device(host_batch)
+            batch = self._on_device(host_batch, self.data.phase_masking[phase.index])
             loss = poison_nonfinite(self.micro_batch_loss(batch))
             engine.backward(loss)
             engine.step()
@@ -260,7 +317,8 @@ class Trainer:
                          self.fp16)
         grad_norm = engine.get_global_grad_norm()
         record = {
-            "type": "train", "step": self.step, "loss": totals.loss, "lr": lr,
+            "type": "train", "step": self.step, "phase": phase.name, "batch_size": batch_size, "loss": totals.loss,
+            "lr": lr,
             "grad_norm": float(grad_norm) if grad_norm is not None else None,
             "consumed_samples": self.loader.consumed_samples, "tokens": int(totals.tokens),
             "tokens_per_s": totals.tokens / elapsed,
@@ -302,12 +360,12 @@ class Trainer:
         self.metrics.write({"type": "summary", "step": self.step, "peak_rss_gib": per_rank})
         return per_rank
 
-    def _on_device(self, batch: dict) -> dict:
+    def _on_device(self, batch: dict, masking) -> dict:
         moved = {key: batch[key].to(self.device, non_blocking=True)
                  for key in ("input_ids", "attention_mask", "labels", "sample_index")}
         if self.mask_on_device:
-            moved["input_ids"], moved["labels"] = mlm_mask(moved["input_ids"], moved["sample_index"],
-                                                           self.data.masking, self.data.config.seed)
+            moved["input_ids"], moved["labels"] = mlm_mask(moved["input_ids"], moved["sample_index"], masking,
+                                                           self.data.config.seed)
         return moved
 
     def _reduce_device(self) -> torch.device:
