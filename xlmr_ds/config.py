@@ -70,6 +70,11 @@ class CheckpointSettings:
     resume: str = "auto"
     """"auto": the newest complete checkpoint in save_dir; "none": start afresh; or a checkpoint directory."""
 
+    branch_from: str | None = None
+    """A checkpoint of another run (DIR/step_NNNNNNNN) that this run, in its own save_dir, starts from: model,
+    optimizer and data position, usually with a recipe whose later phases differ (a decay branch). The other
+    run's directory is only read; once the branch has checkpoints of its own it resumes from those."""
+
 
 @dataclass(frozen=True)
 class LoggingSettings:

@@ -8,6 +8,7 @@ of one block size; without a recipe the order is the one-phase order of runs bef
 import json
 import math
 import re
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -220,8 +221,19 @@ def test_a_resumed_loader_continues_at_the_step_its_samples_reach(phased):
 
 def test_a_batch_that_does_not_split_over_the_processes_is_refused(phased):
     with pytest.raises(XLMRDSError, match=r"phases\[0\].batch_size.start=4 is not a multiple of micro batch 2 x 4"):
-        TrainLoader(phased, phased.plan, 2, rank=0, world_size=4).__iter__()
+        TrainLoader(phased, phased.plan, 2, rank=0, world_size=4)
 
 
 def test_recipe_single_phase_is_xlmr():
     assert Recipe.single_phase(7).phases[0].steps == 7
+
+
+@pytest.mark.parametrize("path", sorted((Path(__file__).parents[2] / "recipes").glob("*.json")), ids=lambda p: p.name)
+def test_shipped_recipes_load_and_name_demo_corpus_languages(path):
+    from xlmr_ds.prep.demo_corpus import FAKER_LANGUAGES, MIMESIS_LANGUAGES
+
+    recipe = load_recipe(path)
+    recipe.check_against(sorted({*MIMESIS_LANGUAGES, *FAKER_LANGUAGES}), max_sequence_length=512)
+    plan = PhasePlan(recipe, PhaseDefaults(0.3, 0.15, 128, 32, tuple(sorted({*MIMESIS_LANGUAGES, *FAKER_LANGUAGES})),
+                                           peak_lr=0.002))
+    assert plan.total_steps == sum(phase.steps for phase in recipe.phases)

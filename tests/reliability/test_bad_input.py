@@ -98,6 +98,9 @@ class Inputs:
         self.text(json.dumps(config_to_hf(preset("tiny").replace(vocab_size=502))), "hf/config.json")
         return str(self.root / "hf")
 
+    def recipe(self, *phases: dict) -> str:
+        return self.text(json.dumps({"phases": list(phases)}), "recipe.json")
+
     def train(self, *extra: str, config: str | None = None, data: str | None = None, steps: str = "2",
               model: tuple[str, str] = ("--model", "tiny")) -> list[str]:
         return ["--deepspeed_config", config or str(CONFIGS / "tiny_cpu_zero2.json"),
@@ -198,6 +201,15 @@ CASES = [
     Case("parallel-line-counts-differ", "xlmr-ds", lambda i: ["eval", "retrieval", "--model", i.checkpoint(), "--pairs", "de=" + i.text("a\nb\n", "en.txt") + ":" + i.text("a\n", "de.txt")], "en.txt has 2 lines but"),
     Case("transfer-task-file-unknown-key", "xlmr-ds", lambda i: ["eval", "transfer", "--ckpt", i.checkpoint(), "--task-config", i.text(json.dumps({"task": "retrieval", "pairs": ["de=a:b"], "layers": 3}), "task.json")], "task.json: unknown key 'layers'; did you mean 'layer'?"),
     Case("demo-task-unknown-language", "xlmr-ds", lambda i: ["task", "demo", "--out", str(i.root / "out"), "--languages", "en", "qq-zz"], "--languages: 'qq-zz' is not a CLDR locale Babel knows"),
+    # recipe files (xlmr-ds train --recipe)
+    Case("recipe-unknown-key", "train", lambda i: i.train("--recipe", i.recipe({"steps": 2, "alhpa": 0.5})), "recipe.json: unknown key 'phases[0].alhpa'; did you mean 'alpha'?"),
+    Case("recipe-wrong-type", "train", lambda i: i.train("--recipe", i.recipe({"steps": "2"})), "recipe.json: phases[0].steps must be an integer (got '2')"),
+    Case("recipe-alpha-out-of-range", "train", lambda i: i.train("--recipe", i.recipe({"steps": 2, "alpha": {"start": 0.7, "end": 1.3}})), "recipe.json: phases[0].alpha.end=1.3 must be in (0, 1]"),
+    Case("recipe-empty-languages", "train", lambda i: i.train("--recipe", i.recipe({"steps": 2, "languages": []})), "recipe.json: phases[0].languages must be a non-empty list of language names (got [])"),
+    Case("recipe-phase-shorter-than-a-step", "train", lambda i: i.train("--recipe", i.recipe({"steps": 1}, {"steps": 0})), "recipe.json: phases[1].steps=0 must be at least 1 (a phase is at least one step)"),
+    Case("recipe-unknown-language", "train", lambda i: i.train("--recipe", i.recipe({"steps": 2, "languages": ["en", "xx"]})), "recipe.json: phases[0].languages: 'xx' is not a language of the dataset"),
+    Case("recipe-batch-not-split-over-ranks", "train", lambda i: i.train("--recipe", i.recipe({"steps": 2, "batch_size": 3})), "recipe.json: phases[0].batch_size.start=3 is not a multiple of micro batch 2 x 1 data-parallel ranks"),
+    Case("recipe-steps-disagree", "train", lambda i: i.train("--recipe", i.recipe({"steps": 1}, {"steps": 2}), steps="5"), "--steps 5 but "),
     # weights that are pickles
     Case("init-from-pickle-weights", "train", lambda i: i.train("--init-from", i.hf_pickle_only()), "holds only pytorch_model.bin; xlmr-ds reads Hugging Face weights only from safetensors"),
     Case("fill-mask-pickle-weights", "xlmr-ds", lambda i: ["fill-mask", "--model", i.hf_pickle_only(), "a <mask>."], "holds only pytorch_model.bin; xlmr-ds reads Hugging Face weights only from safetensors"),

@@ -10,6 +10,7 @@ from xlmr_ds.cli import (
     bench,
     binarize,
     ckpt,
+    compare,
     corpus,
     data,
     evaluate,
@@ -30,7 +31,7 @@ from xlmr_ds.logs import configure_logging
 from xlmr_ds.world import launcher_rank
 
 SUBCOMMANDS = (info, plan, corpus, spm, binarize, data, train, task, finetune, ckpt, evaluate, fill_mask, report,
-               smoke, bench, launch)
+               compare, smoke, bench, launch)
 
 
 def build_parser() -> OneLineErrorParser:

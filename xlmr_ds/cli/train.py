@@ -37,6 +37,7 @@ from xlmr_ds.config import (
     RunConfig,
 )
 from xlmr_ds.dataset.config import DataConfig
+from xlmr_ds.dataset.recipe import load_recipe
 from xlmr_ds.errors import XLMRDSError
 from xlmr_ds.logs import configure_logging
 from xlmr_ds.world import launcher_placement
@@ -75,6 +76,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--init-from", metavar="HF_DIR", help="start from Hugging Face weights, fresh optimizer")
     parser.add_argument("--resume", default=_default(CheckpointSettings, "resume"), metavar="auto|none|PATH",
                         help="auto: newest complete checkpoint in --save (default)")
+    parser.add_argument("--branch-from", metavar="CKPT",
+                        help="start this run (in its own --save) from another run's checkpoint DIR/step_NNNNNNNN: "
+                             "model, optimizer and data position, with this run's recipe (a decay branch)")
     valid_fraction = _default(DataConfig, "valid_fraction")
     parser.add_argument("--valid-fraction", type=float, default=valid_fraction,
                         help=f"share of each language's documents held out for validation (default {valid_fraction})")
@@ -105,13 +109,17 @@ def run_config(args: argparse.Namespace) -> RunConfig:
     """The RunConfig the flags describe."""
     if args.steps is None and args.recipe is None:
         raise XLMRDSError("--steps is required (or a --recipe, whose phases give the run's length)")
+    if args.branch_from and not args.save:
+        raise XLMRDSError("--branch-from needs --save: a branch is a run of its own, in a directory of its own")
+    if args.branch_from and args.resume != "auto":
+        raise XLMRDSError(f"--branch-from and --resume {args.resume} both say where to start; give one")
     return RunConfig(
         data=DataConfig(args.data, block_size=args.block_size, seed=args.seed, valid_fraction=args.valid_fraction,
                         recipe=args.recipe),
         optimization=OptimizationSettings(args.deepspeed_config, args.steps, args.exit_at_step),
         model=ModelSettings(args.model, args.model_config, args.init_from,
                             args.activation_checkpointing),
-        checkpointing=CheckpointSettings(args.save, args.save_every, args.keep, args.resume),
+        checkpointing=CheckpointSettings(args.save, args.save_every, args.keep, args.resume, args.branch_from),
         logging=LoggingSettings(args.metrics_file, args.eval_every, args.eval_samples, args.peak_tflops),
         policies=PolicySettings(args.dist_timeout_minutes, args.nonfinite_loss),
         loader_workers=args.num_workers,
@@ -137,6 +145,8 @@ def run(args: argparse.Namespace) -> int:
 
     prefix = f"[rank {placed[0]}] " if placed else ""
     try:
+        if args.recipe:
+            load_recipe(args.recipe)  # a bad recipe is refused before any process group starts
         return run_training(run_config(args))
     except XLMRDSError as error:
         print(f"{prefix}{PROG}: error: {error}", file=sys.stderr)

@@ -200,6 +200,16 @@ def step_layout(batches: int | PhasePlan) -> ConstantBatches | PhasePlan:
     return ConstantBatches(batches) if isinstance(batches, int) else batches
 
 
+def check_batch_layout(layout: ConstantBatches | PhasePlan, micro_batch_size: int, world_size: int) -> None:
+    """Refuse a global batch size that the processes cannot split into whole micro-batches."""
+    source = getattr(getattr(layout, "recipe", None), "source", None)
+    for where, value in layout.batch_multiples():
+        if value % (micro_batch_size * world_size):
+            what = f"{source}: {where}={value}" if source else f"global batch {value}"
+            raise XLMRDSError(f"{what} is not a multiple of micro batch {micro_batch_size} x {world_size} "
+                              f"data-parallel ranks; choose a global batch of micro x accumulation x ranks")
+
+
 class DataParallelBatchSampler(Sampler[list[int]]):
     """This rank's micro-batches of global sample indices, from consumed_samples on, without end.
 
@@ -211,14 +221,7 @@ class DataParallelBatchSampler(Sampler[list[int]]):
     def __init__(self, batches: int | PhasePlan, micro_batch_size: int, rank: int, world_size: int,
                  consumed_samples: int = 0):
         self.layout = step_layout(batches)
-        source = getattr(getattr(self.layout, "recipe", None), "source", None)
-        for where, value in self.layout.batch_multiples():
-            if value % (micro_batch_size * world_size):
-                what = f"{source}: {where}={value}" if source else f"global batch {value}"
-                raise XLMRDSError(
-                    f"{what} is not a multiple of micro batch {micro_batch_size} x {world_size} data-parallel "
-                    f"ranks; choose a global batch of micro x accumulation x ranks"
-                )
+        check_batch_layout(self.layout, micro_batch_size, world_size)
         self.micro_batch_size, self.rank, self.world_size = micro_batch_size, rank, world_size
         self.first_step = self.layout.step_at(consumed_samples)
 
@@ -261,6 +264,7 @@ class TrainLoader:
                  world_size: int, num_workers: int = 0, pin_memory: bool = False, masked: bool = True):
         self.data = data
         self.batches, self.layout = batches, step_layout(batches)
+        check_batch_layout(self.layout, micro_batch_size, world_size)
         self.micro_batch_size = micro_batch_size
         self.rank, self.world_size = rank, world_size
         self.num_workers, self.pin_memory, self.masked = num_workers, pin_memory, masked

@@ -14,6 +14,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import resource
+import shutil
 import time
 from dataclasses import dataclass
 from datetime import timedelta
@@ -54,6 +55,9 @@ from xlmr_ds.kernels import mlm_mask
 from xlmr_ds.logs import log, progress_bar
 from xlmr_ds.vocab import IGNORE_INDEX
 from xlmr_ds.world import rendezvous_port
+
+BRANCH_FILE = "branch.json"
+"""In a branch's save_dir: {"branch_from": the source checkpoint's absolute path, "step": its step}."""
 
 
 @dataclass
@@ -154,6 +158,11 @@ class Trainer:
                                                   self._marker_meta(), self.rank, self.world_size, log, self.beat)
         if resume_from:
             self.step = self.checkpoints.load(resume_from, universal)
+            if self.loader.consumed_samples != self.plan.samples_before(self.step):
+                raise XLMRDSError(f"{resume_from.path}: {self.loader.consumed_samples} samples consumed by step "
+                                  f"{self.step}, but this run's recipe reaches step {self.step} after "
+                                  f"{self.plan.samples_before(self.step)}: its phases before step {self.step} differ "
+                                  f"from the ones the checkpoint was trained with; change only later phases")
             if universal:
                 # Another world size has other ranks: the dropout streams start afresh, keyed by step and rank.
                 torch.manual_seed(stable_seed(config.seed, "dropout", self.step, self.rank))
@@ -190,6 +199,14 @@ class Trainer:
     def _resume_point(self) -> tuple[ckpt.CheckpointInfo | None, bool]:
         """The checkpoint to resume from (checked against this run) and whether it needs its universal form."""
         resume_from, ignored = ckpt.resolve_resume(self.config.checkpointing.resume, self.save_dir)
+        branch_from = self.config.checkpointing.branch_from
+        if branch_from and resume_from is None:
+            resume_from, _ = ckpt.resolve_resume(branch_from, None)
+            if self.save_dir.resolve() == resume_from.path.parent.resolve():
+                raise XLMRDSError(f"--branch-from {branch_from} is in --save {self.save_dir}: a branch saves in a "
+                                  f"directory of its own (or resume the run itself with --resume)")
+            log(f"branching from {resume_from.path} at step {resume_from.step} into {self.save_dir}")
+            self._start_branch(resume_from)
         for info in ignored:
             # Never complete, newer than what this run continues from: the space is better used by new saves.
             log(f"ignoring incomplete checkpoint {info.path} (no {ckpt.MARKER}: its save did not finish); removing it")
@@ -202,6 +219,12 @@ class Trainer:
         changes = self.config.changes_since(resume_from.marker["run_config"])
         if changes:
             log(f"settings changed since {resume_from.path.name}: {'; '.join(changes)}")
+        saved_phases = resume_from.marker.get("recipe")
+        if saved_phases is not None and saved_phases != self.plan.to_dict():
+            # A decay branch does this on purpose; by mistake it changes the samples from here on.
+            changed = [p["name"] for p, q in zip(self.plan.to_dict(), saved_phases) if p != q]
+            log(f"the recipe's phases differ from those {resume_from.path.name} was saved with (changed: "
+                f"{', '.join(changed) or 'the number of phases'}); the run goes on with the new ones")
         saved_world = resume_from.marker["world_size"]
         if saved_world == self.world_size:
             return resume_from, False
@@ -213,13 +236,25 @@ class Trainer:
         self.ds_config.setdefault("checkpoint", {})["load_universal"] = True
         return resume_from, True
 
+    def _start_branch(self, source: ckpt.CheckpointInfo) -> None:
+        """The branch's directory begins with where it came from (branch.json) and the source run's metrics up
+        to the branch point, so that its curves start where the source's do."""
+        if self.rank != 0:
+            return
+        self.save_dir.mkdir(parents=True, exist_ok=True)
+        write_json_atomically(self.save_dir / BRANCH_FILE, {"branch_from": str(source.path.resolve()),
+                                                            "step": source.step})
+        source_metrics = source.path.parent / "metrics.jsonl"
+        if source_metrics.exists() and self.metrics.enabled and not self.metrics.path.exists():
+            shutil.copyfile(source_metrics, self.metrics.path)
+
     def _marker_meta(self) -> dict:
         """What every checkpoint's marker records about this run (checkpoint.py lists the fields)."""
         tokenizer = self.data.manifest["tokenizer"]
         return {"zero_stage": self.stage, "ds_config_hash": config_hash(self.ds_config),
                 "model_config": self.model_config.to_dict(),
                 "tokenizer": {**tokenizer, "path": str(self.data.tokenizer_file.resolve())},
-                "run_config": self.config.to_dict(),
+                "run_config": self.config.to_dict(), "recipe": self.plan.to_dict(),
                 "versions": {"xlmr_ds": __version__, "deepspeed": self.deepspeed.__version__,
                              "torch": torch.__version__}}
 

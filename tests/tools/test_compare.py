@@ -1,0 +1,86 @@
+"""`xlmr-ds compare`: resource groups, group perplexities, and the alpha study's answer, from the runs' files."""
+
+import json
+import math
+import subprocess
+import sys
+
+import pytest
+
+from xlmr_ds.engine.checkpoint import MARKER
+from xlmr_ds.errors import XLMRDSError
+from xlmr_ds.tools.compare import resource_groups, write_comparison
+
+
+def make_run(root, name, data_dir, alpha, curves):
+    """A finished run's files: metrics.jsonl with `eval` records of `curves` ({step: {language: loss}}) and a
+    complete checkpoint whose marker records the data and alpha."""
+    run = root / name
+    (run / "step_00000010").mkdir(parents=True)
+    marker = {"run_config": {"data": {"data_dir": str(data_dir), "alpha": alpha, "recipe": None}}}
+    (run / "step_00000010" / MARKER).write_text(json.dumps(marker))
+    records = [{"type": "train", "step": 1, "loss": 9.0}]
+    records += [{"type": "eval", "step": step, "languages": {lang: {"loss": loss} for lang, loss in losses.items()}}
+                for step, losses in curves.items()]
+    (run / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
+    return run
+
+
+@pytest.mark.parametrize("tokens, expected", [
+    ({"a": 9, "b": 8, "c": 7, "d": 6, "e": 5, "f": 4}, {"high": ["a", "b"], "mid": ["c", "d"], "low": ["e", "f"]}),
+    ({"a": 1, "b": 50, "c": 7, "d": 6}, {"high": ["b", "c"], "mid": ["d"], "low": ["a"]}),
+    ({"x": 3, "y": 3, "z": 1}, {"high": ["x"], "mid": ["y"], "low": ["z"]}),
+], ids=["six", "four: the first third takes the remainder", "ties by name"])
+def test_resource_groups_are_thirds_by_tokens(tokens, expected):
+    assert resource_groups(tokens) == expected
+
+
+# binarized_dir's languages by tokens: en, ru | el, ar | hi, zh.
+ALPHAS = {"alpha-1.0": (1.0, 2.0, 4.0), "alpha-0.7": (0.7, 2.1, 3.5), "alpha-0.3": (0.3, 2.3, 3.0)}
+
+
+def losses_for(high, low):
+    return {"en": high, "ru": high + 0.2, "el": 3.0, "ar": 3.1, "hi": low, "zh": low + 0.4}
+
+
+def test_report_has_the_group_perplexities_and_answers_the_alpha_question(binarized_dir, tmp_path):
+    runs = [make_run(tmp_path, name, binarized_dir, alpha, {5: losses_for(5.0, 6.0), 10: losses_for(high, low)})
+            for name, (alpha, high, low) in ALPHAS.items()]
+    out = write_comparison([str(r) for r in runs], tmp_path / "report" / "report.md")
+    text = out.read_text()
+    # alpha 0.7: high = exp(mean(2.1, 2.3)), low = exp(mean(3.5, 3.9))
+    assert f"| alpha-0.7 | {math.exp(2.2):.2f} | {math.exp(3.05):.2f} | {math.exp(3.7):.2f} |" in text
+    assert "low-resource perplexity improves: **yes**" in text
+    assert "high-resource perplexity degrades: **yes**" in text
+    assert "high: en, ru; mid: el, ar; low: hi, zh" in text
+    for group in ("high", "mid", "low"):
+        assert (out.parent / f"compare_{group}.png").stat().st_size > 1000
+
+
+def test_a_finding_the_numbers_do_not_show_is_reported_as_no(binarized_dir, tmp_path):
+    runs = [make_run(tmp_path, "a", binarized_dir, 1.0, {10: losses_for(2.0, 3.0)}),
+            make_run(tmp_path, "b", binarized_dir, 0.3, {10: losses_for(1.9, 3.2)})]
+    text = write_comparison([str(r) for r in runs], tmp_path / "report.md").read_text()
+    assert "low-resource perplexity improves: **no**" in text
+    assert "high-resource perplexity degrades: **no**" in text
+
+
+@pytest.mark.parametrize("make, expected", [
+    (lambda tmp: tmp / "nothing", "no metrics.jsonl; expected a training --save directory"),
+    (lambda tmp: (tmp / "r").mkdir() or (tmp / "r" / "metrics.jsonl").write_text('{"type": "train", "step": 1}\n')
+     and tmp / "r", "no validation records; train with --eval-every K"),
+], ids=["not a run", "no validation"])
+def test_a_directory_that_is_not_a_finished_run_is_refused(tmp_path, make, expected):
+    with pytest.raises(XLMRDSError, match=expected):
+        write_comparison([str(make(tmp_path))], tmp_path / "report.md")
+
+
+def test_the_command_prints_the_finding(binarized_dir, tmp_path):
+    runs = [make_run(tmp_path, name, binarized_dir, alpha, {10: losses_for(high, low)})
+            for name, (alpha, high, low) in ALPHAS.items()]
+    result = subprocess.run([sys.executable, "-m", "xlmr_ds", "compare", *map(str, runs), "--out",
+                             str(tmp_path / "out" / "report.md"), "--names", "one", "seven", "three"],
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert "low-resource perplexity improves: **yes**" in result.stdout
+    assert "three (alpha 0.3)" in result.stdout

@@ -1,0 +1,179 @@
+"""`xlmr-ds compare RUN_DIR... --out report.md`: several training runs side by side, as a recipe study reads them.
+
+Each run directory is a training `--save` directory: its metrics.jsonl holds the per-language validation losses
+(`eval` records, every `--eval-every` steps) and its newest complete checkpoint's marker the run's settings
+(the dataset, alpha, recipe). Languages are grouped by resource size: the dataset's languages ranked by
+training tokens (manifest.json) and cut into thirds, high, mid and low. A group's perplexity is exp of the mean
+of its languages' losses (the geometric mean of their perplexities), so that no single language dominates it.
+
+The report has the runs, the final table (each group and every language), a plot per group of perplexity
+against steps (compare_<group>.png beside the report), and, when the runs differ in a constant alpha, the
+paper's alpha question answered from the measured numbers: as alpha falls, does low-resource perplexity
+improve and high-resource perplexity degrade?
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from xlmr_ds.dataset.manifest import read_manifest
+from xlmr_ds.engine.checkpoint import newest_complete, read_marker
+from xlmr_ds.engine.metrics import read_metrics
+from xlmr_ds.errors import XLMRDSError
+from xlmr_ds.jsonfile import read_json_object
+from xlmr_ds.tools.report import _plot
+
+GROUPS = ("high", "mid", "low")
+
+
+@dataclass
+class RunCurves:
+    """One run's validation curves and what it was trained with."""
+
+    name: str
+    """The run's label in tables and plots (its directory's name unless given)."""
+
+    path: Path
+    """The training --save directory."""
+
+    data_dir: Path
+    """The dataset the run trained on (its manifest gives the resource groups)."""
+
+    alpha: float | None
+    """The language-sampling alpha when it is one constant for the whole run, else None."""
+
+    recipe: str | None
+    """The recipe file, if the run had one."""
+
+    steps: list[int]
+    """The steps at which validation ran."""
+
+    losses: dict[str, list[float]]
+    """language -> validation loss at each of `steps`."""
+
+
+def load_run(path: str | Path, name: str | None = None) -> RunCurves:
+    path = Path(path)
+    metrics = path / "metrics.jsonl"
+    if not metrics.exists():
+        raise XLMRDSError(f"{path}: no metrics.jsonl; expected a training --save directory")
+    evaluations = [r for r in read_metrics(metrics, "eval") if r.get("languages")]
+    if not evaluations:
+        raise XLMRDSError(f"{metrics}: no validation records; train with --eval-every K to compare runs")
+    checkpoint = newest_complete(path)
+    if checkpoint is None:
+        raise XLMRDSError(f"{path}: no complete checkpoint, so the run's settings are unknown; compare finished runs")
+    data = read_marker(Path(checkpoint))["run_config"]["data"]
+    alpha = data["alpha"]
+    if data.get("recipe"):
+        alpha = _constant_alpha(data["recipe"])
+    losses: dict[str, list[float]] = {}
+    for record in evaluations:
+        for language, figures in record["languages"].items():
+            losses.setdefault(language, []).append(figures["loss"])
+    return RunCurves(name or path.name, path, Path(data["data_dir"]), alpha, data.get("recipe"),
+                     [r["step"] for r in evaluations], losses)
+
+
+def _constant_alpha(recipe_file: str) -> float | None:
+    """The recipe's alpha when every phase keeps one value (phases that leave it out keep the run's)."""
+    try:
+        phases = read_json_object(recipe_file, "recipe")["phases"]
+    except XLMRDSError:
+        return None
+    values = {p["alpha"] for p in phases if isinstance(p.get("alpha"), (int, float))}
+    ramps = [p for p in phases if isinstance(p.get("alpha"), dict)]
+    return values.pop() if len(values) == 1 and not ramps and "alpha" in phases[0] else None
+
+
+def resource_groups(tokens: dict[str, int]) -> dict[str, list[str]]:
+    """Languages ranked by training tokens, most first, cut into thirds (the first thirds take the remainder)."""
+    ranked = sorted(tokens, key=lambda lang: (-tokens[lang], lang))
+    size, extra = divmod(len(ranked), 3)
+    groups, start = {}, 0
+    for index, group in enumerate(GROUPS):
+        end = start + size + (1 if index < extra else 0)
+        groups[group] = ranked[start:end]
+        start = end
+    return groups
+
+
+def group_perplexity(losses: dict[str, float], languages: list[str]) -> float | None:
+    present = [losses[lang] for lang in languages if lang in losses]
+    return math.exp(sum(present) / len(present)) if present else None
+
+
+def alpha_finding(runs: list[RunCurves], finals: dict[str, dict[str, float | None]]) -> list[str]:
+    """The paper's question answered from the measured numbers, or why it cannot be here."""
+    with_alpha = [run for run in runs if run.alpha is not None]
+    if len({run.alpha for run in with_alpha}) < 2:
+        return ["The runs do not differ in one constant alpha, so the alpha study does not apply."]
+    ordered = sorted(with_alpha, key=lambda run: -run.alpha)  # alpha falling
+    lines = [f"Runs in order of falling alpha: {', '.join(f'{r.name} (alpha {r.alpha:g})' for r in ordered)}."]
+    for group, want, verb in (("low", -1, "improves"), ("high", +1, "degrades")):
+        values = [finals[run.name][group] for run in ordered]
+        steps = [b - a for a, b in zip(values, values[1:])]
+        holds = all(step * want > 0 for step in steps)
+        figures = " -> ".join(f"{v:.2f}" for v in values)
+        answer = "yes" if holds else "no"
+        lines.append(f"- As alpha falls, {group}-resource perplexity {verb}: **{answer}** ({figures}).")
+    return lines
+
+
+def write_comparison(run_dirs: list[str], out: str | Path, names: list[str] | None = None,
+                     title: str = "xlmr-ds comparison") -> Path:
+    if names and len(names) != len(run_dirs):
+        raise XLMRDSError(f"--names: {len(names)} names for {len(run_dirs)} runs; give one per run or none")
+    runs = [load_run(path, names[i] if names else None) for i, path in enumerate(run_dirs)]
+    if len({run.name for run in runs}) != len(runs):
+        raise XLMRDSError("two runs have the same name; give --names")
+    manifest = read_manifest(runs[0].data_dir)
+    tokens = {lang: info["tokens"] for lang, info in manifest["languages"].items()}
+    groups = resource_groups(tokens)
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+
+    finals: dict[str, dict[str, float | None]] = {}
+    for run in runs:
+        last = {lang: values[-1] for lang, values in run.losses.items()}
+        finals[run.name] = {group: group_perplexity(last, groups[group]) for group in GROUPS}
+        finals[run.name]["all"] = group_perplexity(last, sorted(tokens))
+        finals[run.name].update({lang: math.exp(loss) for lang, loss in last.items()})
+
+    for group in GROUPS:
+        series = {}
+        for run in runs:
+            per_step = [{lang: values[i] for lang, values in run.losses.items()} for i in range(len(run.steps))]
+            series[run.name] = (run.steps, [group_perplexity(losses, groups[group]) for losses in per_step])
+        _plot(out.parent / f"compare_{group}.png", series, "perplexity (log)",
+              f"{group}-resource languages: {', '.join(groups[group])}", log=True)
+
+    def cell(value):
+        return "-" if value is None else f"{value:.2f}"
+
+    lines = [f"# {title}", "", "## Runs", "", "| run | directory | alpha | recipe | last validation step |",
+             "|---|---|---|---|---|"]
+    for run in runs:
+        alpha = f"{run.alpha:g}" if run.alpha is not None else "varies"
+        lines.append(f"| {run.name} | `{run.path}` | {alpha} | {run.recipe or '-'} | {run.steps[-1]} |")
+    lines += ["", f"Resource groups (thirds of the languages of `{runs[0].data_dir}` by training tokens): "
+              + "; ".join(f"{group}: {', '.join(groups[group])}" for group in GROUPS) + ".", "",
+              "## Final validation perplexity", "", "Per group, exp of the mean loss of its languages.", "",
+              "| run | high | mid | low | all |", "|---|---|---|---|---|"]
+    lines += [f"| {run.name} | " + " | ".join(cell(finals[run.name][g]) for g in (*GROUPS, "all")) + " |"
+              for run in runs]
+    lines += ["", "## The alpha study", "", *alpha_finding(runs, finals), "", "## Per language", "",
+              "| language | tokens | group | " + " | ".join(run.name for run in runs) + " |",
+              "|---|---|---|" + "---|" * len(runs)]
+    for group in GROUPS:
+        for lang in groups[group]:
+            lines.append(f"| {lang} | {tokens[lang]:,} | {group} | "
+                         + " | ".join(cell(finals[run.name].get(lang)) for run in runs) + " |")
+    lines += ["", "## Curves", ""] + [f"![{group}](compare_{group}.png)" for group in GROUPS]
+    temporary = out.with_name(f".{out.name}.tmp")
+    temporary.write_text("\n".join(lines) + "\n")
+    os.replace(temporary, out)
+    return out
