@@ -210,6 +210,8 @@ CASES = [
     Case("recipe-unknown-language", "train", lambda i: i.train("--recipe", i.recipe({"steps": 2, "languages": ["en", "xx"]})), "recipe.json: phases[0].languages: 'xx' is not a language of the dataset"),
     Case("recipe-batch-not-split-over-ranks", "train", lambda i: i.train("--recipe", i.recipe({"steps": 2, "batch_size": 3})), "recipe.json: phases[0].batch_size.start=3 is not a multiple of micro batch 2 x 1 data-parallel ranks"),
     Case("recipe-steps-disagree", "train", lambda i: i.train("--recipe", i.recipe({"steps": 1}, {"steps": 2}), steps="5"), "--steps 5 but "),
+    Case("branch-without-save", "train", lambda i: i.train("--branch-from", i.checkpoint() + "/step_00000004", steps="6"), "--branch-from needs --save: a branch is a run of its own"),
+    Case("branch-with-other-earlier-phases", "train", lambda i: i.train("--recipe", i.recipe({"steps": 4, "batch_size": 16}, {"steps": 2}), "--branch-from", i.checkpoint() + "/step_00000004", "--save", str(i.root / "branch"), steps="6"), "step_00000004: 32 samples consumed by step 4, but this run's recipe reaches step 4 after 64: its phases before step 4 differ"),
     # weights that are pickles
     Case("init-from-pickle-weights", "train", lambda i: i.train("--init-from", i.hf_pickle_only()), "holds only pytorch_model.bin; xlmr-ds reads Hugging Face weights only from safetensors"),
     Case("fill-mask-pickle-weights", "xlmr-ds", lambda i: ["fill-mask", "--model", i.hf_pickle_only(), "a <mask>."], "holds only pytorch_model.bin; xlmr-ds reads Hugging Face weights only from safetensors"),

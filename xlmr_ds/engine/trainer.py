@@ -142,7 +142,6 @@ class Trainer:
         # A batch size that changes between steps: the accumulation boundary is set for each micro-batch, since
         # DeepSpeed's own count of micro-steps assumes one accumulation for the whole run.
         self.batch_changes = any(p.batch.start != p.batch.end or p.batch.start != batch_size for p in self.plan.phases)
-        self._write_sampling_report()
 
         resume_from, universal = self._resume_point()
         torch.manual_seed(config.seed)  # the same initial weights on every rank
@@ -158,11 +157,6 @@ class Trainer:
                                                   self._marker_meta(), self.rank, self.world_size, log, self.beat)
         if resume_from:
             self.step = self.checkpoints.load(resume_from, universal)
-            if self.loader.consumed_samples != self.plan.samples_before(self.step):
-                raise XLMRDSError(f"{resume_from.path}: {self.loader.consumed_samples} samples consumed by step "
-                                  f"{self.step}, but this run's recipe reaches step {self.step} after "
-                                  f"{self.plan.samples_before(self.step)}: its phases before step {self.step} differ "
-                                  f"from the ones the checkpoint was trained with; change only later phases")
             if universal:
                 # Another world size has other ranks: the dropout streams start afresh, keyed by step and rank.
                 torch.manual_seed(stable_seed(config.seed, "dropout", self.step, self.rank))
@@ -171,6 +165,7 @@ class Trainer:
         else:
             torch.manual_seed(stable_seed(config.seed, "dropout", self.rank))
         self.metrics.truncate_after(self.step)
+        self._write_sampling_report()  # once the checkpoint is known to fit the recipe
         name = torch.cuda.get_device_name() if self.device.type == "cuda" else None
         self.peak_flops = (config.logging.peak_tflops or device_peak_tflops(name) or 0.0) * 1e12
 
@@ -206,7 +201,9 @@ class Trainer:
                 raise XLMRDSError(f"--branch-from {branch_from} is in --save {self.save_dir}: a branch saves in a "
                                   f"directory of its own (or resume the run itself with --resume)")
             log(f"branching from {resume_from.path} at step {resume_from.step} into {self.save_dir}")
-            self._start_branch(resume_from)
+            branching = True
+        else:
+            branching = False
         for info in ignored:
             # Never complete, newer than what this run continues from: the space is better used by new saves.
             log(f"ignoring incomplete checkpoint {info.path} (no {ckpt.MARKER}: its save did not finish); removing it")
@@ -216,6 +213,15 @@ class Trainer:
             return None, False
         ckpt.check_compatible(resume_from, self.model_config.to_dict(), self.stage)
         ckpt.verify_files(resume_from)
+        consumed = resume_from.marker["state"]["data"]["consumed_samples"]
+        if consumed != self.plan.samples_before(resume_from.step):
+            raise XLMRDSError(f"{resume_from.path}: {consumed} samples consumed by step {resume_from.step}, but this "
+                              f"run's recipe reaches step {resume_from.step} after "
+                              f"{self.plan.samples_before(resume_from.step)}: its phases before step "
+                              f"{resume_from.step} differ from the ones the checkpoint was trained with; change only "
+                              f"later phases")
+        if branching:
+            self._start_branch(resume_from)
         changes = self.config.changes_since(resume_from.marker["run_config"])
         if changes:
             log(f"settings changed since {resume_from.path.name}: {'; '.join(changes)}")
