@@ -237,3 +237,13 @@ def test_shipped_recipes_load_and_name_demo_corpus_languages(path):
     plan = PhasePlan(recipe, PhaseDefaults(0.3, 0.15, 128, 32, tuple(sorted({*MIMESIS_LANGUAGES, *FAKER_LANGUAGES})),
                                            peak_lr=0.002))
     assert plan.total_steps == sum(phase.steps for phase in recipe.phases)
+
+
+def test_sampling_report_counts_whole_epochs_of_a_repeating_language(binarized_dir, tmp_path):
+    config = DataConfig(str(binarized_dir), block_size=64)
+    blocks = len(PretrainingData(config).blocks["zh"][0])
+    recipe = {"phases": [{"steps": blocks * 5 // 2, "languages": ["zh"]}]}  # 2.5 epochs, batch 1
+    data = PretrainingData(config, load_recipe(write(tmp_path, recipe)), batch_size=1)
+    figures = sampling_report(data)["phases"][0]["languages"]["zh"]
+    assert figures["epochs"] == pytest.approx(2.5, abs=1 / blocks)
+    assert figures["tokens"] == sum(len(data.train_sample(i, masked=False)["input_ids"]) for i in range(blocks * 5 // 2))

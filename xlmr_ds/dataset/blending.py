@@ -81,14 +81,19 @@ class GlobalSampleOrder:
             counts = counts + np.bincount(self._chunk(chunk)[0][:position], minlength=len(counts))
         return counts
 
-    def block_draws(self, language: int, first: int, last: int) -> Iterator[np.ndarray]:
-        """The blocks of the language's draws first..last-1 (counted over all phases), one array per epoch."""
+    def epoch_segments(self, language: int, first: int, last: int) -> Iterator[tuple[int, int, int]]:
+        """(epoch, start, end) covering the language's draws first..last-1 (counted over all phases): draw k is
+        block permutation(epoch)[k mod blocks] of epoch k // blocks."""
         count = int(self.block_counts[language])
         while first < last:
             epoch, index = divmod(first, count)
             end = min(last - first, count - index) + index
-            yield self._permutation(language, epoch)[index:end]
+            yield epoch, index, end
             first += end - index
+
+    def blocks_drawn(self, language: int, epoch: int, start: int, end: int) -> np.ndarray:
+        """The blocks of positions start..end-1 of the language's permutation for `epoch`."""
+        return self._permutation(language, epoch)[start:end]
 
     def _build_chunk(self, chunk: int) -> tuple[np.ndarray, np.ndarray]:
         """(language of each position in the chunk, its rank among the chunk's draws of that language)."""

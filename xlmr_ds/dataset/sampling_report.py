@@ -36,8 +36,12 @@ def sampling_report(data: PretrainingData) -> dict:
                 continue
             blocks = tables[language][0]
             lengths = blocks["token_count"].astype(np.int64) + 1 + blocks["append_eos"].astype(np.int64)
-            tokens = sum(int(lengths[drawn].sum())
-                         for drawn in order.block_draws(index, int(before[index]), int(before[index] + draws[index])))
+            total = int(lengths.sum())
+            # A whole epoch holds every block once: only a partial epoch needs its permutation.
+            tokens = sum(total if end - start == len(blocks) else
+                         int(lengths[order.blocks_drawn(index, epoch, start, end)].sum())
+                         for epoch, start, end in order.epoch_segments(index, int(before[index]),
+                                                                       int(before[index] + draws[index])))
             languages[language] = {"share": float(draws[index] / phase.samples), "samples": int(draws[index]),
                                    "tokens": tokens, "epochs": float(draws[index] / len(blocks)),
                                    "epochs_so_far": float((before[index] + draws[index]) / len(blocks))}
