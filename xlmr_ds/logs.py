@@ -86,3 +86,11 @@ def log(message: str) -> None:
 def progress_bar(*, rank: int = 0, disable: bool = False, **kwargs) -> tqdm:
     """A tqdm bar shown on rank 0 only (and not at all with disable)."""
     return tqdm(disable=disable or rank != 0, **kwargs)
+
+
+def error_line(message: str) -> None:
+    """`message` and its newline on stderr in one write. print() writes the newline separately, and with
+    PYTHONUNBUFFERED each write is a system call of its own, so the error lines of several ranks sharing the
+    launcher's pipe could run together; one write of less than the pipe's atomic size (4 KiB) cannot."""
+    sys.stderr.write(f"{message}\n")
+    sys.stderr.flush()

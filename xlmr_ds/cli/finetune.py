@@ -5,12 +5,11 @@ from __future__ import annotations
 
 import argparse
 import os
-import sys
 
 from xlmr_ds.cli.arguments import positive_float, positive_int
 from xlmr_ds.cli.table import format_table
 from xlmr_ds.errors import XLMRDSError
-from xlmr_ds.logs import configure_logging
+from xlmr_ds.logs import configure_logging, error_line
 from xlmr_ds.tasks.formats import TASKS, TaskFile
 from xlmr_ds.tasks.settings import SELECT_ON, FinetuneSettings
 from xlmr_ds.world import launcher_placement
@@ -87,7 +86,7 @@ def run(args: argparse.Namespace) -> int:
 
         table = FineTuner(settings, args.dist_timeout_minutes).run()
     except XLMRDSError as error:
-        print(f"{prefix}xlmr-ds finetune: error: {error}", file=sys.stderr)
+        error_line(f"{prefix}xlmr-ds finetune: error: {error}")
         return 1
     print_table(table, rank)
     if rank == 0:

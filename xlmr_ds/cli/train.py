@@ -18,7 +18,6 @@ import argparse
 import dataclasses
 import os
 import socket
-import sys
 
 from xlmr_ds.cli.arguments import (
     OneLineErrorParser,
@@ -39,7 +38,7 @@ from xlmr_ds.config import (
 from xlmr_ds.dataset.config import DataConfig
 from xlmr_ds.dataset.recipe import load_recipe
 from xlmr_ds.errors import XLMRDSError
-from xlmr_ds.logs import configure_logging
+from xlmr_ds.logs import configure_logging, error_line
 from xlmr_ds.world import launcher_placement
 
 PROG = "xlmr_ds.train"
@@ -149,15 +148,15 @@ def run(args: argparse.Namespace) -> int:
             load_recipe(args.recipe)  # a bad recipe is refused before any process group starts
         return run_training(run_config(args))
     except XLMRDSError as error:
-        print(f"{prefix}{PROG}: error: {error}", file=sys.stderr)
+        error_line(f"{prefix}{PROG}: error: {error}")
         return 1
     except (DistStoreError, DistNetworkError) as error:
         # Raised while the processes meet (rendezvous), typically because a host never started its ranks.
         first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-        print(f"{prefix}{PROG}: error: the job's processes did not all connect within "
-              f"--dist-timeout-minutes={args.dist_timeout_minutes}: {first_line}; if a host never started its "
-              f"ranks, the launcher printed why above (`xlmr-ds launch check --hostfile FILE` finds such hosts "
-              f"in seconds)", file=sys.stderr)
+        error_line(f"{prefix}{PROG}: error: the job's processes did not all connect within "
+                   f"--dist-timeout-minutes={args.dist_timeout_minutes}: {first_line}; if a host never started its "
+                   f"ranks, the launcher printed why above (`xlmr-ds launch check --hostfile FILE` finds such hosts "
+                   f"in seconds)")
         return 1
 
 

@@ -13,9 +13,10 @@ resumes from the newest complete checkpoint.
 from __future__ import annotations
 
 import os
-import sys
 import threading
 import time
+
+from xlmr_ds.logs import error_line
 
 EXIT_CODE = 124  # as `timeout` uses: the process was ended for taking too long
 
@@ -48,10 +49,10 @@ class ProgressWatchdog:
     def _expire(self, idle: float) -> None:
         prefix = f"[rank {self.rank}] " if self.world_size > 1 else ""
         shown = f"{idle:.{0 if idle >= 10 else 1}f}"
-        print(f"{prefix}xlmr_ds.train: error: no progress for {shown} s during {self._activity} "
-              f"(limit {self.timeout_s:g} s, --dist-timeout-minutes): another process of the job has probably "
-              f"died or hangs; exiting so that the job can be restarted, it resumes from the newest complete "
-              f"checkpoint", file=sys.stderr, flush=True)
+        error_line(f"{prefix}xlmr_ds.train: error: no progress for {shown} s during {self._activity} "
+                   f"(limit {self.timeout_s:g} s, --dist-timeout-minutes): another process of the job has probably "
+                   f"died or hangs; exiting so that the job can be restarted, it resumes from the newest complete "
+                   f"checkpoint")
         os._exit(EXIT_CODE)
 
 
