@@ -18,6 +18,7 @@ import torch
 import torch.nn.functional as F
 
 from xlmr_ds.errors import XLMRDSError
+from xlmr_ds.kernels.keyed_dropout import SiteSeeds, keep_mask, keyed_dropout
 from xlmr_ds.kernels.reference import eager_attention, key_padding_bias
 
 ATTENTION_BACKENDS = ("auto", "torch", "eager", "triton")
@@ -72,18 +73,26 @@ def attention(
     dropout_p: float = 0.0,
     scale: float | None = None,
     backend: str = "auto",
+    dropout_seeds: SiteSeeds | None = None,
 ) -> torch.Tensor:
     """Bidirectional attention over (batch, heads, seq, head_dim) inputs.
 
     attention_mask is (batch, seq) with 1 for real tokens (the Hugging Face convention) and masks keys
-    only. dropout_p is applied as given: the caller passes 0.0 in eval mode.
+    only. dropout_p is applied as given: the caller passes 0.0 in eval mode. dropout_seeds keys the dropout
+    by sample (keyed_dropout.py) instead of drawing it from the RNG.
     """
     if scale is None:
         scale = query.shape[-1] ** -0.5
     chosen = resolve_attention_backend(backend, query.device)
+    keyed = dropout_seeds is not None and dropout_p > 0.0
     if chosen == "triton":
-        return _triton_attention(query, key, value, attention_mask, dropout_p, scale)
+        return _triton_attention(query, key, value, attention_mask, dropout_p, scale, dropout_seeds if keyed else None)
     bias = key_padding_bias(attention_mask, query.dtype)
+    if keyed:
+        # SDPA draws its own mask: keyed dropout needs the probabilities in hand.
+        keep = keep_mask(dropout_seeds, dropout_p, (query.shape[1], query.shape[2], key.shape[2]), "attention",
+                         query.device)
+        return eager_attention(query, key, value, bias, dropout_p, scale, keep)
     if chosen == "eager":
         return eager_attention(query, key, value, bias, dropout_p, scale)
     return F.scaled_dot_product_attention(query, key, value, attn_mask=bias, dropout_p=dropout_p, scale=scale)
@@ -98,6 +107,7 @@ def attention_varlen(
     *,
     dropout_p: float = 0.0,
     scale: float | None = None,
+    dropout_seeds: SiteSeeds | None = None,
 ) -> torch.Tensor:
     """Attention over packed sequences (tokens, heads, head_dim), sequence b = tokens cu_seqlens[b]:cu_seqlens[b+1].
 
@@ -105,23 +115,36 @@ def attention_varlen(
     """
     from xlmr_ds.kernels.flash_attention import flash_attention_varlen
 
-    seed = dropout_seed() if dropout_p > 0.0 else 0
+    seed, sample_seeds = _kernel_seeds(dropout_p, dropout_seeds)
     return flash_attention_varlen(query, key, value, cu_seqlens, max_seqlen, scale=scale, dropout_p=dropout_p,
-                                  seed=seed)
+                                  seed=seed, sample_seeds=sample_seeds)
 
 
-def _triton_attention(query, key, value, attention_mask, dropout_p, scale):
+def _kernel_seeds(dropout_p: float, dropout_seeds: SiteSeeds | None) -> tuple[int, torch.Tensor | None]:
+    """A kernel's (seed, per-sample seeds): keyed by sample when given, else a fresh seed from the RNG."""
+    if dropout_p == 0.0:
+        return 0, None
+    if dropout_seeds is not None:
+        return 0, dropout_seeds.device
+    return dropout_seed(), None
+
+
+def _triton_attention(query, key, value, attention_mask, dropout_p, scale, dropout_seeds):
     from xlmr_ds.kernels.flash_attention import HEAD_DIMS, flash_attention
 
     if query.shape[-1] in HEAD_DIMS:
-        seed = dropout_seed() if dropout_p > 0.0 else 0
-        return flash_attention(query, key, value, attention_mask, scale=scale, dropout_p=dropout_p, seed=seed)
+        seed, sample_seeds = _kernel_seeds(dropout_p, dropout_seeds)
+        return flash_attention(query, key, value, attention_mask, scale=scale, dropout_p=dropout_p, seed=seed,
+                               sample_seeds=sample_seeds)
     # A head size the fused kernel does not take: materialize the scores, fuse scale + mask + softmax.
     from xlmr_ds.kernels.masked_softmax import masked_softmax
 
     keys_kept = None if attention_mask is None else attention_mask.to(torch.bool)[:, None, None, :]
     probs = masked_softmax(torch.matmul(query, key.transpose(-1, -2)), keys_kept, scale)
-    if dropout_p > 0.0:
+    if dropout_seeds is not None:
+        keep = keep_mask(dropout_seeds, dropout_p, tuple(probs.shape[1:]), "attention", probs.device)
+        probs = probs * keep.to(probs.dtype) * (1.0 / (1.0 - dropout_p))
+    elif dropout_p > 0.0:
         probs = F.dropout(probs, p=dropout_p, training=True)
     return torch.matmul(probs, value)
 
@@ -136,17 +159,30 @@ def bias_gelu(x: torch.Tensor, bias: torch.Tensor, backend: str = "auto") -> tor
 
 
 def dropout_add_layer_norm(x: torch.Tensor, residual: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor,
-                           dropout_p: float, eps: float, backend: str = "auto") -> torch.Tensor:
+                           dropout_p: float, eps: float, backend: str = "auto",
+                           dropout_seeds: SiteSeeds | None = None) -> torch.Tensor:
     """LayerNorm(residual + dropout(x)): one Triton pass on the Triton backend, PyTorch elsewhere.
-    dropout_p is applied as given: the caller passes 0.0 in eval mode."""
+    dropout_p is applied as given: the caller passes 0.0 in eval mode. dropout_seeds keys it by sample."""
+    keyed = dropout_seeds is not None and dropout_p > 0.0
     if resolve_attention_backend(backend, x.device) == "triton":
         from xlmr_ds.kernels.fused_residual_layernorm import dropout_add_layer_norm as triton_add_norm
 
+        if keyed:
+            return triton_add_norm(x, residual, weight, bias, dropout_p, eps, row_keys=dropout_seeds.row_keys(x))
         seed = dropout_seed() if dropout_p > 0.0 else 0
         return triton_add_norm(x, residual, weight, bias, dropout_p, eps, seed=seed)
-    if dropout_p > 0.0:
-        x = F.dropout(x, p=dropout_p, training=True)
+    x = dropout(x, dropout_p, dropout_seeds)
     return F.layer_norm(residual + x, (x.shape[-1],), weight, bias, eps)
+
+
+def dropout(x: torch.Tensor, p: float, dropout_seeds: SiteSeeds | None = None) -> torch.Tensor:
+    """Dropout of (batch, seq, features) x with probability p (the caller passes 0.0 in eval mode): keyed by
+    sample when dropout_seeds are given, from torch's RNG otherwise."""
+    if p == 0.0:
+        return x
+    if dropout_seeds is not None:
+        return keyed_dropout(x, p, dropout_seeds)
+    return F.dropout(x, p=p, training=True)
 
 
 def mlm_mask(tokens: torch.Tensor, sample_index: torch.Tensor, config, seed: int, backend: str = "auto"):

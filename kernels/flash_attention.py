@@ -6,12 +6,15 @@ Three layers, as for every kernel here:
   the grid and block sizes;
 - the autograd Functions behind `flash_attention` (padded batch, key mask) and `flash_attention_varlen`
   (sequences packed back to back, described by cumulative lengths).
-The reference is `reference.eager_attention` (and `reference.dropout_keep_mask` for the dropout pattern).
+The reference is `reference.eager_attention` (and `reference.dropout_words` / `reference.sample_dropout_words`
+for the dropout pattern).
 
 Semantics: softmax(scale * q k^T over the valid keys) v, with dropout on the probabilities. A query row
 with no valid key (a fully padded sequence) gives zeros and zero gradients, not NaN. Dropout keeps an
 element (b, h, i, j) when Philox word 0 of counter (j, i, b * heads + h, offset) under key `seed` is at
-least threshold(dropout_p): the backward pass regenerates the same mask, nothing is stored.
+least threshold(dropout_p), or, given per-sequence seeds, of counter (j, i, h, offset) under key
+sample_seeds[b] (i and j count from the sequence's first token, so the mask of a sequence does not depend on
+its row, its padding or the packing): the backward pass regenerates the same mask, nothing is stored.
 
 Numerics: inputs fp16, bf16 or fp32, accumulation in fp32 (fp32 dots in IEEE precision, not TF32). The
 softmax runs in base 2 (exp2 with log2(e) folded into the scale); the saved row statistic is
@@ -35,11 +38,11 @@ DTYPES = (torch.float16, torch.bfloat16, torch.float32)
 
 
 @triton.jit
-def _dropout_keep(seed, offset, bh, query_index, key_index, drop_threshold):
+def _dropout_keep(seed, offset, word2, query_index, key_index, drop_threshold):
     """Booleans of the broadcast shape of query_index and key_index: True where the element survives."""
     c0 = (key_index + query_index * 0).to(tl.uint32)
     c1 = (query_index + key_index * 0).to(tl.uint32)
-    c2 = c0 * 0 + bh.to(tl.uint32)
+    c2 = c0 * 0 + word2.to(tl.uint32)
     c3 = c0 * 0 + offset.to(tl.uint32)
     word, _, _, _ = tl.philox(seed, c0, c1, c2, c3)
     return word.to(tl.int64) >= drop_threshold
@@ -67,7 +70,7 @@ def _sequence_bounds(CU_SEQLENS, b, seq_len, IS_VARLEN: tl.constexpr):
 
 @triton.jit(do_not_specialize=["drop_threshold", "seed", "offset"])
 def _attention_forward(
-    Q, K, V, O, LSE, KEY_MASK, CU_SEQLENS,
+    Q, K, V, O, LSE, KEY_MASK, CU_SEQLENS, SEEDS,
     stride_qb, stride_qh, stride_qs,
     stride_kb, stride_kh, stride_ks,
     stride_vb, stride_vh, stride_vs,
@@ -76,11 +79,15 @@ def _attention_forward(
     num_heads, seq_len, scale_log2, keep_scale, drop_threshold, seed, offset,
     HEAD_DIM: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr,
     HAS_KEY_MASK: tl.constexpr, IS_VARLEN: tl.constexpr, HAS_DROPOUT: tl.constexpr, DOT_PRECISION: tl.constexpr,
+    PER_SAMPLE_SEEDS: tl.constexpr,
 ):
     block_m = tl.program_id(0)
     bh = tl.program_id(1)
     b = bh // num_heads
     h = bh % num_heads
+    philox_key, word2 = seed, bh
+    if PER_SAMPLE_SEEDS:  # one key per sequence: its mask does not depend on where it sits in the batch
+        philox_key, word2 = tl.load(SEEDS + b), h
     start, length = _sequence_bounds(CU_SEQLENS, b, seq_len, IS_VARLEN)
     if block_m * BLOCK_M >= length:
         return
@@ -108,7 +115,8 @@ def _attention_forward(
         rescale = tl.math.exp2(row_max - safe_max)
         row_sum = row_sum * rescale + tl.sum(probs, 1)
         if HAS_DROPOUT:
-            probs = tl.where(_dropout_keep(seed, offset, bh, rows[:, None], cols[None, :], drop_threshold), probs, 0.0)
+            keep = _dropout_keep(philox_key, offset, word2, rows[:, None], cols[None, :], drop_threshold)
+            probs = tl.where(keep, probs, 0.0)
         v = tl.load(v_base + cols[:, None] * stride_vs + dims[None, :], mask=col_ok[:, None], other=0.0)
         acc = acc * rescale[:, None] + tl.dot(probs.to(v.dtype), v, input_precision=DOT_PRECISION)
         row_max = new_max
@@ -123,7 +131,7 @@ def _attention_forward(
 
 @triton.jit(do_not_specialize=["drop_threshold", "seed", "offset"])
 def _attention_backward_dkdv(
-    Q, K, V, DO, LSE, DELTA, DK, DV, KEY_MASK, CU_SEQLENS,
+    Q, K, V, DO, LSE, DELTA, DK, DV, KEY_MASK, CU_SEQLENS, SEEDS,
     stride_qb, stride_qh, stride_qs,
     stride_kb, stride_kh, stride_ks,
     stride_vb, stride_vh, stride_vs,
@@ -132,12 +140,16 @@ def _attention_backward_dkdv(
     num_heads, seq_len, scale, scale_log2, keep_scale, drop_threshold, seed, offset,
     HEAD_DIM: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr,
     HAS_KEY_MASK: tl.constexpr, IS_VARLEN: tl.constexpr, HAS_DROPOUT: tl.constexpr, DOT_PRECISION: tl.constexpr,
+    PER_SAMPLE_SEEDS: tl.constexpr,
 ):
     """One block of keys: loops over all query blocks and writes dK, dV (no atomics). dO shares O's strides."""
     block_n = tl.program_id(0)
     bh = tl.program_id(1)
     b = bh // num_heads
     h = bh % num_heads
+    philox_key, word2 = seed, bh
+    if PER_SAMPLE_SEEDS:  # one key per sequence: its mask does not depend on where it sits in the batch
+        philox_key, word2 = tl.load(SEEDS + b), h
     start, length = _sequence_bounds(CU_SEQLENS, b, seq_len, IS_VARLEN)
     if block_n * BLOCK_N >= length:
         return
@@ -167,7 +179,7 @@ def _attention_backward_dkdv(
         probs_t = tl.where(col_ok[:, None], tl.math.exp2(scores_t - lse2[None, :]), 0.0)
         dprobs_t = tl.dot(v, tl.trans(do), input_precision=DOT_PRECISION)
         if HAS_DROPOUT:
-            keep_t = _dropout_keep(seed, offset, bh, rows[None, :], cols[:, None], drop_threshold)
+            keep_t = _dropout_keep(philox_key, offset, word2, rows[None, :], cols[:, None], drop_threshold)
             kept_t = tl.where(keep_t, probs_t * keep_scale, 0.0)
             dprobs_t = tl.where(keep_t, dprobs_t * keep_scale, 0.0)
         else:
@@ -184,7 +196,7 @@ def _attention_backward_dkdv(
 
 @triton.jit(do_not_specialize=["drop_threshold", "seed", "offset"])
 def _attention_backward_dq(
-    Q, K, V, DO, LSE, DELTA, DQ, KEY_MASK, CU_SEQLENS,
+    Q, K, V, DO, LSE, DELTA, DQ, KEY_MASK, CU_SEQLENS, SEEDS,
     stride_qb, stride_qh, stride_qs,
     stride_kb, stride_kh, stride_ks,
     stride_vb, stride_vh, stride_vs,
@@ -193,12 +205,16 @@ def _attention_backward_dq(
     num_heads, seq_len, scale, scale_log2, keep_scale, drop_threshold, seed, offset,
     HEAD_DIM: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr,
     HAS_KEY_MASK: tl.constexpr, IS_VARLEN: tl.constexpr, HAS_DROPOUT: tl.constexpr, DOT_PRECISION: tl.constexpr,
+    PER_SAMPLE_SEEDS: tl.constexpr,
 ):
     """One block of queries: loops over all key blocks and writes dQ. dQ shares Q's strides."""
     block_m = tl.program_id(0)
     bh = tl.program_id(1)
     b = bh // num_heads
     h = bh % num_heads
+    philox_key, word2 = seed, bh
+    if PER_SAMPLE_SEEDS:  # one key per sequence: its mask does not depend on where it sits in the batch
+        philox_key, word2 = tl.load(SEEDS + b), h
     start, length = _sequence_bounds(CU_SEQLENS, b, seq_len, IS_VARLEN)
     if block_m * BLOCK_M >= length:
         return
@@ -226,7 +242,7 @@ def _attention_backward_dq(
         probs = tl.where(col_ok[None, :], tl.math.exp2(scores - lse2[:, None]), 0.0)
         dprobs = tl.dot(do, tl.trans(v), input_precision=DOT_PRECISION)
         if HAS_DROPOUT:
-            keep = _dropout_keep(seed, offset, bh, rows[:, None], cols[None, :], drop_threshold)
+            keep = _dropout_keep(philox_key, offset, word2, rows[:, None], cols[None, :], drop_threshold)
             dprobs = tl.where(keep, dprobs * keep_scale, 0.0)
         dscores = probs * (dprobs - delta[:, None])
         dq += tl.dot(dscores.to(k.dtype), k, input_precision=DOT_PRECISION)
@@ -260,11 +276,14 @@ class AttentionLayout:
 
 @dataclass(frozen=True)
 class Dropout:
-    """Dropout on the attention probabilities, reproducible from (seed, offset) alone."""
+    """Dropout on the attention probabilities, reproducible from (seed, offset), or from per-sequence seeds."""
 
     p: float = 0.0
     seed: int = 0
     offset: int = 0
+    sample_seeds: torch.Tensor | None = None
+    """(batch,) int64 on the inputs' device: sequence b's mask is keyed by sample_seeds[b] alone (counter
+    (j, i, h, offset)), whatever its place in the batch (kernels/keyed_dropout.py); `seed` is then unused."""
 
     @property
     def keep_scale(self) -> float:
@@ -340,12 +359,14 @@ def attention_forward(query, key, value, layout: AttentionLayout, scale: float, 
     _attention_forward[grid](
         query, key, value, output, lse2,
         mask if mask is not None else query, layout.cu_seqlens if layout.is_varlen else query,
+        dropout.sample_seeds if dropout.sample_seeds is not None else query,
         *_strides(query, layout), *_strides(key, layout), *_strides(value, layout), *_strides(output, layout),
         *_stat_strides(lse2, layout), mask.stride(0) if mask is not None else 0,
         layout.heads, layout.seq_len, scale * LOG2_E, dropout.keep_scale, threshold(dropout.p),
         dropout.seed, dropout.offset,
         HEAD_DIM=layout.head_dim, HAS_KEY_MASK=mask is not None, IS_VARLEN=layout.is_varlen,
-        HAS_DROPOUT=dropout.p > 0.0, DOT_PRECISION=_dot_precision(query.dtype), **config,
+        HAS_DROPOUT=dropout.p > 0.0, DOT_PRECISION=_dot_precision(query.dtype),
+        PER_SAMPLE_SEEDS=dropout.sample_seeds is not None, **config,
     )
     return output, lse2
 
@@ -361,19 +382,21 @@ def attention_backward(grad_output, query, key, value, output, lse2, layout: Att
     mask = layout.key_mask
     config = _backward_block_sizes(layout.head_dim, query.device)
     shared = dict(HEAD_DIM=layout.head_dim, HAS_KEY_MASK=mask is not None, IS_VARLEN=layout.is_varlen,
-                  HAS_DROPOUT=dropout.p > 0.0, DOT_PRECISION=_dot_precision(query.dtype), **config)
+                  HAS_DROPOUT=dropout.p > 0.0, DOT_PRECISION=_dot_precision(query.dtype),
+                  PER_SAMPLE_SEEDS=dropout.sample_seeds is not None, **config)
     strides = (*_strides(query, layout), *_strides(key, layout), *_strides(value, layout),
                *_strides(output, layout), *_stat_strides(lse2, layout), mask.stride(0) if mask is not None else 0)
     scalars = (layout.heads, layout.seq_len, scale, scale * LOG2_E, dropout.keep_scale, threshold(dropout.p),
                dropout.seed, dropout.offset)
     mask_arg = mask if mask is not None else query
     cu_arg = layout.cu_seqlens if layout.is_varlen else query
+    seeds_arg = dropout.sample_seeds if dropout.sample_seeds is not None else query
     key_grid = (triton.cdiv(layout.seq_len, config["BLOCK_N"]), layout.batch * layout.heads)
     _attention_backward_dkdv[key_grid](query, key, value, grad_output, lse2, delta, grad_key, grad_value,
-                                       mask_arg, cu_arg, *strides, *scalars, **shared)
+                                       mask_arg, cu_arg, seeds_arg, *strides, *scalars, **shared)
     query_grid = (triton.cdiv(layout.seq_len, config["BLOCK_M"]), layout.batch * layout.heads)
     _attention_backward_dq[query_grid](query, key, value, grad_output, lse2, delta, grad_query,
-                                       mask_arg, cu_arg, *strides, *scalars, **shared)
+                                       mask_arg, cu_arg, seeds_arg, *strides, *scalars, **shared)
     return grad_query, grad_key, grad_value
 
 
@@ -397,8 +420,10 @@ class _FlashAttention(torch.autograd.Function):
         return (*grads, None, None, None)
 
 
-def flash_attention(query, key, value, attention_mask=None, *, scale=None, dropout_p=0.0, seed=0, offset=0):
-    """Attention over a padded batch: q, k, v (batch, heads, seq, head_dim); attention_mask (batch, seq), 1 = real."""
+def flash_attention(query, key, value, attention_mask=None, *, scale=None, dropout_p=0.0, seed=0, offset=0,
+                    sample_seeds=None):
+    """Attention over a padded batch: q, k, v (batch, heads, seq, head_dim); attention_mask (batch, seq), 1 = real.
+    sample_seeds: (batch,) int64, one dropout key per sequence instead of `seed` (see Dropout)."""
     batch, heads, seq_len, head_dim = query.shape
     mask = None
     if attention_mask is not None:
@@ -406,15 +431,27 @@ def flash_attention(query, key, value, attention_mask=None, *, scale=None, dropo
     layout = AttentionLayout(batch, heads, seq_len, head_dim, mask, None)
     check_inputs(query, key, value, layout)
     scale = head_dim ** -0.5 if scale is None else scale
-    return _FlashAttention.apply(query, key, value, layout, scale, Dropout(dropout_p, seed, offset))
+    return _FlashAttention.apply(query, key, value, layout, scale,
+                                _dropout(dropout_p, seed, offset, sample_seeds, layout, query.device))
 
 
 def flash_attention_varlen(query, key, value, cu_seqlens, max_seqlen, *, scale=None, dropout_p=0.0, seed=0,
-                           offset=0):
+                           offset=0, sample_seeds=None):
     """Attention over packed sequences: q, k, v (tokens, heads, head_dim); sequence b is tokens
     cu_seqlens[b]:cu_seqlens[b+1] (int32) and attends only to itself. No padding, so no mask."""
     tokens, heads, head_dim = query.shape
     layout = AttentionLayout(cu_seqlens.numel() - 1, heads, int(max_seqlen), head_dim, None, cu_seqlens)
     check_inputs(query, key, value, layout)
     scale = head_dim ** -0.5 if scale is None else scale
-    return _FlashAttention.apply(query, key, value, layout, scale, Dropout(dropout_p, seed, offset))
+    return _FlashAttention.apply(query, key, value, layout, scale,
+                                _dropout(dropout_p, seed, offset, sample_seeds, layout, query.device))
+
+
+def _dropout(p: float, seed: int, offset: int, sample_seeds: torch.Tensor | None, layout: AttentionLayout,
+             device: torch.device) -> Dropout:
+    if sample_seeds is not None:
+        if sample_seeds.dtype != torch.int64 or tuple(sample_seeds.shape) != (layout.batch,):
+            raise ValueError(f"sample_seeds must be ({layout.batch},) int64; got {tuple(sample_seeds.shape)} "
+                             f"{sample_seeds.dtype}")
+        sample_seeds = sample_seeds.to(device).contiguous()
+    return Dropout(p, seed, offset, sample_seeds)

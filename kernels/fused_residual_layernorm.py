@@ -5,7 +5,8 @@
 Unfused, PyTorch writes the dropout output and its mask, the sum, and the normalized result, and reads
 each back; here one kernel reads x and the residual once per row and writes y and two row statistics. The
 dropout mask is not stored: the backward regenerates it from the Philox seed (element (row, col) is kept
-when word 0 of counter (col, row, STREAM, offset) under `seed` is at least threshold(p)).
+when word 0 of counter (col, row, STREAM, offset) under `seed` is at least threshold(p); with per-sequence
+keys, counter (col, position of the row in its sequence, STREAM, offset) under that sequence's seed).
 The backward writes d(residual) = d(sum), d(x) = the kept part of it scaled by 1/(1-p), and per-program
 partial sums of d(weight), d(bias) that torch adds up. The reference is
 `reference.dropout_add_layer_norm_reference`.
@@ -26,6 +27,16 @@ ROWS_PER_PROGRAM = 16
 
 
 @triton.jit
+def _row_key(seed, row, SEEDS, ROW_SAMPLE, ROW_POSITION, PER_SAMPLE_SEEDS: tl.constexpr):
+    """(Philox key, second counter word) of a row: the call's seed and the row, or its sequence's seed and its
+    position in the sequence."""
+    key, word1 = seed, row
+    if PER_SAMPLE_SEEDS:
+        key, word1 = tl.load(SEEDS + tl.load(ROW_SAMPLE + row)), tl.load(ROW_POSITION + row)
+    return key, word1
+
+
+@triton.jit
 def _keep(seed, offset, rows, cols, drop_threshold, STREAM_WORD: tl.constexpr):
     c0 = (cols + rows * 0).to(tl.uint32)
     c1 = (rows + cols * 0).to(tl.uint32)
@@ -36,15 +47,18 @@ def _keep(seed, offset, rows, cols, drop_threshold, STREAM_WORD: tl.constexpr):
 
 
 @triton.jit(do_not_specialize=["seed", "offset", "drop_threshold"])
-def _forward(X, RESIDUAL, WEIGHT, BIAS, Y, MEAN, RSTD, n_rows, n_cols, eps, keep_scale, drop_threshold, seed, offset,
-             HAS_DROPOUT: tl.constexpr, STREAM_WORD: tl.constexpr, BLOCK: tl.constexpr):
+def _forward(X, RESIDUAL, WEIGHT, BIAS, Y, MEAN, RSTD, SEEDS, ROW_SAMPLE, ROW_POSITION, n_rows, n_cols, eps,
+             keep_scale, drop_threshold, seed, offset,
+             HAS_DROPOUT: tl.constexpr, STREAM_WORD: tl.constexpr, BLOCK: tl.constexpr,
+             PER_SAMPLE_SEEDS: tl.constexpr):
     row = tl.program_id(0)
     cols = tl.arange(0, BLOCK)
     inside = cols < n_cols
     base = row.to(tl.int64) * n_cols
     x = tl.load(X + base + cols, mask=inside, other=0.0).to(tl.float32)
     if HAS_DROPOUT:
-        x = tl.where(_keep(seed, offset, row, cols, drop_threshold, STREAM_WORD), x * keep_scale, 0.0)
+        key, word1 = _row_key(seed, row, SEEDS, ROW_SAMPLE, ROW_POSITION, PER_SAMPLE_SEEDS)
+        x = tl.where(_keep(key, offset, word1, cols, drop_threshold, STREAM_WORD), x * keep_scale, 0.0)
     total = x + tl.load(RESIDUAL + base + cols, mask=inside, other=0.0).to(tl.float32)
     mean = tl.sum(total, 0) / n_cols
     centered = tl.where(inside, total - mean, 0.0)
@@ -58,9 +72,9 @@ def _forward(X, RESIDUAL, WEIGHT, BIAS, Y, MEAN, RSTD, n_rows, n_cols, eps, keep
 
 @triton.jit(do_not_specialize=["seed", "offset", "drop_threshold"])
 def _backward(X, RESIDUAL, WEIGHT, DY, MEAN, RSTD, DX, DRESIDUAL, DWEIGHT_PARTIAL, DBIAS_PARTIAL,
-              n_rows, n_cols, keep_scale, drop_threshold, seed, offset,
+              SEEDS, ROW_SAMPLE, ROW_POSITION, n_rows, n_cols, keep_scale, drop_threshold, seed, offset,
               HAS_DROPOUT: tl.constexpr, STREAM_WORD: tl.constexpr, BLOCK: tl.constexpr,
-              ROWS: tl.constexpr):
+              ROWS: tl.constexpr, PER_SAMPLE_SEEDS: tl.constexpr):
     program = tl.program_id(0)
     cols = tl.arange(0, BLOCK)
     inside = cols < n_cols
@@ -73,7 +87,8 @@ def _backward(X, RESIDUAL, WEIGHT, DY, MEAN, RSTD, DX, DRESIDUAL, DWEIGHT_PARTIA
             base = row.to(tl.int64) * n_cols
             x = tl.load(X + base + cols, mask=inside, other=0.0).to(tl.float32)
             if HAS_DROPOUT:
-                keep = _keep(seed, offset, row, cols, drop_threshold, STREAM_WORD)
+                key, word1 = _row_key(seed, row, SEEDS, ROW_SAMPLE, ROW_POSITION, PER_SAMPLE_SEEDS)
+                keep = _keep(key, offset, word1, cols, drop_threshold, STREAM_WORD)
                 x = tl.where(keep, x * keep_scale, 0.0)
             total = x + tl.load(RESIDUAL + base + cols, mask=inside, other=0.0).to(tl.float32)
             normalized = tl.where(inside, (total - tl.load(MEAN + row)) * tl.load(RSTD + row), 0.0)
@@ -97,7 +112,7 @@ def _warps(block: int) -> int:
 
 class _DropoutAddLayerNorm(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, x, residual, weight, bias, p, eps, seed, offset):
+    def forward(ctx, x, residual, weight, bias, p, eps, seed, offset, row_keys):
         x, residual = x.contiguous(), residual.contiguous()
         n_cols = x.shape[-1]
         n_rows = x.numel() // n_cols
@@ -105,11 +120,12 @@ class _DropoutAddLayerNorm(torch.autograd.Function):
         mean = torch.empty(n_rows, dtype=torch.float32, device=x.device)
         rstd = torch.empty_like(mean)
         block = triton.next_power_of_2(n_cols)
-        _forward[(n_rows,)](x, residual, weight, bias, y, mean, rstd, n_rows, n_cols, eps, 1.0 / (1.0 - p),
-                            threshold(p), seed, offset, HAS_DROPOUT=p > 0.0, STREAM_WORD=STREAM, BLOCK=block,
+        _forward[(n_rows,)](x, residual, weight, bias, y, mean, rstd, *_row_key_args(row_keys, x), n_rows, n_cols,
+                            eps, 1.0 / (1.0 - p), threshold(p), seed, offset, HAS_DROPOUT=p > 0.0,
+                            STREAM_WORD=STREAM, BLOCK=block, PER_SAMPLE_SEEDS=row_keys is not None,
                             num_warps=_warps(block))
         ctx.save_for_backward(x, residual, weight, mean, rstd)
-        ctx.p, ctx.seed, ctx.offset = p, seed, offset
+        ctx.p, ctx.seed, ctx.offset, ctx.row_keys = p, seed, offset, row_keys
         return y
 
     @staticmethod
@@ -124,16 +140,26 @@ class _DropoutAddLayerNorm(torch.autograd.Function):
         dbias = torch.empty_like(dweight)
         block = triton.next_power_of_2(n_cols)
         _backward[(programs,)](x, residual, weight, grad_y, mean, rstd, grad_x, grad_residual, dweight, dbias,
-                               n_rows, n_cols, 1.0 / (1.0 - ctx.p), threshold(ctx.p), ctx.seed, ctx.offset,
-                               HAS_DROPOUT=ctx.p > 0.0, STREAM_WORD=STREAM, BLOCK=block, ROWS=ROWS_PER_PROGRAM,
+                               *_row_key_args(ctx.row_keys, x), n_rows, n_cols, 1.0 / (1.0 - ctx.p),
+                               threshold(ctx.p), ctx.seed, ctx.offset, HAS_DROPOUT=ctx.p > 0.0, STREAM_WORD=STREAM,
+                               BLOCK=block, ROWS=ROWS_PER_PROGRAM, PER_SAMPLE_SEEDS=ctx.row_keys is not None,
                                num_warps=_warps(block))
         return (grad_x, grad_residual, dweight.sum(0).to(weight.dtype), dbias.sum(0).to(weight.dtype),
-                None, None, None, None)
+                None, None, None, None, None)
+
+
+def _row_key_args(row_keys, x: torch.Tensor) -> tuple:
+    """The SEEDS, ROW_SAMPLE, ROW_POSITION pointers (x stands in for them without per-sequence keys)."""
+    return row_keys if row_keys is not None else (x, x, x)
 
 
 def dropout_add_layer_norm(x: torch.Tensor, residual: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor,
-                           p: float = 0.0, eps: float = 1e-5, seed: int = 0, offset: int = 0) -> torch.Tensor:
-    """LayerNorm(residual + dropout(x)) * weight + bias over the last dimension."""
+                           p: float = 0.0, eps: float = 1e-5, seed: int = 0, offset: int = 0,
+                           row_keys: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None = None) -> torch.Tensor:
+    """LayerNorm(residual + dropout(x)) * weight + bias over the last dimension.
+
+    row_keys (sample_seeds int64 (batch,), row_sample int32 (rows,), row_position int32 (rows,)): key each row's
+    dropout by its sequence's seed and its position in it instead of by `seed` and the row number."""
     if x.shape != residual.shape:
         raise ValueError(f"dropout_add_layer_norm needs x and residual of one shape; got {tuple(x.shape)} and "
                          f"{tuple(residual.shape)}")
@@ -141,4 +167,12 @@ def dropout_add_layer_norm(x: torch.Tensor, residual: torch.Tensor, weight: torc
         raise ValueError(f"dropout_add_layer_norm needs weight and bias of shape ({x.shape[-1]},)")
     if not 0.0 <= p < 1.0:
         raise ValueError(f"dropout probability {p} is outside [0, 1)")
-    return _DropoutAddLayerNorm.apply(x, residual, weight, bias, p, eps, seed, offset)
+    if row_keys is not None:
+        rows = x.numel() // x.shape[-1]
+        sample_seeds, row_sample, row_position = row_keys
+        if (sample_seeds.dtype != torch.int64 or row_sample.dtype != torch.int32 or row_position.dtype != torch.int32
+                or row_sample.numel() != rows or row_position.numel() != rows):
+            raise ValueError(f"row_keys must be (seeds int64, row_sample int32 ({rows},), row_position int32 "
+                             f"({rows},))")
+        row_keys = tuple(t.to(x.device).contiguous() for t in row_keys)
+    return _DropoutAddLayerNorm.apply(x, residual, weight, bias, p, eps, seed, offset, row_keys)

@@ -35,14 +35,18 @@ def eager_attention(
     bias: torch.Tensor | None,
     dropout_p: float,
     scale: float,
+    dropout_keep: torch.Tensor | None = None,
 ) -> torch.Tensor:
-    """softmax(q k^T * scale + bias) v with dropout on the probabilities; inputs (batch, heads, seq, dim)."""
+    """softmax(q k^T * scale + bias) v with dropout on the probabilities; inputs (batch, heads, seq, dim).
+    dropout_keep (batch, heads, seq, seq) booleans, if given, are the kept probabilities (instead of torch's RNG)."""
     scores = torch.matmul(query, key.transpose(-1, -2)) * scale
     if bias is not None:
         scores = scores + bias
     # At least fp32 for the softmax (half-precision inputs), fp64 when the reference runs in fp64.
     probs = torch.softmax(scores, dim=-1, dtype=torch.promote_types(query.dtype, torch.float32)).to(query.dtype)
-    if dropout_p > 0.0:
+    if dropout_keep is not None:
+        probs = probs * dropout_keep.to(probs.dtype) * (1.0 / (1.0 - dropout_p))
+    elif dropout_p > 0.0:
         probs = F.dropout(probs, p=dropout_p, training=True)
     return torch.matmul(probs, value)
 
@@ -88,6 +92,16 @@ def dropout_words(seed: int, offset: int, batch: int, heads: int, seq_q: int, se
     return torch.from_numpy(word.astype(np.int64))
 
 
+def sample_dropout_words(sample_seeds, offset: int, heads: int, seq_q: int, seq_k: int) -> torch.Tensor:
+    """Philox word 0 for every (b, h, i, j) of an attention call with one key per sequence (counter (j, i, h,
+    offset) under key sample_seeds[b]), as int64 (batch, heads, seq_q, seq_k)."""
+    heads_ = np.arange(heads).reshape(heads, 1, 1)
+    rows = np.arange(seq_q).reshape(1, seq_q, 1)
+    cols = np.arange(seq_k).reshape(1, 1, seq_k)
+    words = [philox4x32(int(seed), cols, rows, heads_, offset)[0] for seed in sample_seeds]
+    return torch.from_numpy(np.stack(words).astype(np.int64))
+
+
 def masked_softmax_reference(scores: torch.Tensor, mask: torch.Tensor | None, scale: float) -> torch.Tensor:
     """softmax(scale * scores + mask) over the last dim; mask additive (float) or boolean (True = take part),
     broadcastable to scores. Rows where nothing takes part give zeros."""
@@ -120,3 +134,11 @@ def row_dropout_words(seed: int, offset: int, rows: int, cols: int, stream: int)
     as int64 (rows, cols); an element is kept when its word is at least `philox.threshold(p)`."""
     word, _, _, _ = philox4x32(seed, np.arange(cols)[None, :], np.arange(rows)[:, None], stream, offset)
     return torch.from_numpy(word.astype(np.int64))
+
+
+def sample_row_dropout_words(sample_seeds, offset: int, lengths, cols: int, stream: int) -> torch.Tensor:
+    """Philox word 0 for each token row of packed sequences with one key per sequence: row t of sequence b
+    has counter (col, t, stream, offset) under key sample_seeds[b]; int64 (sum(lengths), cols)."""
+    words = [philox4x32(int(seed), np.arange(cols)[None, :], np.arange(length)[:, None], stream, offset)[0]
+             for seed, length in zip(sample_seeds, lengths)]
+    return torch.from_numpy(np.concatenate(words).astype(np.int64))

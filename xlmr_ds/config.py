@@ -15,6 +15,7 @@ from xlmr_ds.dataset.config import DataConfig
 from xlmr_ds.model.config import XLMRConfig, preset
 
 NONFINITE_POLICIES = ("stop", "skip")
+DROPOUT_KEYS = ("sample", "rank")
 
 
 @dataclass(frozen=True)
@@ -32,6 +33,12 @@ class ModelSettings:
 
     activation_checkpointing: bool = False
     """Recompute each block in backward instead of keeping its activations."""
+
+    dropout_keys: str = "sample"
+    """"sample": every dropout mask is a function of (seed, global sample index, site), so the same run on any
+    number of processes sees the same masks (kernels/keyed_dropout.py); "rank": each process draws from its
+    own RNG stream, as before keyed dropout existed (the same speed on CPU for the tiny model; on a GPU see
+    benchmarks/GPU.md)."""
 
     def shape(self) -> XLMRConfig:
         """The model's configuration before the dataset's vocabulary size is put in."""

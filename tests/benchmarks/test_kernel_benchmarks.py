@@ -227,3 +227,50 @@ def test_fused_pointwise_against_pytorch(benchmark, op):
                                 ratio=baseline / ours)
     print(f"\n{op} forward+backward ({tokens} tokens): fused {ours * 1e3:.3f} ms, PyTorch {baseline * 1e3:.3f} ms; "
           f"ratio: {baseline / ours:.2f} (pytorch / fused)")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("op", ["attention", "attention_packed", "dropout_add_layer_norm"])
+def test_dropout_keyed_by_sample_against_one_seed_per_call(benchmark, op):
+    """What keying dropout by sample costs the fused kernels (kernels/keyed_dropout.py): one Philox key per
+    sequence, loaded in the kernel, against one seed per call; forward+backward, same shapes as above."""
+    from xlmr_ds.kernels.flash_attention import flash_attention, flash_attention_varlen
+    from xlmr_ds.kernels.fused_residual_layernorm import dropout_add_layer_norm
+
+    q, k, v, mask = _inputs()
+    batch, heads, seq, dim = SHAPE
+    seeds = torch.arange(1, batch + 1, dtype=torch.int64, device=DEVICE) * 0x9E3779B9
+    if op == "attention":
+        grad = torch.randn_like(q)
+        call = lambda **key: torch.autograd.grad(  # noqa: E731
+            flash_attention(q, k, v, mask, dropout_p=DROPOUT, **key), (q, k, v), grad)
+    elif op == "attention_packed":
+        lengths = mask.sum(1)
+        cu = torch.zeros(batch + 1, dtype=torch.int32, device=DEVICE)
+        cu[1:] = lengths.cumsum(0)
+        flat = mask.flatten().nonzero().flatten()
+        packed = [t.detach().transpose(1, 2).reshape(-1, heads, dim)[flat].requires_grad_() for t in (q, k, v)]
+        grad = torch.randn_like(packed[0])
+        call = lambda **key: torch.autograd.grad(  # noqa: E731
+            flash_attention_varlen(*packed, cu, seq, dropout_p=DROPOUT, **key), packed, grad)
+    else:
+        tokens, hidden = (8 * 512, 1024) if ON_GPU else (64, 128)
+        generator = torch.Generator().manual_seed(0)
+        x, residual = (torch.randn(tokens, hidden, generator=generator).to(DEVICE, DTYPE).requires_grad_()
+                       for _ in range(2))
+        weight, bias = torch.ones(hidden, device=DEVICE, dtype=DTYPE), torch.zeros(hidden, device=DEVICE, dtype=DTYPE)
+        grad = torch.randn_like(x)
+        rows_per_sample = tokens // 8
+        keys = (seeds[:8].contiguous(), torch.arange(tokens, device=DEVICE, dtype=torch.int32) // rows_per_sample,
+                torch.arange(tokens, device=DEVICE, dtype=torch.int32) % rows_per_sample)
+        call = lambda **key: torch.autograd.grad(  # noqa: E731
+            dropout_add_layer_norm(x, residual, weight, bias, DROPOUT, 1e-5,
+                                   **({"row_keys": keys} if "sample_seeds" in key else key)), (x, residual), grad)
+    keyed = lambda: call(sample_seeds=seeds)  # noqa: E731
+    one_seed = lambda: call(seed=1)  # noqa: E731
+    benchmark.pedantic(_timed(keyed), rounds=REPEATS, iterations=1, warmup_rounds=1)
+    ours, baseline = benchmark.stats.stats.median, _median_seconds(one_seed)
+    benchmark.extra_info.update(op=op, dtype=str(DTYPE), keyed_seconds=ours, one_seed_seconds=baseline,
+                                ratio=baseline / ours)
+    print(f"\n{op} forward+backward, dropout keyed by sample: {ours * 1e3:.3f} ms, one seed per call "
+          f"{baseline * 1e3:.3f} ms; ratio: {baseline / ours:.2f} (one seed / keyed)")

@@ -22,7 +22,8 @@ def test_stopped_and_resumed_run_has_bit_identical_losses(stage, training_args, 
     assert [c.step for c in list_checkpoints(tmp_path) if c.complete] == [2, 4]
 
 
-@pytest.mark.parametrize("stage", [2, 3])
+# ZeRO-3 here; ZeRO-2 on another world size is test_recipe_runs.py's (with a recipe).
+@pytest.mark.parametrize("stage", [3])
 @pytest.mark.parametrize("before,after", [(2, 1), (1, 2)])
 def test_resume_on_another_world_size_continues_the_same_samples(stage, before, after, training_args,
                                                                  unbroken_runs, tmp_path):
@@ -32,8 +33,8 @@ def test_resume_on_another_world_size_continues_the_same_samples(stage, before, 
     assert "universal form" in result.stdout + result.stderr
     assert (tmp_path / "step_00000002" / "universal").is_dir()
     assert consumed(tmp_path) == [8, 16, 24, 32]
-    # Another reduction order and other dropout streams: close, not equal.
-    assert losses(tmp_path)[2:] == pytest.approx(losses(reference)[2:], rel=0.02)
+    # The same dropout masks (keyed by sample), another order of the gradient sums: equal to 1e-4.
+    assert losses(tmp_path)[2:] == pytest.approx(losses(reference)[2:], rel=1e-4)
 
 
 def test_an_incomplete_newest_checkpoint_is_ignored_and_reported(training_args, unbroken_runs, tmp_path):
@@ -56,11 +57,16 @@ def test_mpiexec_and_the_deepspeed_launcher_train_identically(training_args, unb
     assert losses(tmp_path) == losses(unbroken_runs(2))
 
 
-def test_a_single_plain_process_trains_the_same_global_batches(training_args, unbroken_runs, tmp_path):
-    train(training_args(2, tmp_path, 4), processes=1, launcher="python")
-    assert consumed(tmp_path) == consumed(unbroken_runs(2))
-    # One rank's dropout stream instead of two: close, not equal.
-    assert losses(tmp_path) == pytest.approx(losses(unbroken_runs(2)), rel=0.02)
+def test_one_and_two_processes_train_the_same_run(training_args, tmp_path):
+    """World-size invariance: the tiny model, ZeRO-2, 10 steps, the same global batches on one plain process
+    (4 micro-batches per step) and on two (2 each). Dropout is keyed by sample, so the losses differ only by
+    the order of the gradient sums: within 1e-4 relative at every step."""
+    one, two = tmp_path / "one", tmp_path / "two"
+    train(training_args(2, one, 10), processes=1, launcher="python")
+    train(training_args(2, two, 10), processes=2)
+    assert consumed(one) == consumed(two) == [8 * step for step in range(1, 11)]
+    for step, (a, b) in enumerate(zip(losses(one), losses(two)), start=1):
+        assert abs(a - b) <= 1e-4 * abs(b), f"step {step}: {a} on 1 process, {b} on 2"
 
 
 def test_a_checkpoint_of_another_model_or_stage_is_refused(training_args, unbroken_runs, tmp_path):

@@ -5,7 +5,7 @@ constexpr use); compiling to a cubin needs no GPU, so CPU-only CI catches those 
 Run as a script with TRITON_INTERPRET unset (the kernels must be JIT functions, not interpreted ones):
     python tests/kernels/compile_for_gpu.py [--all]   -> one line per variant, exit 1 on the first failure
 By default a representative set (each dtype, head-dim block configuration and flag once: about 12 compiles,
-a minute or two on 2 cores); --all compiles every combination (about 60, several minutes).
+a minute or two on 2 cores); --all compiles every combination (about 90, several minutes).
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ DTYPE_NAMES = {"bf16": "bf16", "fp16": "fp16", "fp32": "fp32"}
 
 def _attention_signature(kernel, dtype: str) -> dict:
     tensors = {"Q", "K", "V", "O", "DO", "DK", "DV", "DQ"}
-    kinds = {"LSE": "*fp32", "DELTA": "*fp32", "KEY_MASK": "*i8", "CU_SEQLENS": "*i32", "seed": "i64",
+    kinds = {"LSE": "*fp32", "DELTA": "*fp32", "KEY_MASK": "*i8", "CU_SEQLENS": "*i32", "SEEDS": "*i64", "seed": "i64",
              "drop_threshold": "i64", "scale": "fp32", "scale_log2": "fp32", "keep_scale": "fp32"}
     signature = {}
     for name in kernel.arg_names:
@@ -47,25 +47,28 @@ def _attention_signature(kernel, dtype: str) -> dict:
     return signature
 
 
-# (dtype, head_dim, varlen, key mask, dropout): each flag and each dtype and block configuration once.
-REPRESENTATIVE = [("bf16", 64, False, True, True), ("fp32", 128, True, False, True), ("fp16", 32, False, False, False)]
+# (dtype, head_dim, varlen, key mask, dropout, per-sample seeds): each flag and each dtype and block configuration
+# once.
+REPRESENTATIVE = [("bf16", 64, False, True, True, False), ("fp32", 128, True, False, True, True),
+                  ("fp16", 32, False, False, False, False), ("bf16", 64, True, False, True, True)]
 
 
 def attention_variants(everything: bool):
     combinations = REPRESENTATIVE
     if everything:
         combinations = [(dtype, head_dim, *flags) for dtype in ("bf16", "fp16", "fp32") for head_dim in fa.HEAD_DIMS
-                        for flags in ((False, True, True), (True, False, True), (False, False, False))]
+                        for flags in ((False, True, True, False), (True, False, True, False), (False, False, False, False),
+                                      (False, True, True, True), (True, False, True, True))]
     for kernel, blocks in ((fa._attention_forward, fa._block_sizes),
                            (fa._attention_backward_dkdv, fa._backward_block_sizes),
                            (fa._attention_backward_dq, fa._backward_block_sizes)):
-        for dtype, head_dim, varlen, mask, dropout in combinations:
+        for dtype, head_dim, varlen, mask, dropout, per_sample in combinations:
             config = blocks(head_dim, torch.device("cuda"))
             constants = {"HEAD_DIM": head_dim, "BLOCK_M": config["BLOCK_M"], "BLOCK_N": config["BLOCK_N"],
                          "HAS_KEY_MASK": mask, "IS_VARLEN": varlen, "HAS_DROPOUT": dropout,
-                         "DOT_PRECISION": "ieee" if dtype == "fp32" else "tf32"}
+                         "DOT_PRECISION": "ieee" if dtype == "fp32" else "tf32", "PER_SAMPLE_SEEDS": per_sample}
             name = (f"{kernel.fn.__name__} {dtype} d{head_dim} varlen={varlen} mask={mask} "
-                    f"dropout={dropout}")
+                    f"dropout={dropout} per_sample_seeds={per_sample}")
             options = {"num_warps": config["num_warps"], "num_stages": config["num_stages"]}
             yield name, kernel, _attention_signature(kernel, dtype), constants, options
 
@@ -90,15 +93,19 @@ def other_variants(everything: bool):
         signature.update(n_cols="i32", BLOCK="constexpr")
         yield f"{kernel.fn.__name__} bf16", kernel, signature, {"BLOCK": 1024}, {"num_warps": 4}
     for kernel in (rl._forward, rl._backward):
-        signature = dict.fromkeys(kernel.arg_names, "*bf16")
-        signature.update(dict.fromkeys(("MEAN", "RSTD", "DWEIGHT_PARTIAL", "DBIAS_PARTIAL"), "*fp32"))
-        signature.update(n_rows="i32", n_cols="i32", eps="fp32", keep_scale="fp32", drop_threshold="i64",
-                         seed="i64", offset="i32", HAS_DROPOUT="constexpr", STREAM_WORD="constexpr",
-                         BLOCK="constexpr", ROWS="constexpr")
-        constants = {"HAS_DROPOUT": True, "STREAM_WORD": rl.STREAM, "BLOCK": 1024, "ROWS": rl.ROWS_PER_PROGRAM}
-        signature = {name: kind for name, kind in signature.items() if name in kernel.arg_names}
-        constants = {name: value for name, value in constants.items() if name in kernel.arg_names}
-        yield f"residual_layernorm{kernel.fn.__name__} bf16 dropout", kernel, signature, constants, {"num_warps": 4}
+        for per_sample in (False, True):
+            signature = dict.fromkeys(kernel.arg_names, "*bf16")
+            signature.update(dict.fromkeys(("MEAN", "RSTD", "DWEIGHT_PARTIAL", "DBIAS_PARTIAL"), "*fp32"))
+            signature.update(n_rows="i32", n_cols="i32", eps="fp32", keep_scale="fp32", drop_threshold="i64",
+                             seed="i64", offset="i32", SEEDS="*i64", ROW_SAMPLE="*i32", ROW_POSITION="*i32",
+                             HAS_DROPOUT="constexpr", STREAM_WORD="constexpr", BLOCK="constexpr", ROWS="constexpr",
+                             PER_SAMPLE_SEEDS="constexpr")
+            constants = {"HAS_DROPOUT": True, "STREAM_WORD": rl.STREAM, "BLOCK": 1024, "ROWS": rl.ROWS_PER_PROGRAM,
+                         "PER_SAMPLE_SEEDS": per_sample}
+            signature = {name: kind for name, kind in signature.items() if name in kernel.arg_names}
+            constants = {name: value for name, value in constants.items() if name in kernel.arg_names}
+            yield (f"residual_layernorm{kernel.fn.__name__} bf16 dropout per_sample_seeds={per_sample}", kernel,
+                   signature, constants, {"num_warps": 4})
     yield ("mlm_masking", mm._mlm_masking, signature_mlm,
            {"STREAM": 0x4D4C4D00, "IGNORE": -100, "BLOCK": 512}, {"num_warps": 4})
 

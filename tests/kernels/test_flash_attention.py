@@ -10,7 +10,7 @@ from cases import MASK_PATTERNS, TOLERANCE, attention_mask, device, qkv
 
 from xlmr_ds.kernels.flash_attention import flash_attention, flash_attention_varlen
 from xlmr_ds.kernels.philox import threshold
-from xlmr_ds.kernels.reference import attention_reference, dropout_words
+from xlmr_ds.kernels.reference import attention_reference, dropout_words, sample_dropout_words
 
 SEED, OFFSET = 1234, 5
 
@@ -150,3 +150,68 @@ def test_the_launcher_refuses_what_the_kernels_cannot_do(bad, message):
 @pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16, torch.float32], ids=["bf16", "fp16", "fp32"])
 def test_gpu_full_shapes_and_bf16_match_the_fp64_reference(dtype, shape, pattern, dropout_p):
     _check_against_reference(shape, dtype, pattern, dropout_p)
+
+
+# ---- one dropout key per sequence (kernels/keyed_dropout.py) ----------------------------------------------
+
+SAMPLE_SEEDS = [11, 2**40 + 5, 987654321]
+
+
+def _sample_seeds(values):
+    return torch.tensor(values, dtype=torch.int64, device=device())
+
+
+def test_with_per_sequence_seeds_the_mask_is_the_reference_pattern():
+    batch, heads, seq, p = 3, 2, 32, 0.3
+    q = torch.zeros(batch, heads, seq, seq, device=device())
+    v = torch.eye(seq, device=device()).expand(batch, heads, seq, seq).contiguous()
+    out = flash_attention(q, torch.randn_like(q), v, dropout_p=p, offset=OFFSET, sample_seeds=_sample_seeds(SAMPLE_SEEDS))
+    kept = (out * (1 - p) * seq).round().bool().cpu()
+    assert torch.equal(kept, sample_dropout_words(SAMPLE_SEEDS, OFFSET, heads, seq, seq) >= threshold(p))
+
+
+@pytest.mark.parametrize("layout", ["padded", "packed"])
+def test_with_per_sequence_seeds_outputs_and_gradients_match_the_reference(layout):
+    lengths, heads, dim, p = [21, 5, 16], 2, 32, 0.2
+    batch, seq = len(lengths), max(lengths)
+    q, k, v = qkv(batch, heads, seq, dim, torch.float32)
+    mask = (torch.arange(seq)[None, :] < torch.tensor(lengths)[:, None]).long().to(device())
+    seeds = _sample_seeds(SAMPLE_SEEDS)
+    grad = torch.randn(q.shape, generator=torch.Generator().manual_seed(4)).to(device()) * mask[:, None, :, None]
+    if layout == "padded":
+        out = flash_attention(q, k, v, mask, dropout_p=p, offset=OFFSET, sample_seeds=seeds)
+        out.backward(grad)
+        leaves_grad = [t.grad for t in (q, k, v)]
+    else:
+        (pq, pk, pv), cu = _pack(q, k, v, lengths)
+        packed = flash_attention_varlen(pq, pk, pv, cu, seq, dropout_p=p, offset=OFFSET, sample_seeds=seeds)
+        packed.backward(_pack(grad, grad, grad, lengths)[0][0])
+        out = torch.zeros_like(q)
+        leaves_grad = [torch.zeros_like(q) for _ in range(3)]
+        for b, n in enumerate(lengths):
+            rows = slice(int(cu[b]), int(cu[b + 1]))
+            out[b, :, :n] = packed[rows].transpose(0, 1).detach()
+            for full, leaf in zip(leaves_grad, (pq, pk, pv)):
+                full[b, :, :n] = leaf.grad[rows].transpose(0, 1)
+    keep = (sample_dropout_words(SAMPLE_SEEDS, OFFSET, heads, seq, seq) >= threshold(p)).to(device())
+    q64, k64, v64 = (t.detach().double().requires_grad_() for t in (q, k, v))
+    expected = attention_reference(q64, k64, v64, mask, dim ** -0.5, keep, p)
+    expected.backward(grad.double())
+    real = mask.bool()[:, None, :, None]
+    torch.testing.assert_close((out.double() * real), expected * real, rtol=0, atol=TOLERANCE[torch.float32][0])
+    for name, ours, leaf in zip("qkv", leaves_grad, (q64, k64, v64)):
+        torch.testing.assert_close(ours.double() * real, leaf.grad * real, rtol=0, atol=TOLERANCE[torch.float32][1],
+                                   msg=f"d{name}")
+
+
+def test_with_per_sequence_seeds_a_sequence_gives_the_same_output_in_any_row_and_with_any_padding():
+    heads, dim, n = 2, 32, 19
+    q, k, v = qkv(2, heads, 24, dim, torch.float32)
+    seeds = _sample_seeds([5, 6])
+    mask = torch.ones(2, 24, dtype=torch.long, device=device())
+    mask[1, n:] = 0
+    together = flash_attention(q, k, v, mask, dropout_p=0.3, sample_seeds=seeds)
+    alone = flash_attention(q[1:, :, :n], k[1:, :, :n], v[1:, :, :n], dropout_p=0.3, sample_seeds=seeds[1:])
+    torch.testing.assert_close(together[1, :, :n], alone[0], rtol=0, atol=1e-6)
+    swapped = flash_attention(q.flip(0), k.flip(0), v.flip(0), mask.flip(0), dropout_p=0.3, sample_seeds=seeds.flip(0))
+    torch.testing.assert_close(swapped.flip(0), together, rtol=0, atol=0)

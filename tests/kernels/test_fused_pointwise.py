@@ -7,7 +7,12 @@ from cases import TOLERANCE, device
 from xlmr_ds.kernels.fused_bias_gelu import bias_gelu
 from xlmr_ds.kernels.fused_residual_layernorm import STREAM, dropout_add_layer_norm
 from xlmr_ds.kernels.philox import threshold
-from xlmr_ds.kernels.reference import bias_gelu_reference, dropout_add_layer_norm_reference, row_dropout_words
+from xlmr_ds.kernels.reference import (
+    bias_gelu_reference,
+    dropout_add_layer_norm_reference,
+    row_dropout_words,
+    sample_row_dropout_words,
+)
 
 
 def _tensor(shape, dtype, seed, scale=1.0):
@@ -76,3 +81,34 @@ def test_layer_norm_dropout_keeps_1_minus_p_and_depends_on_the_seed():
     assert torch.equal(kept.cpu(), expected)
     other = dropout_add_layer_norm(x, torch.zeros_like(x), ones, zeros, 0.25, seed=6) > 0
     assert not torch.equal(kept, other)
+
+
+@pytest.mark.parametrize("layout", ["padded", "packed"])
+def test_layer_norm_dropout_keyed_by_sequence_and_position_matches_the_reference(layout):
+    # Three sequences of 5, 9 and 3 tokens, width 64: padded to 9 rows each, or packed back to back. The mask of
+    # a token depends only on its sequence's seed and its position: the same in both layouts.
+    lengths, width, p, seeds = [5, 9, 3], 64, 0.3, [3, 2**50 + 1, 77]
+    if layout == "padded":
+        row_sample = torch.arange(3).repeat_interleave(9)
+        row_position = torch.arange(9).repeat(3)
+        real = (row_position < torch.tensor(lengths)[row_sample])
+    else:
+        row_sample = torch.arange(3).repeat_interleave(torch.tensor(lengths))
+        row_position = torch.cat([torch.arange(n) for n in lengths])
+        real = torch.ones(len(row_sample), dtype=torch.bool)
+    rows = len(row_sample)
+    x, residual = _tensor((rows, width), torch.float32, 1), _tensor((rows, width), torch.float32, 2)
+    weight, bias = _tensor((width,), torch.float32, 3), _tensor((width,), torch.float32, 4)
+    keys = (torch.tensor(seeds, dtype=torch.int64), row_sample.int(), row_position.int())
+    y = dropout_add_layer_norm(x, residual, weight, bias, p, 1e-5, offset=1, row_keys=keys)
+    grad = torch.randn(y.shape, generator=torch.Generator().manual_seed(5)).to(device())
+    y.backward(grad)
+    keep = torch.ones(rows, width, dtype=torch.bool)
+    keep[real] = sample_row_dropout_words(seeds, 1, lengths, width, STREAM) >= threshold(p)
+    leaves = _fp64(x, residual, weight, bias)
+    expected = dropout_add_layer_norm_reference(*leaves, 1e-5, keep.to(device()), p)
+    expected.backward(grad.double())
+    out_tol, grad_tol = TOLERANCE[torch.float32]
+    real = real.to(device())
+    torch.testing.assert_close(y.double()[real], expected[real], rtol=0, atol=out_tol * 4)
+    torch.testing.assert_close(x.grad.double()[real], leaves[0].grad[real], rtol=0, atol=grad_tol * 4)

@@ -80,7 +80,7 @@ def _after(owner, name: str, fault):
     setattr(owner, name, wrapped)
 
 
-def _nan_loss(loss, trainer, batch):
+def _nan_loss(loss, trainer, batch, sample_index):
     if fault_point("loss", trainer.step + 1, trainer.rank) == "nan":
         return loss * float("nan")
     return loss

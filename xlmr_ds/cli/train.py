@@ -27,6 +27,7 @@ from xlmr_ds.cli.arguments import (
     positive_int,
 )
 from xlmr_ds.config import (
+    DROPOUT_KEYS,
     NONFINITE_POLICIES,
     CheckpointSettings,
     LoggingSettings,
@@ -85,6 +86,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--block-size", type=positive_int, default=block_size,
                         help=f"tokens per sequence (default {block_size})")
     parser.add_argument("--activation-checkpointing", action="store_true", help="recompute blocks in backward")
+    parser.add_argument("--dropout-keys", choices=DROPOUT_KEYS, default=_default(ModelSettings, "dropout_keys"),
+                        help="sample (default): dropout masks keyed by (seed, sample, site), the same on any number "
+                             "of processes; rank: each process's own RNG stream (as before)")
     parser.add_argument("--num-workers", type=non_negative_int,
                         help="DataLoader worker processes (default: 2 on a GPU, so that batches are ready before "
                              "the step needs them; 0 on CPU, where the cores are the model's)")
@@ -117,7 +121,7 @@ def run_config(args: argparse.Namespace) -> RunConfig:
                         recipe=args.recipe),
         optimization=OptimizationSettings(args.deepspeed_config, args.steps, args.exit_at_step),
         model=ModelSettings(args.model, args.model_config, args.init_from,
-                            args.activation_checkpointing),
+                            args.activation_checkpointing, args.dropout_keys),
         checkpointing=CheckpointSettings(args.save, args.save_every, args.keep, args.resume, args.branch_from),
         logging=LoggingSettings(args.metrics_file, args.eval_every, args.eval_samples, args.peak_tflops),
         policies=PolicySettings(args.dist_timeout_minutes, args.nonfinite_loss),

@@ -51,7 +51,7 @@ from xlmr_ds.engine.schedule import RecipeLearningRate
 from xlmr_ds.errors import XLMRDSError
 from xlmr_ds.estimate.flops import device_peak_tflops, encoder_forward_flops, lm_head_forward_flops
 from xlmr_ds.jsonfile import write_json_atomically
-from xlmr_ds.kernels import mlm_mask
+from xlmr_ds.kernels import DropoutKeys, mlm_mask
 from xlmr_ds.logs import log, progress_bar
 from xlmr_ds.vocab import IGNORE_INDEX
 from xlmr_ds.world import rendezvous_port
@@ -158,7 +158,8 @@ class Trainer:
         if resume_from:
             self.step = self.checkpoints.load(resume_from, universal)
             if universal:
-                # Another world size has other ranks: the dropout streams start afresh, keyed by step and rank.
+                # Another world size has other ranks: with --dropout-keys rank the dropout streams start afresh,
+                # keyed by step and rank (keyed by sample, dropout does not depend on them).
                 torch.manual_seed(stable_seed(config.seed, "dropout", self.step, self.rank))
             log(f"resumed from {resume_from.path} at step {self.step}, {self.loader.consumed_samples} samples "
                 f"consumed")
@@ -333,7 +334,7 @@ class Trainer:
                 engine.set_gradient_accumulation_boundary(micro_step == accumulation - 1)
             host_batch = next(batches)
             batch = self._on_device(host_batch, self.data.phase_masking[phase.index])
-            loss = poison_nonfinite(self.micro_batch_loss(batch))
+            loss = poison_nonfinite(self.micro_batch_loss(batch, host_batch["sample_index"]))
             engine.backward(loss)
             engine.step()
             self.beat(activity)
@@ -368,9 +369,11 @@ class Trainer:
         }
         return record, outcome, totals
 
-    def micro_batch_loss(self, batch: dict) -> torch.Tensor:
-        """The masked-LM loss of one micro-batch on the device."""
-        return self.engine(batch["input_ids"], batch["attention_mask"], labels=batch["labels"]).loss
+    def micro_batch_loss(self, batch: dict, sample_index: torch.Tensor) -> torch.Tensor:
+        """The masked-LM loss of one micro-batch on the device; sample_index (on the host) keys its dropout."""
+        keys = DropoutKeys(self.config.seed, sample_index) if self.config.model.dropout_keys == "sample" else None
+        return self.engine(batch["input_ids"], batch["attention_mask"], labels=batch["labels"],
+                           dropout_keys=keys).loss
 
     def _handle_outcome(self, outcome: Outcome, loss: float, nonfinite_ranks: int) -> None:
         """Go on, count a skipped step, or stop (see guards/nonfinite.py); every rank reaches the same outcome."""

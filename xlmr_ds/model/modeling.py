@@ -9,6 +9,10 @@ Two choices are made when the model is built, not found on it later: `kernel_bac
 runs every fused op of a block (attention, bias+GELU, dropout+residual+LayerNorm; kernels/dispatch.py
 resolves "auto"), and `activation_checkpointing`, whether blocks are recomputed in backward.
 
+Dropout comes from torch's RNG, or, when the forward is given `dropout_keys` (the run's seed and each row's
+global sample index), from masks keyed by (seed, sample, site) (kernels/keyed_dropout.py): a sample then
+sees the same masks whatever process, micro-batch or padding it lands in.
+
 This module imports nothing from training: no DeepSpeed, no data code.
 """
 
@@ -23,11 +27,23 @@ from torch import nn
 
 from xlmr_ds.errors import XLMRDSError
 from xlmr_ds.kernels import (
+    BatchDropoutSeeds,
+    DropoutKeys,
+    SiteSeeds,
     attention,
     attention_varlen,
     bias_gelu,
+    dropout,
     dropout_add_layer_norm,
     resolve_attention_backend,
+    site_of,
+)
+from xlmr_ds.kernels.keyed_dropout import (
+    ATTENTION_OUTPUT,
+    ATTENTION_PROBS,
+    EMBEDDINGS_SITE,
+    FFN_OUTPUT,
+    SITES_PER_LAYER,
 )
 from xlmr_ds.model.config import XLMRConfig
 from xlmr_ds.vocab import IGNORE_INDEX
@@ -91,15 +107,15 @@ class Embeddings(nn.Module):
                                      padding_idx=config.pad_token_id)
         self.token_type = nn.Embedding(config.type_vocab_size, config.hidden_size)
         self.norm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
-        self.dropout = nn.Dropout(config.hidden_dropout)
+        self.dropout_p = config.hidden_dropout
 
-    def forward(self, input_ids: torch.Tensor) -> torch.Tensor:
+    def forward(self, input_ids: torch.Tensor, dropout_seeds: SiteSeeds | None = None) -> torch.Tensor:
         positions = position_ids_from_input_ids(input_ids, self.pad_token_id)
         # Every token is type 0. The lookup goes through the module (not .weight[0]) so that ZeRO-3, which
         # gathers a module's parameters when the module runs, has the row in place.
         token_types = torch.zeros_like(input_ids)
         x = self.word(input_ids) + self.token_type(token_types) + self.position(positions)
-        return self.dropout(self.norm(x))
+        return dropout(self.norm(x), self.dropout_p if self.training else 0.0, dropout_seeds)
 
 
 class SelfAttention(nn.Module):
@@ -118,9 +134,9 @@ class SelfAttention(nn.Module):
         return x.view(batch, seq, self.num_heads, self.head_dim).transpose(1, 2)
 
     def forward(self, x: torch.Tensor, attention_mask: torch.Tensor | None, backend: str,
-                unpadded: UnpaddedTokens | None = None) -> torch.Tensor:
+                unpadded: UnpaddedTokens | None = None, dropout_seeds: SiteSeeds | None = None) -> torch.Tensor:
         if unpadded is not None:
-            return self._forward_unpadded(x, unpadded)
+            return self._forward_unpadded(x, unpadded, dropout_seeds)
         batch, seq, hidden = x.shape
         context = attention(
             self._split_heads(self.query(x)),
@@ -129,16 +145,19 @@ class SelfAttention(nn.Module):
             attention_mask,
             dropout_p=self.dropout_p if self.training else 0.0,
             backend=backend,
+            dropout_seeds=dropout_seeds,
         )
         return self.out(context.transpose(1, 2).reshape(batch, seq, hidden))
 
-    def _forward_unpadded(self, x: torch.Tensor, unpadded: UnpaddedTokens) -> torch.Tensor:
+    def _forward_unpadded(self, x: torch.Tensor, unpadded: UnpaddedTokens,
+                          dropout_seeds: SiteSeeds | None) -> torch.Tensor:
         """x is (tokens, hidden): the real tokens of the batch, back to back (only the Triton backend)."""
         tokens, hidden = x.shape
         heads = (self.num_heads, self.head_dim)
         context = attention_varlen(
             self.query(x).view(tokens, *heads), self.key(x).view(tokens, *heads), self.value(x).view(tokens, *heads),
             unpadded.cu_seqlens, unpadded.max_seqlen, dropout_p=self.dropout_p if self.training else 0.0,
+            dropout_seeds=dropout_seeds,
         )
         return self.out(context.reshape(tokens, hidden))
 
@@ -155,8 +174,9 @@ class ResidualLayerNorm(nn.LayerNorm):
     """LayerNorm(residual + dropout(x)), one fused kernel on the Triton backend."""
 
     def forward(self, x: torch.Tensor, residual: torch.Tensor, dropout_p: float = 0.0,
-                backend: str = "auto") -> torch.Tensor:
-        return dropout_add_layer_norm(x, residual, self.weight, self.bias, dropout_p, self.eps, backend)
+                backend: str = "auto", dropout_seeds: SiteSeeds | None = None) -> torch.Tensor:
+        return dropout_add_layer_norm(x, residual, self.weight, self.bias, dropout_p, self.eps, backend,
+                                      dropout_seeds)
 
 
 class TransformerBlock(nn.Module):
@@ -173,11 +193,16 @@ class TransformerBlock(nn.Module):
         self.hidden_dropout = config.hidden_dropout
 
     def forward(self, x: torch.Tensor, attention_mask: torch.Tensor | None,
-                unpadded: UnpaddedTokens | None = None) -> torch.Tensor:
+                unpadded: UnpaddedTokens | None = None,
+                dropout_seeds: tuple[SiteSeeds, SiteSeeds, SiteSeeds] | None = None) -> torch.Tensor:
+        """dropout_seeds: this layer's keyed-dropout seeds, indexed by ATTENTION_PROBS, ATTENTION_OUTPUT and
+        FFN_OUTPUT; None draws dropout from torch's RNG."""
         backend = self.kernel_backend
         dropout_p = self.hidden_dropout if self.training else 0.0
-        x = self.attention_norm(self.attention(x, attention_mask, backend, unpadded), x, dropout_p, backend)
-        return self.ffn_norm(self.ffn_out(self.ffn_in(x, backend)), x, dropout_p, backend)
+        seeds = dropout_seeds or (None,) * SITES_PER_LAYER
+        attended = self.attention(x, attention_mask, backend, unpadded, seeds[ATTENTION_PROBS])
+        x = self.attention_norm(attended, x, dropout_p, backend, seeds[ATTENTION_OUTPUT])
+        return self.ffn_norm(self.ffn_out(self.ffn_in(x, backend)), x, dropout_p, backend, seeds[FFN_OUTPUT])
 
 
 class TiedDecoder(nn.Linear):
@@ -227,9 +252,10 @@ class XLMRModel(nn.Module):
             layer.kernel_backend = backend
 
     def encode(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None,
-               num_layers: int | None = None) -> torch.Tensor:
+               num_layers: int | None = None, dropout_keys: DropoutKeys | None = None) -> torch.Tensor:
         """The final hidden states, (batch, seq, hidden); or, given num_layers=L, those after the first L
-        blocks (L=0: the embeddings), Hugging Face's hidden_states[L], without running the blocks above."""
+        blocks (L=0: the embeddings), Hugging Face's hidden_states[L], without running the blocks above.
+        dropout_keys (training only): key every dropout mask by sample instead of drawing it from the RNG."""
         seq = input_ids.shape[-1]
         if seq > self.config.max_sequence_length:
             raise XLMRDSError(
@@ -237,10 +263,12 @@ class XLMRModel(nn.Module):
                 f"(max_position_embeddings={self.config.max_position_embeddings}) allows at most "
                 f"{self.config.max_sequence_length}; split or truncate the input"
             )
-        x = self.embeddings(input_ids)
         lengths = None
         if attention_mask is not None:
             lengths = sequence_lengths(attention_mask)  # the forward's one host read of the mask
+        seeds = self._dropout_seeds(dropout_keys, input_ids, lengths)
+        x = self.embeddings(input_ids, seeds.site(EMBEDDINGS_SITE) if seeds is not None else None)
+        if attention_mask is not None:
             if int(lengths.sum()) == attention_mask.numel():
                 # No padding: attention without a mask lets SDPA take its fused kernels (with a mask and dropout
                 # it falls back to the unfused path, 2-3x slower on CPU) and the Triton kernel skip the mask loads.
@@ -249,16 +277,31 @@ class XLMRModel(nn.Module):
         if unpadded is not None:
             batch, seq, hidden = x.shape
             x = x.reshape(batch * seq, hidden).index_select(0, unpadded.indices)
-        for layer in self.layers[:num_layers]:
+        for index, layer in enumerate(self.layers[:num_layers]):
+            layer_seeds = None if seeds is None else tuple(
+                seeds.site(site_of(index, kind)) for kind in (ATTENTION_PROBS, ATTENTION_OUTPUT, FFN_OUTPUT))
             if self.activation_checkpointing and self.training:
                 # Recompute the block in backward instead of keeping its activations (same dropout masks).
-                x = torch.utils.checkpoint.checkpoint(layer, x, attention_mask, unpadded, use_reentrant=False)
+                x = torch.utils.checkpoint.checkpoint(layer, x, attention_mask, unpadded, layer_seeds,
+                                                      use_reentrant=False)
             else:
-                x = layer(x, attention_mask, unpadded)
+                x = layer(x, attention_mask, unpadded, layer_seeds)
         if unpadded is not None:
             # Back to (batch, seq, hidden); padding positions hold zeros (nothing reads them).
             x = x.new_zeros(batch * seq, hidden).index_copy(0, unpadded.indices, x).view(batch, seq, hidden)
         return x
+
+    def _dropout_seeds(self, keys: DropoutKeys | None, input_ids: torch.Tensor,
+                       lengths: torch.Tensor | None) -> BatchDropoutSeeds | None:
+        """Every dropout site's per-sample seeds for this batch, when dropout is keyed and applies."""
+        if keys is None or not self.training:
+            return None
+        if not (self.config.hidden_dropout or self.config.attention_dropout):
+            return None
+        batch, seq = input_ids.shape
+        if lengths is None:
+            lengths = [seq] * batch
+        return BatchDropoutSeeds(keys, lengths, site_of(len(self.layers), 0), input_ids.device)
 
     def _unpadding(self, attention_mask: torch.Tensor | None,
                    lengths: torch.Tensor | None = None) -> UnpaddedTokens | None:
@@ -291,8 +334,9 @@ class XLMRForMaskedLM(XLMRModel):
         input_ids: torch.Tensor,
         attention_mask: torch.Tensor | None = None,
         labels: torch.Tensor | None = None,
+        dropout_keys: DropoutKeys | None = None,
     ) -> MaskedLMOutput:
-        hidden = self.encode(input_ids, attention_mask)
+        hidden = self.encode(input_ids, attention_mask, dropout_keys=dropout_keys)
         if labels is None:
             return MaskedLMOutput(loss=None, logits=self.lm_head(hidden))
         # The LM head and its (positions x vocab) matmul run only where there is a label: about 15% of the
