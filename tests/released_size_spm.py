@@ -1,6 +1,8 @@
-"""A SentencePiece unigram model with as many pieces as the released XLM-R one (250,000), built directly as
-a ModelProto: the real file cannot be downloaded here, and training 250k pieces needs a real corpus. Its
-pieces are a-z, '▁' and random lowercase strings; the specials sit where the released model has them."""
+"""SentencePiece models built directly as ModelProtos. The main one has as many pieces as the released XLM-R
+model (250,000): the real file cannot be downloaded here, and training 250k pieces needs a real corpus. Its
+pieces are a-z, '▁' and random lowercase strings; the specials sit where the released model has them. Two
+small variants are bad bases for `xlmr-ds spm extend`: a BPE model, and one that already has every piece that
+text over {a, b} can give."""
 
 from __future__ import annotations
 
@@ -38,5 +40,33 @@ def write_released_size_spm(path: Path, pieces: int = RELEASED_PIECES, seed: int
             seen.add(word)
             entry = proto.pieces.add()
             entry.piece, entry.score = word, -6.0 - len(proto.pieces) * 1e-5
+    path.write_bytes(proto.SerializeToString())
+    return path
+
+
+def write_bpe_spm(path: Path) -> Path:
+    """A small model whose type is BPE (not unigram)."""
+    proto = model_pb2.ModelProto()
+    proto.ParseFromString(write_released_size_spm(path, pieces=40).read_bytes())
+    proto.trainer_spec.model_type = model_pb2.TrainerSpec.BPE
+    path.write_bytes(proto.SerializeToString())
+    return path
+
+
+def write_every_ab_piece_spm(path: Path, longest: int = 6) -> Path:
+    """A unigram model with every string over {a, b} up to `longest` characters, with and without '▁': a
+    SentencePiece model trained on such text (words of at most `longest` letters) finds no piece it lacks."""
+    proto = model_pb2.ModelProto()
+    proto.ParseFromString(write_released_size_spm(path, pieces=30).read_bytes())
+    have = {p.piece for p in proto.pieces}
+    strings = [""]
+    for _ in range(longest):
+        strings = sorted({s + c for s in strings for c in "ab"} | set(strings))
+    for text in strings[1:]:
+        for piece in (text, "\u2581" + text):
+            if piece not in have:
+                entry = proto.pieces.add()
+                entry.piece, entry.score = piece, -8.0
+                have.add(piece)
     path.write_bytes(proto.SerializeToString())
     return path

@@ -20,6 +20,7 @@ from pathlib import Path
 
 import pytest
 from launch import environment, train
+from released_size_spm import write_bpe_spm, write_every_ab_piece_spm, write_released_size_spm
 
 from xlmr_ds.prep.spm_train import train_sentencepiece
 
@@ -90,6 +91,17 @@ class Inputs:
         return ["finetune", "--task", task, "--model", model or self.checkpoint(), "--train", train,
                 "--out", str(self.root / "out"), *extra]
 
+    def hf_with_tokenizer(self, tokenizer: Path) -> str:
+        """A Hugging Face directory of the tiny model (502 ids) with `tokenizer` as its sentencepiece.bpe.model."""
+        from xlmr_ds.model import XLMRForMaskedLM, preset
+        from xlmr_ds.model.hf import save_hf
+
+        save_hf(XLMRForMaskedLM(preset("tiny").replace(vocab_size=502)), self.root / "hf", tokenizer_model=tokenizer)
+        return str(self.root / "hf")
+
+    def extend_vocab(self, model: str, spm: Path) -> list[str]:
+        return ["model", "extend-vocab", "--model", model, "--spm", str(spm), "--out", str(self.root / "out")]
+
     def hf_without_tokenizer(self) -> str:
         """A Hugging Face directory (config.json) without sentencepiece.bpe.model."""
         from xlmr_ds.model import preset
@@ -100,6 +112,10 @@ class Inputs:
 
     def recipe(self, *phases: dict) -> str:
         return self.text(json.dumps({"phases": list(phases)}), "recipe.json")
+
+    def spm_extend(self, base: Path, *extra: str, corpus: str | None = None) -> list[str]:
+        return ["spm", "extend", "--base", str(base), "--input", corpus or str(self.corpus_dir), "--add", "50",
+                "--new-languages", *(["ab"] if corpus else ["hi"]), "--out", str(self.root / "out" / "new"), *extra]
 
     def train(self, *extra: str, config: str | None = None, data: str | None = None, steps: str = "2",
               model: tuple[str, str] = ("--model", "tiny")) -> list[str]:
@@ -137,6 +153,7 @@ class Case:
 
 
 UTF8_BAD = b"caf\xc3 au lait.\nsecond line.\n"
+AB_TEXT = "".join(f"{'ab' * (i % 3 + 1)} ba {'a' * (i % 5 + 1)}\n" for i in range(300)).encode()
 CASES = [
     # DeepSpeed configs
     Case("config-invalid-json", "train", lambda i: i.train(config=i.config("{not json")), "ds.json: invalid JSON at line 1 column 2"),
@@ -212,6 +229,13 @@ CASES = [
     Case("recipe-steps-disagree", "train", lambda i: i.train("--recipe", i.recipe({"steps": 1}, {"steps": 2}), steps="5"), "--steps 5 but "),
     Case("branch-without-save", "train", lambda i: i.train("--branch-from", i.checkpoint() + "/step_00000004", steps="6"), "--branch-from needs --save: a branch is a run of its own"),
     Case("branch-with-other-earlier-phases", "train", lambda i: i.train("--recipe", i.recipe({"steps": 4, "batch_size": 16}, {"steps": 2}), "--branch-from", i.checkpoint() + "/step_00000004", "--save", str(i.root / "branch"), steps="6"), "step_00000004: 32 samples consumed by step 4, but this run's recipe reaches step 4 after 64: its phases before step 4 differ"),
+    # vocabulary extension (xlmr-ds spm extend)
+    Case("spm-extend-base-not-unigram", "xlmr-ds", lambda i: i.spm_extend(write_bpe_spm(i.root / "bpe.model")), "bpe.model: a BPE SentencePiece model; extension needs a unigram model"),
+    Case("spm-extend-add-zero", "xlmr-ds", lambda i: i.spm_extend(i.spm, "--add", "0"), "--add 0: the number of pieces to add must be at least 1"),
+    Case("spm-extend-no-new-pieces", "xlmr-ds", lambda i: i.spm_extend(write_every_ab_piece_spm(i.root / "ab.model"), corpus=i.corpus({"ab.txt": AB_TEXT})), "has no piece that"),
+    Case("extend-vocab-model-and-tokenizer-differ", "xlmr-ds", lambda i: i.extend_vocab(i.hf_with_tokenizer(i.other_spm), i.spm), "hf: the model has 502 ids but its tokenizer"),
+    Case("extend-vocab-smaller-tokenizer", "xlmr-ds", lambda i: i.extend_vocab(i.hf_with_tokenizer(i.spm), i.other_spm), "300 pieces, not more than the 500 of"),
+    Case("extend-vocab-not-an-extension", "xlmr-ds", lambda i: i.extend_vocab(i.hf_with_tokenizer(i.spm), write_released_size_spm(i.root / "big.model", pieces=900)), "big.model: piece 3 is 'a', but"),
     # weights that are pickles
     Case("init-from-pickle-weights", "train", lambda i: i.train("--init-from", i.hf_pickle_only()), "holds only pytorch_model.bin; xlmr-ds reads Hugging Face weights only from safetensors"),
     Case("fill-mask-pickle-weights", "xlmr-ds", lambda i: ["fill-mask", "--model", i.hf_pickle_only(), "a <mask>."], "holds only pytorch_model.bin; xlmr-ds reads Hugging Face weights only from safetensors"),

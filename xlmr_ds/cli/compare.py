@@ -14,12 +14,17 @@ def register(commands) -> None:
     parser.add_argument("--out", required=True, metavar="FILE", help="report.md (plots go beside it)")
     parser.add_argument("--names", nargs="+", metavar="NAME", help="a label per run (default: directory names)")
     parser.add_argument("--title", default="xlmr-ds comparison")
+    parser.add_argument("--reach", metavar="LANG",
+                        help="also: the steps each run needs to reach the last run's final validation loss on LANG")
     parser.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    path = write_comparison(args.run_dirs, args.out, args.names, args.title)
+    path = write_comparison(args.run_dirs, args.out, args.names, args.title, args.reach)
     plots = ", ".join(str(path.parent / f"compare_{group}.png") for group in GROUPS)
     print(f"wrote {path} with {plots}")
-    print(path.read_text().split("## The alpha study\n", 1)[1].split("\n## ", 1)[0].strip())
+    report = path.read_text()
+    print(report.split("## The alpha study\n", 1)[1].split("\n## ", 1)[0].strip())
+    if args.reach:
+        print(report.split("## Steps to reach", 1)[1].split("\n## ", 1)[0].split("\n", 1)[1].strip())
     return 0

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from xlmr_ds.cli.arguments import add_model_arguments, model_config_from_args, require_at_least
+from xlmr_ds.cli.arguments import add_model_arguments, model_config_from_args, positive_int, require_at_least
 from xlmr_ds.cli.table import format_table
 from xlmr_ds.estimate.memory import BYTES_PER_PARAMETER
 
@@ -20,6 +20,10 @@ def register(commands) -> None:
     parser.add_argument("--precision", choices=sorted(BYTES_PER_PARAMETER), default="mixed",
                         help="mixed: bf16/fp16 training with fp32 Adam states (default); fp32: fp32 training, "
                              "as on CPU")
+    vocabulary = parser.add_mutually_exclusive_group()
+    vocabulary.add_argument("--vocab-size", type=positive_int, metavar="N", help="the model with N ids instead")
+    vocabulary.add_argument("--spm", metavar="MODEL", help="the model with the vocabulary of this SentencePiece model "
+                                                           "(pieces + 2 ids), e.g. one made by xlmr-ds spm extend")
     parser.add_argument("--json", action="store_true", help="print one JSON object instead of tables")
     parser.set_defaults(run=run)
 
@@ -30,7 +34,13 @@ def run(args: argparse.Namespace) -> int:
 
     require_at_least(args, 1, "gpus_per_node", "nodes")
     name, config = model_config_from_args(args)
-    total = parameter_count(config)
+    if args.spm:
+        from xlmr_ds.prep.tokenizer import XLMRTokenizer
+
+        config = config.replace(vocab_size=XLMRTokenizer(args.spm).vocab_size)
+    elif args.vocab_size:
+        config = config.replace(vocab_size=args.vocab_size)
+    total = parameter_count(config)  # built on the meta device: Large with any vocabulary costs nothing
     largest = largest_parameter_count(config)
     stages = [model_state_memory(s, total, largest, args.gpus_per_node, args.nodes, args.precision)
               for s in (1, 2, 3)]

@@ -18,6 +18,7 @@ from xlmr_ds.cli import (
     finetune,
     info,
     launch,
+    model,
     plan,
     report,
     smoke,
@@ -30,8 +31,8 @@ from xlmr_ds.errors import XLMRDSError
 from xlmr_ds.logs import configure_logging
 from xlmr_ds.world import launcher_rank
 
-SUBCOMMANDS = (info, plan, corpus, spm, binarize, data, train, task, finetune, ckpt, evaluate, fill_mask, report,
-               compare, smoke, bench, launch)
+SUBCOMMANDS = (info, plan, corpus, spm, binarize, data, train, model, task, finetune, ckpt, evaluate, fill_mask,
+               report, compare, smoke, bench, launch)
 
 
 def build_parser() -> OneLineErrorParser:

@@ -80,23 +80,32 @@ def train_sentencepiece(input_dir: str | Path, out_prefix: str | Path, vocab_siz
     out_prefix.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{out_prefix.name}.", dir=out_prefix.parent))
     try:
-        sample_file = staging / "sample.txt"
-        sample_file.write_text("".join(line + "\n" for line in lines), encoding="utf-8")
-        try:
-            spm.SentencePieceTrainer.Train(
-                input=str(sample_file), model_prefix=str(staging / "spm"), vocab_size=vocab_size,
-                model_type="unigram", character_coverage=character_coverage, input_sentence_size=0,
-                shuffle_input_sentence=False, num_threads=os.cpu_count() or 1, max_sentence_length=1 << 16,
-                unk_id=0, bos_id=1, eos_id=2, pad_id=-1, minloglevel=2,
-            )
-        except RuntimeError as error:
-            reason = str(error).strip().splitlines()[-1]
-            fix = ("raise --vocab-size above the number of distinct characters in the sample"
-                   if "required_chars" in reason else "lower --vocab-size or add text")
-            raise XLMRDSError(f"SentencePiece training failed with --vocab-size={vocab_size} on {len(lines)} "
-                              f"sample lines: {reason}; {fix}") from None
+        train_unigram(lines, staging / "spm", vocab_size, character_coverage)
         os.replace(staging / "spm.vocab", out_prefix.with_name(out_prefix.name + ".vocab"))
         os.replace(staging / "spm.model", out_prefix.with_name(out_prefix.name + ".model"))
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return samples
+
+
+def train_unigram(lines: list[str], prefix: Path, vocab_size: int, character_coverage: float = 0.9995,
+                  hard_vocab_limit: bool = True) -> None:
+    """PREFIX.model and PREFIX.vocab: a unigram model with XLM-R's specials trained on `lines`.
+    hard_vocab_limit=False lets SentencePiece stop below vocab_size when the text has fewer pieces."""
+    sample_file = prefix.with_name(prefix.name + ".sample.txt")
+    sample_file.write_text("".join(line + "\n" for line in lines), encoding="utf-8")
+    try:
+        spm.SentencePieceTrainer.Train(
+            input=str(sample_file), model_prefix=str(prefix), vocab_size=vocab_size,
+            model_type="unigram", character_coverage=character_coverage, input_sentence_size=0,
+            shuffle_input_sentence=False, num_threads=os.cpu_count() or 1, max_sentence_length=1 << 16,
+            unk_id=0, bos_id=1, eos_id=2, pad_id=-1, minloglevel=2, hard_vocab_limit=hard_vocab_limit,
+        )
+    except RuntimeError as error:
+        reason = str(error).strip().splitlines()[-1]
+        fix = ("raise --vocab-size above the number of distinct characters in the sample"
+               if "required_chars" in reason else "lower --vocab-size or add text")
+        raise XLMRDSError(f"SentencePiece training failed with --vocab-size={vocab_size} on {len(lines)} "
+                          f"sample lines: {reason}; {fix}") from None
+    finally:
+        sample_file.unlink(missing_ok=True)

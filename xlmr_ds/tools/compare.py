@@ -9,7 +9,8 @@ of its languages' losses (the geometric mean of their perplexities), so that no 
 The report has the runs, the final table (each group and every language), a plot per group of perplexity
 against steps (compare_<group>.png beside the report), and, when the runs differ in a constant alpha, the
 paper's alpha question answered from the measured numbers: as alpha falls, does low-resource perplexity
-improve and high-resource perplexity degrade?
+improve and high-resource perplexity degrade? With `--reach LANG`, also how many steps each run needs to reach
+the last run's final validation loss on LANG (how much sooner an initialization gets there than the baseline).
 """
 
 from __future__ import annotations
@@ -123,8 +124,34 @@ def alpha_finding(runs: list[RunCurves], finals: dict[str, dict[str, float | Non
     return lines
 
 
+def steps_to_reach(run: RunCurves, language: str, target: float) -> int | None:
+    """The first validation step at which `run`'s loss on `language` is at most `target` (None: never)."""
+    for step, loss in zip(run.steps, run.losses.get(language, [])):
+        if loss <= target:
+            return step
+    return None
+
+
+def reach_finding(runs: list[RunCurves], language: str) -> list[str]:
+    """How many steps each run needs to reach the last run's final validation loss on `language` (the last run
+    is the baseline: e.g. random initialization of new embeddings, against mean initialization before it)."""
+    baseline = runs[-1]
+    if language not in baseline.losses:
+        raise XLMRDSError(f"--reach {language}: {baseline.path} has no validation loss for {language}")
+    target = baseline.losses[language][-1]
+    base_steps = steps_to_reach(baseline, language, target)
+    lines = [f"Target: {baseline.name}'s final validation loss on {language}, {target:.4f} (perplexity "
+             f"{math.exp(target):.2f}, step {baseline.steps[-1]}).", "",
+             "| run | first validation step at or below it | sooner than the baseline |", "|---|---|---|"]
+    for run in runs:
+        reached = steps_to_reach(run, language, target)
+        speedup = (f"{base_steps / reached:.2f}x" if reached else "at step 0") if reached is not None else "-"
+        lines.append(f"| {run.name} | {reached if reached is not None else 'not reached'} | {speedup} |")
+    return lines
+
+
 def write_comparison(run_dirs: list[str], out: str | Path, names: list[str] | None = None,
-                     title: str = "xlmr-ds comparison") -> Path:
+                     title: str = "xlmr-ds comparison", reach: str | None = None) -> Path:
     if names and len(names) != len(run_dirs):
         raise XLMRDSError(f"--names: {len(names)} names for {len(run_dirs)} runs; give one per run or none")
     runs = [load_run(path, names[i] if names else None) for i, path in enumerate(run_dirs)]
@@ -172,6 +199,8 @@ def write_comparison(run_dirs: list[str], out: str | Path, names: list[str] | No
         for lang in groups[group]:
             lines.append(f"| {lang} | {tokens[lang]:,} | {group} | "
                          + " | ".join(cell(finals[run.name].get(lang)) for run in runs) + " |")
+    if reach:
+        lines += ["", f"## Steps to reach {reach}'s final loss of {runs[-1].name}", "", *reach_finding(runs, reach)]
     lines += ["", "## Curves", ""] + [f"![{group}](compare_{group}.png)" for group in GROUPS]
     temporary = out.with_name(f".{out.name}.tmp")
     temporary.write_text("\n".join(lines) + "\n")
