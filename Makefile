@@ -11,7 +11,7 @@ DEMO ?= runs/demo
 INSTALLED := $(VENV)/.installed
 TORCH_VERSION ?= 2.13.0
 
-.PHONY: test demo ablation clean
+.PHONY: test demo ablation adapt clean
 
 $(INSTALLED): setup.py
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -98,6 +98,43 @@ ablation: $(INSTALLED)
 	done
 	$(XLMR_DS) compare $(foreach a,$(ABLATION_ALPHAS),$(ABLATION)/alpha_$(a)) --out $(ABLATION)/report.md \
 		--title "alpha 0.3 / 0.7 / 1.0: the tiny model on the demo corpus, $(ABLATION_STEPS) steps each"
+
+# Adapting a pretrained model to a language its tokenizer lacks (the Glot500 / OFA / FOCUS path): a base tokenizer
+# and model without ADAPT_LANGUAGE, its tokenizer extended with that language's pieces, the model grown to it with
+# mean and with random initialization of the new embeddings, continued pretraining of both on the whole corpus, and
+# `xlmr-ds compare --reach` telling how many steps each needs to reach random init's final loss on the language.
+ADAPT ?= runs/adapt
+ADAPT_LANGUAGE ?= sv
+ADAPT_ADD ?= 2000
+ADAPT_BASE_STEPS ?= 400
+ADAPT_STEPS ?= 200
+ADAPT_EVERY ?= 20
+ADAPT_TRAIN = DS_ACCELERATOR=cpu PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(VENV)/bin/deepspeed --log_level $(LAUNCHER_LOG_LEVEL) --num_gpus 2 \
+	--module xlmr_ds.train --deepspeed_config ds_configs/demo_cpu_zero2.json --model tiny --block-size $(DEMO_BLOCK) \
+	--valid-fraction 0.02 --resume none
+
+adapt: $(INSTALLED)
+	$(XLMR_DS) corpus demo --out $(ADAPT)/corpus --scale $(DEMO_SCALE)
+	rm -rf $(ADAPT)/base_corpus && mkdir -p $(ADAPT)/base_corpus && cp $(ADAPT)/corpus/*.txt $(ADAPT)/base_corpus/ \
+		&& rm $(ADAPT)/base_corpus/$(ADAPT_LANGUAGE).txt
+	$(XLMR_DS) spm train --input $(ADAPT)/base_corpus --out $(ADAPT)/base_spm/spm --vocab-size $(DEMO_VOCAB) --sample-lines 100000
+	$(MPIEXEC) -n 2 $(XLMR_DS) binarize --input $(ADAPT)/base_corpus --spm $(ADAPT)/base_spm/spm.model --out $(ADAPT)/base_data
+	rm -rf $(ADAPT)/base && $(ADAPT_TRAIN) --data $(ADAPT)/base_data --steps $(ADAPT_BASE_STEPS) --save $(ADAPT)/base
+	$(XLMR_DS) spm extend --base $(ADAPT)/base_spm/spm.model --input $(ADAPT)/corpus --new-languages $(ADAPT_LANGUAGE) \
+		--add $(ADAPT_ADD) --out $(ADAPT)/spm/spm
+	$(XLMR_DS) info --model large --spm $(ADAPT)/spm/spm.model --gpus-per-node 8 --nodes 1
+	$(MPIEXEC) -n 2 $(XLMR_DS) binarize --input $(ADAPT)/corpus --spm $(ADAPT)/spm/spm.model --out $(ADAPT)/data
+	for init in mean random; do \
+		rm -rf $(ADAPT)/$$init $(ADAPT)/hf_$$init; \
+		$(XLMR_DS) model extend-vocab --model $(ADAPT)/base --spm $(ADAPT)/spm/spm.model --init $$init \
+			--out $(ADAPT)/hf_$$init || exit 1; \
+		$(ADAPT_TRAIN) --data $(ADAPT)/data --init-from $(ADAPT)/hf_$$init --steps $(ADAPT_STEPS) \
+			--eval-every $(ADAPT_EVERY) --save $(ADAPT)/$$init || exit 1; \
+	done
+	$(XLMR_DS) compare $(ADAPT)/mean $(ADAPT)/random --reach $(ADAPT_LANGUAGE) --out $(ADAPT)/report.md \
+		--title "new embeddings for $(ADAPT_LANGUAGE): mean against random initialization, $(ADAPT_STEPS) steps each"
+	$(XLMR_DS) export --ckpt $(ADAPT)/mean --out $(ADAPT)/hf
+	$(XLMR_DS) fill-mask --model $(ADAPT)/hf "Det är en <mask> dag."
 
 clean:
 	rm -rf $(VENV) *.egg-info .pytest_cache

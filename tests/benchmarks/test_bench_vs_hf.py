@@ -12,7 +12,7 @@ import sys
 import pytest
 
 ARGS = ["--model", "small", "--seq", "256", "--micro-batch", "2", "--steps", "4", "--warmup-steps", "1",
-        "--processes", "2", "--compare", "hf"]
+        "--processes", "2", "--compare", "hf", "--repeats", "2"]
 
 
 @pytest.mark.slow

@@ -160,11 +160,11 @@ UNREACHABLE = [
      DEEPSPEED, 60,
      ["host=node3 was not reachable via ssh"]),
     ("deepspeed, second host down", "node1 slots=1\nnode3 slots=1\n",
-     # The rank on node1 waits 1 minute for its peer; starting it can take minutes more when DeepSpeed's
-     # CPU comm op is (re)built first.
-     DEEPSPEED + " --dist-timeout-minutes 1", 300,
+     # The rank on node1 waits 15 s for its peer (fractions of a minute are allowed); starting it can take
+     # minutes more when DeepSpeed's CPU comm op is (re)built first.
+     DEEPSPEED + " --dist-timeout-minutes 0.25", 300,
      ["node3: ssh: connect to host node3 port 22: No route to host",
-      "xlmr_ds.train: error: the job's processes did not all connect within --dist-timeout-minutes=1"]),
+      "xlmr_ds.train: error: the job's processes did not all connect within --dist-timeout-minutes=0.25"]),
 ]
 
 
