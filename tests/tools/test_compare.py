@@ -88,12 +88,14 @@ def test_the_command_prints_the_finding(binarized_dir, tmp_path):
 
 def test_reach_counts_the_steps_to_the_baselines_final_loss(binarized_dir, tmp_path):
     # mean init reaches hi's final loss of random init (3.0 at step 30) at step 10: 3x sooner; "slow" never does.
+    # "dips" gets there at step 10, goes back above and stays from step 30.
     curves = {"mean": {0: 3.6, 10: 2.9, 20: 2.7, 30: 2.6}, "slow": {0: 4.0, 10: 3.9, 20: 3.8, 30: 3.7},
-              "random": {0: 4.5, 10: 3.8, 20: 3.2, 30: 3.0}}
+              "dips": {0: 3.6, 10: 2.9, 20: 3.1, 30: 2.9}, "random": {0: 4.5, 10: 3.8, 20: 3.2, 30: 3.0}}
     runs = [make_run(tmp_path, name, binarized_dir, 0.3, {step: losses_for(2.0, loss) for step, loss in c.items()})
             for name, c in curves.items()]
     text = write_comparison([str(r) for r in runs], tmp_path / "report.md", reach="hi").read_text()
     assert "Target: random's final validation loss on hi, 3.0000" in text
-    assert "| mean | 10 | 3.00x |" in text and "| slow | not reached | - |" in text and "| random | 30 | 1.00x |" in text
+    assert "| mean | 10 | 3.00x | 10 | 3.00x |" in text and "| slow | not reached | - | not reached | - |" in text
+    assert "| dips | 10 | 3.00x | 30 | 1.00x |" in text and "| random | 30 | 1.00x | 30 | 1.00x |" in text
     with pytest.raises(XLMRDSError, match="--reach xx: .* has no validation loss for xx"):
         write_comparison([str(r) for r in runs], tmp_path / "report.md", reach="xx")

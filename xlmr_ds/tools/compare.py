@@ -132,6 +132,18 @@ def steps_to_reach(run: RunCurves, language: str, target: float) -> int | None:
     return None
 
 
+def steps_to_stay(run: RunCurves, language: str, target: float) -> int | None:
+    """The first validation step from which `run`'s loss on `language` stays at most `target` (None: never):
+    validation on a few blocks is noisy, and a curve that dips once has not arrived."""
+    reached = None
+    for step, loss in zip(run.steps, run.losses.get(language, [])):
+        if loss > target:
+            reached = None
+        elif reached is None:
+            reached = step
+    return reached
+
+
 def reach_finding(runs: list[RunCurves], language: str) -> list[str]:
     """How many steps each run needs to reach the last run's final validation loss on `language` (the last run
     is the baseline: e.g. random initialization of new embeddings, against mean initialization before it)."""
@@ -139,14 +151,20 @@ def reach_finding(runs: list[RunCurves], language: str) -> list[str]:
     if language not in baseline.losses:
         raise XLMRDSError(f"--reach {language}: {baseline.path} has no validation loss for {language}")
     target = baseline.losses[language][-1]
-    base_steps = steps_to_reach(baseline, language, target)
     lines = [f"Target: {baseline.name}'s final validation loss on {language}, {target:.4f} (perplexity "
              f"{math.exp(target):.2f}, step {baseline.steps[-1]}).", "",
-             "| run | first validation step at or below it | sooner than the baseline |", "|---|---|---|"]
+             "| run | first validation step at or below it | sooner | step from which it stays there | sooner |",
+             "|---|---|---|---|---|"]
+
+    def cells(measure) -> tuple[str, str]:
+        base_steps = measure(baseline, language, target)
+        reached = measure(run, language, target)
+        if reached is None:
+            return "not reached", "-"
+        return str(reached), f"{base_steps / reached:.2f}x" if reached else "at step 0"
+
     for run in runs:
-        reached = steps_to_reach(run, language, target)
-        speedup = (f"{base_steps / reached:.2f}x" if reached else "at step 0") if reached is not None else "-"
-        lines.append(f"| {run.name} | {reached if reached is not None else 'not reached'} | {speedup} |")
+        lines.append(f"| {run.name} | " + " | ".join((*cells(steps_to_reach), *cells(steps_to_stay))) + " |")
     return lines
 
 
