@@ -29,6 +29,8 @@ setup(
         "protobuf>=4.25",  # reading SentencePiece models when writing Hugging Face tokenizer files
         "seqeval>=1.2",  # entity-level F1 of token-classification tasks, as everyone reports it
         "babel>=2.14",  # CLDR locale data: the demo's cross-lingual task and parallel strings
+        "zstandard>=0.22",  # .zst corpus shards
+        "pyarrow>=15",  # parquet corpus shards (FineWeb-2)
     ],
     extras_require={
         "dev": [

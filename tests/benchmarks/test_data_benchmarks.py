@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from xlmr_ds.prep.corpus import discover_corpus, iter_raw_lines
+from xlmr_ds.prep.corpus import discover_corpus
 from xlmr_ds.prep.tokenizer import XLMRTokenizer
 
 MPIEXEC = str(Path(sys.executable).parent / "mpiexec")
@@ -46,7 +46,7 @@ def _binarize_mb_per_s(corpus, spm_model, out, ranks) -> float:
 
 def _raw_encode_mb_per_s(corpus, spm_model) -> float:
     tokenizer = XLMRTokenizer(spm_model)
-    lines = [raw.decode() for f in discover_corpus(corpus) for raw in iter_raw_lines(f.path)]
+    lines = [raw.decode() for f in discover_corpus(corpus) for raw in f.shards[0].path.read_bytes().splitlines()]
     size = sum(len(line.encode()) + 1 for line in lines)
     start = time.perf_counter()
     for i in range(0, len(lines), 4096):

@@ -56,8 +56,8 @@ def test_a_vocabulary_too_large_for_the_sample_fails_cleanly_and_writes_nothing(
 
 CORPUS_ERRORS = [
     ("missing", None, "corpus directory not found"),
-    ("no-txt", {"notes.md": "x"}, "no <lang>.txt files found"),
-    ("all-empty", {"en.txt": "", "fr.txt": ""}, "every <lang>.txt file is empty"),
+    ("no-txt", {"notes.md": "x"}, "no <lang>.txt files or <lang>/ shard folders found"),
+    ("all-empty", {"en.txt": "", "fr.txt": ""}, "every language's files are empty"),
     ("bad-name", {"e n.txt": "x\n"}, "language name 'e n' must be"),
 ]
 

@@ -8,7 +8,10 @@ print `expect`. Rows are one line each; the inputs they need are built by `Input
 
 from __future__ import annotations
 
+import gzip
+import io
 import json
+import lzma
 import os
 import shutil
 import struct
@@ -18,7 +21,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
+import zstandard
 from launch import environment, train
 from released_size_spm import write_bpe_spm, write_every_ab_piece_spm, write_released_size_spm
 
@@ -53,6 +59,19 @@ class Inputs:
             self.text(content, f"corpus/{name}")
         (self.root / "corpus").mkdir(exist_ok=True)
         return str(self.root / "corpus")
+
+    @staticmethod
+    def compressed(content: bytes, codec: str, keep: float = 1.0) -> bytes:
+        """`content` as an xz, gz or zst stream, cut to the first `keep` share of its bytes."""
+        packed = {"xz": lzma.compress, "gz": gzip.compress,
+                  "zst": lambda data: zstandard.ZstdCompressor().compress(data)}[codec](content)
+        return packed[: int(len(packed) * keep)]
+
+    @staticmethod
+    def parquet(column: str, texts: list[str]) -> bytes:
+        buffer = io.BytesIO()
+        pq.write_table(pa.table({column: texts}), buffer)
+        return buffer.getvalue()
 
     def binarize(self, input_dir: str, spm: Path | None = None) -> list[str]:
         return ["binarize", "--no-progress", "--input", input_dir, "--spm", str(spm or self.spm),
@@ -153,6 +172,7 @@ class Case:
 
 
 UTF8_BAD = b"caf\xc3 au lait.\nsecond line.\n"
+MANY_LINES = b"".join(b"line number %d of a shard.\n" % i for i in range(20_000))
 AB_TEXT = "".join(f"{'ab' * (i % 3 + 1)} ba {'a' * (i % 5 + 1)}\n" for i in range(300)).encode()
 CASES = [
     # DeepSpeed configs
@@ -172,10 +192,21 @@ CASES = [
     Case("hostfile-duplicate-host", "xlmr-ds", lambda i: ["launch", "check", "--hostfile", i.text("node1 slots=1\nnode1 slots=2\n", "hosts")], "hosts:2: host node1 is listed twice (first on line 1); give each host one line with its total slots"),
     Case("hostfile-zero-slots", "xlmr-ds", lambda i: ["launch", "check", "--hostfile", i.text("node1 slots=0\n", "hosts")], "hosts:1: slots=0 for node1: a host needs at least 1 slot"),
     # corpora
-    Case("corpus-missing-directory", "xlmr-ds", lambda i: i.binarize(str(i.root / "nowhere")), "nowhere: corpus directory not found (expected a directory of <lang>.txt files)"),
-    Case("corpus-without-lang-txt", "xlmr-ds", lambda i: i.binarize(i.corpus({"notes.md": b"text\n"})), "no <lang>.txt files found (one UTF-8 text file per language)"),
-    Case("corpus-all-files-empty", "xlmr-ds", lambda i: i.binarize(i.corpus({"en.txt": b"", "fr.txt": b""})), "every <lang>.txt file is empty"),
+    Case("corpus-missing-directory", "xlmr-ds", lambda i: i.binarize(str(i.root / "nowhere")), "nowhere: corpus directory not found (expected a directory of <lang>.txt files or <lang>/ shard folders)"),
+    Case("corpus-without-lang-txt", "xlmr-ds", lambda i: i.binarize(i.corpus({"notes.md": b"text\n"})), "no <lang>.txt files or <lang>/ shard folders found (one per language; formats: .txt.xz, "),
+    Case("corpus-all-files-empty", "xlmr-ds", lambda i: i.binarize(i.corpus({"en.txt": b"", "fr.txt": b""})), "every language's files are empty"),
     Case("corpus-bad-language-name", "xlmr-ds", lambda i: i.binarize(i.corpus({"en us.txt": b"text\n"})), "language name 'en us' must be letters, digits, '-' or '_'"),
+    Case("shard-truncated-xz", "xlmr-ds", lambda i: i.binarize(i.corpus({"en.txt.xz": i.compressed(MANY_LINES, "xz", 0.5)})), "en.txt.xz: after line 8,"),
+    Case("shard-truncated-zst", "xlmr-ds", lambda i: i.binarize(i.corpus({"en/00.txt.zst": i.compressed(MANY_LINES, "zst", 0.5)})), "the zst stream is truncated or corrupt (compressed file ended before the end-of-frame marker"),
+    Case("shard-not-gzip", "xlmr-ds", lambda i: i.binarize(i.corpus({"en.jsonl.gz": b"plain text, not gzip\n"})), "en.jsonl.gz: after line 0: the gz stream is truncated or corrupt (Not a gzipped file"),
+    Case("shard-bad-json-line", "xlmr-ds", lambda i: i.binarize(i.corpus({"en/00.jsonl": b'{"text": "a line."}\n{"text": "cut\n'})), "00.jsonl:2: not a JSON object (Unterminated string starting at at column 10)"),
+    Case("shard-json-not-an-object", "xlmr-ds", lambda i: i.binarize(i.corpus({"en.jsonl": b'["a line."]\n'})), "en.jsonl:1: expected a JSON object, got list"),
+    Case("shard-unknown-text-field", "xlmr-ds", lambda i: i.binarize(i.corpus({"en/00.jsonl.zst": i.compressed(b'{"content": "x", "id": 1}\n', "zst")})), "00.jsonl.zst:1: no field 'text' (the record has: content, id); name the text field with --text-field"),
+    Case("shard-text-field-not-a-string", "xlmr-ds", lambda i: i.binarize(i.corpus({"en.jsonl": b'{"text": 3}\n'})), "en.jsonl:1: field 'text' is int, expected a string"),
+    Case("shard-parquet-without-column", "xlmr-ds", lambda i: i.binarize(i.corpus({"en/00.parquet": i.parquet("content", ["a line."])})), "00.parquet: no column 'text' (the file has: content); name the text column with --text-field"),
+    Case("shard-not-parquet", "xlmr-ds", lambda i: i.binarize(i.corpus({"en/00.parquet": b"not parquet at all"})), "00.parquet: not a readable parquet file"),
+    Case("shard-folder-unknown-file", "xlmr-ds", lambda i: i.binarize(i.corpus({"en/00.jsonl": b'{"text": "x"}\n', "en/notes.csv": b"a,b\n"})), "notes.csv: not a shard this reader knows (a shard folder holds files ending in .txt.xz"),
+    Case("shard-language-twice", "xlmr-ds", lambda i: i.binarize(i.corpus({"en.txt": b"x\n", "en/00.jsonl": b'{"text": "x"}\n'})), "language 'en' is also given by"),
     Case("corpus-one-empty-file", "xlmr-ds", lambda i: i.binarize(i.corpus({"en.txt": b"a line.\n", "fr.txt": b""})), "note: skipped fr: no text (no dataset written)", succeeds=True),
     Case("corpus-invalid-utf8", "xlmr-ds", lambda i: i.binarize(i.corpus({"en.txt": UTF8_BAD})), "note: 1 invalid UTF-8 sequence(s) were replaced by U+FFFD", succeeds=True),
     Case("corpus-nul-bytes", "xlmr-ds", lambda i: i.binarize(i.corpus({"en.txt": b"nul\x00byte line.\nnext.\n"})), "note: NUL bytes (encoded as <unk>) in en (1)", succeeds=True),

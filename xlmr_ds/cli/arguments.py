@@ -67,3 +67,11 @@ def model_config_from_args(args: argparse.Namespace) -> tuple[str, XLMRConfig]:
     if args.model_config:
         return args.model_config, XLMRConfig.from_json(args.model_config)
     return args.model, preset(args.model)
+
+
+def add_text_field_argument(parser: argparse.ArgumentParser) -> None:
+    """--text-field: which field of JSON-lines records / column of parquet shards holds the text."""
+    from xlmr_ds.prep.shard_reader import DEFAULT_TEXT_FIELD
+
+    parser.add_argument("--text-field", default=DEFAULT_TEXT_FIELD, metavar="NAME",
+                        help=f"JSON-lines field / parquet column holding the text (default {DEFAULT_TEXT_FIELD!r})")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import socket
 
+from xlmr_ds.cli.arguments import add_text_field_argument
 from xlmr_ds.cli.table import format_table
 from xlmr_ds.errors import XLMRDSError
 from xlmr_ds.prep.binarize import binarize_corpus
@@ -13,9 +14,11 @@ from xlmr_ds.world import data_world
 
 def register(commands) -> None:
     parser = commands.add_parser("binarize", help="encode a corpus into indexed datasets (MPI-parallel)")
-    parser.add_argument("--input", required=True, metavar="DIR", help="corpus directory of <lang>.txt files")
+    parser.add_argument("--input", required=True, metavar="DIR",
+                        help="corpus directory: per language <lang>.txt[.xz|.gz|.zst] or a <lang>/ folder of shards")
     parser.add_argument("--spm", required=True, metavar="MODEL", help="SentencePiece model (PREFIX.model)")
     parser.add_argument("--out", required=True, metavar="OUT", help="output directory")
+    add_text_field_argument(parser)
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     parser.set_defaults(run=run)
 
@@ -24,7 +27,8 @@ def run(args: argparse.Namespace) -> int:
     world = data_world()
     hosts = world.gather(socket.gethostname())  # where the ranks run: under mpiexec, often several machines
     try:
-        results, elapsed = binarize_corpus(args.input, args.spm, args.out, world, progress=not args.no_progress)
+        results, elapsed = binarize_corpus(args.input, args.spm, args.out, world, progress=not args.no_progress,
+                                           text_field=args.text_field)
     except XLMRDSError:
         # Input errors are found by every rank before any collective: report them once.
         if world.rank == 0:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 import time
 
-from xlmr_ds.cli.arguments import add_command_group, positive_int
+from xlmr_ds.cli.arguments import add_command_group, add_text_field_argument, positive_int
 from xlmr_ds.cli.table import format_table
 from xlmr_ds.prep.spm_extend import extend_sentencepiece
 from xlmr_ds.prep.spm_train import train_sentencepiece
@@ -16,7 +16,9 @@ from xlmr_ds.prep.tokenizer import XLMRTokenizer
 def register(commands) -> None:
     spm_commands = add_command_group(commands, "spm", "SentencePiece tokenizer")
     train = spm_commands.add_parser("train", help="train a unigram model on an alpha-sampled sample")
-    train.add_argument("--input", required=True, metavar="DIR", help="corpus directory of <lang>.txt files")
+    train.add_argument("--input", required=True, metavar="DIR",
+                       help="corpus directory: per language <lang>.txt[.xz|.gz|.zst] or a <lang>/ folder of shards")
+    add_text_field_argument(train)
     train.add_argument("--out", required=True, metavar="PREFIX", help="writes PREFIX.model and PREFIX.vocab")
     train.add_argument("--vocab-size", required=True, type=int, metavar="N",
                        help="SentencePiece pieces (XLM-R: 250000); the model's vocabulary is N + 2")
@@ -45,13 +47,14 @@ def register(commands) -> None:
                         help="lines per old language that the added pieces must leave as they were (default "
                              "20,000); the changed share is reported on other lines")
     extend.add_argument("--seed", type=int, default=0)
+    add_text_field_argument(extend)
     extend.set_defaults(run=run_extend)
 
 
 def run_train(args: argparse.Namespace) -> int:
     started = time.perf_counter()
     samples = train_sentencepiece(args.input, args.out, args.vocab_size, alpha=args.alpha,
-                                  sample_lines=args.sample_lines, seed=args.seed)
+                                  sample_lines=args.sample_lines, seed=args.seed, text_field=args.text_field)
     tokenizer = XLMRTokenizer(f"{args.out}.model")
     rows = [(s.language, f"{s.bytes:,}", f"{s.probability:.4f}", f"{len(s.lines):,}", f"{s.replaced:,}")
             for s in samples]
@@ -64,7 +67,8 @@ def run_train(args: argparse.Namespace) -> int:
 def run_extend(args: argparse.Namespace) -> int:
     started = time.perf_counter()
     report = extend_sentencepiece(args.base, args.input, args.add, args.out, args.new_languages, alpha=args.alpha,
-                                  sample_lines=args.sample_lines, check_lines=args.check_lines, seed=args.seed)
+                                  sample_lines=args.sample_lines, check_lines=args.check_lines, seed=args.seed,
+                                  text_field=args.text_field)
     if report.new_languages:
         rows = [(lang, f"{r['lines']:,}", f"{r['tokens_per_line_before']:.2f}", f"{100 * r['unk_share_before']:.1f}%",
                  f"{r['tokens_per_line_after']:.2f}", f"{100 * r['unk_share_after']:.1f}%")

@@ -1,7 +1,8 @@
 """Parallel binarization of a corpus into one indexed dataset per language (`xlmr-ds binarize`).
 
-For each language every rank takes a byte range of the file that starts at a line start, encodes its
-lines (one sequence per non-blank line: its ids followed by </s>) into a part file, and records where
+For each language every rank takes a contiguous run of it (corpus.split_work: byte ranges starting at line
+starts inside plain text shards, whole compressed or columnar shards), encodes its lines (one sequence per
+non-blank line: its ids followed by </s>) into a part file, and records where
 blank lines end documents. An exclusive scan of the part sizes gives each rank its offset in the shared
 .bin, which it writes with pwrite; rank 0 gathers the document boundaries and writes the .idx, streaming
 the per-rank lengths. The output depends only on the input and the tokenizer, never on the rank count.
@@ -28,16 +29,16 @@ from xlmr_ds.dataset.manifest import MANIFEST, write_manifest
 from xlmr_ds.errors import XLMRDSError
 from xlmr_ds.logs import progress_bar
 from xlmr_ds.prep.corpus import (
-    LanguageFile,
+    LanguageSource,
     ReplacementCounter,
+    Segment,
     discover_corpus,
-    iter_line_blocks,
     split_block_lines,
-    split_line_aligned,
+    split_work,
 )
+from xlmr_ds.prep.shard_reader import DEFAULT_TEXT_FIELD, iter_segment_text
 from xlmr_ds.prep.tokenizer import XLMRTokenizer
 
-_BATCH_BYTES = 1 << 20
 _COPY_BYTES = 16 << 20
 
 
@@ -67,37 +68,55 @@ def _part_paths(tmp_dir: Path, language: str, rank: int) -> tuple[Path, Path]:
     return tmp_dir / f"{language}.r{rank}.bin", tmp_dir / f"{language}.r{rank}.len"
 
 
-def encode_range(source: LanguageFile, start: int, end: int, tokenizer: XLMRTokenizer, dtype: np.dtype,
-                 tmp_dir: Path, rank: int, progress: tqdm | None) -> RankPart:
-    """Encode the lines starting in [start, end) into this rank's part files."""
-    tokens_path, lengths_path = _part_paths(tmp_dir, source.language, rank)
+def encode_segments(language: str, segments: list[Segment], text_field: str, tokenizer: XLMRTokenizer,
+                    dtype: np.dtype, tmp_dir: Path, rank: int, progress: tqdm | None) -> RankPart:
+    """Encode this rank's segments of a language, in order, into its part files."""
+    tokens_path, lengths_path = _part_paths(tmp_dir, language, rank)
     decoder = ReplacementCounter()
-    stats = LanguageStats(bytes_read=end - start)
+    stats = LanguageStats(bytes_read=sum(segment.end - segment.start for segment in segments))
     document_ends: list[int] = []
     sequences = 0
     with open(tokens_path, "wb") as tokens_out, open(lengths_path, "wb") as lengths_out:
-        for block in iter_line_blocks(source.path, start, end, _BATCH_BYTES):
-            stats.nul_characters += block.count(b"\0")
-            lines = split_block_lines(decoder.decode(block))
-            # is_blank for every line, in C (no Python bytecode per line of the corpus): empty or whitespace.
-            blank = np.fromiter(map(operator.or_, map(operator.not_, lines), map(str.isspace, lines)),
-                                dtype=bool, count=len(lines))
-            blank_at = np.flatnonzero(blank)
-            if len(blank_at):
-                # A blank line ends a document after the non-blank lines before it.
-                document_ends.extend((sequences + blank_at - np.arange(len(blank_at))).tolist())
-                lines = list(itertools.compress(lines, (~blank).tolist()))
-            if lines:
-                ids, lengths = tokenizer.encode_lines_with_eos(lines, dtype=dtype)
-                tokens_out.write(ids)
-                lengths_out.write(lengths)
-                sequences += len(lines)
-                stats.tokens += int(ids.size)
-            if progress is not None:
-                progress.update(len(block))
+        for segment in segments:
+            for text, consumed in iter_segment_text(segment, decoder, text_field):
+                stats.nul_characters += text.count("\0")
+                lines = split_block_lines(text)
+                # is_blank for every line, in C (no Python bytecode per line of the corpus): empty or whitespace.
+                blank = np.fromiter(map(operator.or_, map(operator.not_, lines), map(str.isspace, lines)),
+                                    dtype=bool, count=len(lines))
+                blank_at = np.flatnonzero(blank)
+                if len(blank_at):
+                    # A blank line ends a document after the non-blank lines before it.
+                    document_ends.extend((sequences + blank_at - np.arange(len(blank_at))).tolist())
+                    lines = list(itertools.compress(lines, (~blank).tolist()))
+                if lines:
+                    ids, lengths = tokenizer.encode_lines_with_eos(lines, dtype=dtype)
+                    tokens_out.write(ids)
+                    lengths_out.write(lengths)
+                    sequences += len(lines)
+                    stats.tokens += int(ids.size)
+                if progress is not None:
+                    progress.update(consumed)
     stats.sequences = sequences
     stats.replaced_characters = decoder.replaced
     return RankPart(sequences, tokens_path.stat().st_size, document_ends, stats)
+
+
+def _encode_or_fail_together(source: LanguageSource, segments: list[Segment], text_field: str,
+                             tokenizer: XLMRTokenizer, dtype: np.dtype, tmp_dir: Path, world,
+                             progress: tqdm | None) -> RankPart:
+    """encode_segments on every rank; a damaged shard is found by the one rank that reads it, so the ranks
+    agree before any collective that would otherwise wait for it forever: all raise the first error."""
+    try:
+        part, error = encode_segments(source.language, segments, text_field, tokenizer, dtype, tmp_dir,
+                                      world.rank, progress), None
+    except XLMRDSError as raised:
+        part, error = None, str(raised)
+    errors = world.gather(error)
+    first = world.bcast(next((e for e in errors if e), None) if world.rank == 0 else None)
+    if first:
+        raise XLMRDSError(first)
+    return part
 
 
 def _read_lengths(paths: list[Path]):
@@ -105,13 +124,12 @@ def _read_lengths(paths: list[Path]):
         yield np.fromfile(path, dtype=np.int32)
 
 
-def binarize_language(source: LanguageFile, byte_range: tuple[int, int], tokenizer: XLMRTokenizer, out_dir: Path,
-                      tmp_dir: Path, world, progress: tqdm | None) -> LanguageStats | None:
-    """Write OUT/<lang>.bin and .idx from this rank's byte_range of the file; returns the language's stats on
-    rank 0 (None elsewhere)."""
+def binarize_language(source: LanguageSource, segments: list[Segment], text_field: str, tokenizer: XLMRTokenizer,
+                      out_dir: Path, tmp_dir: Path, world, progress: tqdm | None) -> LanguageStats | None:
+    """Write OUT/<lang>.bin and .idx from this rank's segments of the language; returns the language's stats
+    on rank 0 (None elsewhere)."""
     dtype = token_dtype(tokenizer.vocab_size)
-    start, end = byte_range
-    part = encode_range(source, start, end, tokenizer, dtype, tmp_dir, world.rank, progress)
+    part = _encode_or_fail_together(source, segments, text_field, tokenizer, dtype, tmp_dir, world, progress)
 
     sequence_offset = world.exscan_sum(part.sequences)
     byte_offset = world.exscan_sum(part.token_bytes)
@@ -177,7 +195,8 @@ def binarize_language(source: LanguageFile, byte_range: tuple[int, int], tokeniz
 
 
 def binarize_corpus(input_dir: str | Path, spm_model: str | Path, out_dir: str | Path, world,
-                    progress: bool = True) -> tuple[dict[str, LanguageStats] | None, float]:
+                    progress: bool = True, text_field: str = DEFAULT_TEXT_FIELD,
+                    ) -> tuple[dict[str, LanguageStats] | None, float]:
     """Binarize every language; returns (stats per language on rank 0, else None; elapsed seconds)."""
     corpus = discover_corpus(input_dir)
     tokenizer = XLMRTokenizer(spm_model)
@@ -185,22 +204,32 @@ def binarize_corpus(input_dir: str | Path, spm_model: str | Path, out_dir: str |
     if out_dir.exists() and not out_dir.is_dir():
         raise XLMRDSError(f"{out_dir}: exists and is not a directory; choose another --out")
     tmp_dir = out_dir / ".binarize-tmp"
+    out_dir_is_new = not out_dir.exists()
     if world.rank == 0:
         tmp_dir.mkdir(parents=True, exist_ok=True)
         (out_dir / MANIFEST).unlink(missing_ok=True)  # until this run finishes, the output is not complete
     world.barrier()
 
     started = time.perf_counter()
-    my_ranges = {source.language: split_line_aligned(source.path, world.size)[world.rank] for source in corpus}
-    bar = progress_bar(total=sum(end - start for start, end in my_ranges.values()), unit="B", unit_scale=True,
+    my_segments = {source.language: split_work(source, world.size)[world.rank] for source in corpus}
+    bar = progress_bar(total=sum(s.end - s.start for segments in my_segments.values() for s in segments),
+                       unit="B", unit_scale=True,
                        desc=f"binarize (rank 0 of {world.size})", rank=world.rank, disable=not progress)
     results = {}
-    with bar:
-        for source in corpus:
-            bar.set_postfix_str(source.language)
-            stats = binarize_language(source, my_ranges[source.language], tokenizer, out_dir, tmp_dir, world, bar)
-            if stats is not None:
-                results[source.language] = stats
+    try:
+        with bar:
+            for source in corpus:
+                bar.set_postfix_str(source.language)
+                stats = binarize_language(source, my_segments[source.language], text_field, tokenizer, out_dir,
+                                          tmp_dir, world, bar)
+                if stats is not None:
+                    results[source.language] = stats
+    except XLMRDSError:
+        if world.rank == 0:  # a damaged shard: no part files are left behind (no manifest was written)
+            shutil.rmtree(tmp_dir, ignore_errors=True)
+            if out_dir_is_new and not any(out_dir.iterdir()):
+                out_dir.rmdir()
+        raise
     world.barrier()
     elapsed = time.perf_counter() - started
     if world.rank != 0:

@@ -1,9 +1,18 @@
-"""Reading a raw corpus: one UTF-8 file per language, streamed, never loaded whole.
+"""A raw corpus as it is shipped: per language one file or a folder of shards, streamed, never loaded whole.
 
-A corpus is a directory of `<lang>.txt` files in CC-100 style: one sentence or paragraph per line,
-documents separated by blank (empty or whitespace-only) lines. Invalid UTF-8 is replaced by U+FFFD and
-counted, never a crash. Files can be split into byte ranges that start at line starts, so that several
-processes read one file without overlap.
+A corpus directory holds, per language, either one file `<lang>.<format>` or a folder `<lang>/` of shard
+files, read in name order. Formats (the suffix says which):
+
+- text: `.txt`, `.txt.xz`, `.txt.gz`, `.txt.zst`, CC-100 style: one sentence or paragraph per line, documents
+  separated by blank (empty or whitespace-only) lines;
+- JSON lines: `.jsonl`, `.jsonl.xz`, `.jsonl.gz`, `.jsonl.zst` (and, in shard folders, mC4's `.json.gz` /
+  `.json.zst`): one JSON object per line, one document per object, its text in a string field (`text` unless
+  `--text-field` names another) split on newlines;
+- parquet: `.parquet`, one document per row of a string column (the same `--text-field`), as FineWeb-2 ships.
+
+Invalid UTF-8 is replaced by U+FFFD and counted, never a crash. The end of a shard ends a document. Work is
+shared between processes by byte ranges starting at line starts inside plain `.txt` shards and by whole
+shards for compressed and columnar ones (they cannot be entered in the middle); see `split_work`.
 """
 
 from __future__ import annotations
@@ -19,34 +28,154 @@ from xlmr_ds.errors import XLMRDSError
 LANGUAGE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]*$")
 _READ_CHUNK = 1 << 20
 
+# suffix -> (record format, compression); longest suffixes first so that ".txt.xz" is not read as ".xz".
+_FILE_FORMATS = {
+    ".txt.xz": ("text", "xz"), ".txt.gz": ("text", "gz"), ".txt.zst": ("text", "zst"), ".txt": ("text", None),
+    ".jsonl.xz": ("jsonl", "xz"), ".jsonl.gz": ("jsonl", "gz"), ".jsonl.zst": ("jsonl", "zst"),
+    ".jsonl": ("jsonl", None), ".parquet": ("parquet", None),
+}
+# In shard folders only: mC4 names its JSON-lines shards c4-<lang>.tfrecord-00000-of-01024.json.gz.
+_SHARD_ONLY_FORMATS = {".json.gz": ("jsonl", "gz"), ".json.zst": ("jsonl", "zst")}
+SUPPORTED_SUFFIXES = ", ".join(list(_FILE_FORMATS) + list(_SHARD_ONLY_FORMATS))
+
 
 @dataclass(frozen=True)
-class LanguageFile:
-    language: str
+class Shard:
+    """One file of a language: its records are `record_format` ("text", "jsonl" or "parquet"), stored
+    uncompressed (`compression` None) or as one "xz", "gz" or "zst" stream."""
+
     path: Path
+    record_format: str
+    compression: str | None
+    size: int
+    """Bytes on disk: what work is balanced by and progress counts."""
+
+    @property
+    def splittable(self) -> bool:
+        """Whether a process may start reading in the middle (at a line start): plain text only."""
+        return self.record_format == "text" and self.compression is None
+
+
+@dataclass(frozen=True)
+class LanguageSource:
+    """A language's text: one shard (a `<lang>.<format>` file) or the shards of a `<lang>/` folder."""
+
+    language: str
+    shards: tuple[Shard, ...]
 
     @property
     def size(self) -> int:
-        return self.path.stat().st_size
+        """Bytes on disk over all shards (compressed shards count compressed)."""
+        return sum(shard.size for shard in self.shards)
 
 
-def discover_corpus(directory: str | Path) -> list[LanguageFile]:
-    """The corpus's language files in name order; errors name the directory and what was expected."""
+@dataclass(frozen=True)
+class Segment:
+    """The part of one shard a process reads: bytes [start, end) of a plain text shard, starting at a line
+    start, or a whole shard (start 0, end its size)."""
+
+    shard: Shard
+    start: int
+    end: int
+
+    @property
+    def reaches_shard_end(self) -> bool:
+        return self.end == self.shard.size
+
+
+def _shard_format(name: str, formats: dict) -> tuple[str, str, str | None] | None:
+    """(stem, record format, compression) of a file name, or None if no format's suffix matches."""
+    for suffix, (record_format, compression) in formats.items():
+        if name.endswith(suffix) and len(name) > len(suffix):
+            return name[: -len(suffix)], record_format, compression
+    return None
+
+
+def _language_name(name: str, where: Path) -> str:
+    if not LANGUAGE_NAME.match(name):
+        raise XLMRDSError(f"{where}: language name {name!r} must be letters, digits, '-' or '_'")
+    return name
+
+
+def _folder_shards(folder: Path) -> tuple[Shard, ...]:
+    shards = []
+    for path in sorted(folder.iterdir()):
+        if path.name.startswith((".", "_")):  # hidden files and markers such as Spark's _SUCCESS
+            continue
+        found = _shard_format(path.name, {**_FILE_FORMATS, **_SHARD_ONLY_FORMATS}) if path.is_file() else None
+        if found is None:
+            raise XLMRDSError(f"{path}: not a shard this reader knows (a shard folder holds files ending in "
+                              f"{SUPPORTED_SUFFIXES})")
+        shards.append(Shard(path, found[1], found[2], path.stat().st_size))
+    if not shards:
+        raise XLMRDSError(f"{folder}: shard folder is empty (expected files ending in {SUPPORTED_SUFFIXES})")
+    return tuple(shards)
+
+
+def discover_corpus(directory: str | Path) -> list[LanguageSource]:
+    """The corpus's languages in name order; errors name the file or directory and what was expected.
+
+    Other files at the top (a README, a build's stats.json) are not languages and are left alone."""
     directory = Path(directory)
     if not directory.is_dir():
-        raise XLMRDSError(f"{directory}: corpus directory not found (expected a directory of <lang>.txt files)")
-    files = sorted(p for p in directory.glob("*.txt") if p.is_file())
-    if not files:
-        raise XLMRDSError(f"{directory}: no <lang>.txt files found (one UTF-8 text file per language)")
-    languages = []
-    for path in files:
-        if not LANGUAGE_NAME.match(path.stem):
-            raise XLMRDSError(f"{path}: language name {path.stem!r} must be letters, digits, '-' or '_'")
-        languages.append(LanguageFile(path.stem, path))
-    empty = [f.path for f in languages if f.size == 0]
-    if len(empty) == len(languages):
-        raise XLMRDSError(f"{directory}: every <lang>.txt file is empty")
-    return languages
+        raise XLMRDSError(f"{directory}: corpus directory not found (expected a directory of <lang>.txt files "
+                          f"or <lang>/ shard folders)")
+    sources: dict[str, LanguageSource] = {}
+    for path in sorted(directory.iterdir()):
+        if path.name.startswith("."):
+            continue
+        if path.is_dir():
+            language = _language_name(path.name, path)
+            shards = _folder_shards(path)
+        else:
+            found = _shard_format(path.name, _FILE_FORMATS)
+            if found is None:
+                continue
+            language = _language_name(found[0], path)
+            shards = (Shard(path, found[1], found[2], path.stat().st_size),)
+        if language in sources:
+            other = sources[language].shards[0].path
+            raise XLMRDSError(f"{path}: language {language!r} is also given by {other}; keep one of them")
+        sources[language] = LanguageSource(language, shards)
+    if not sources:
+        raise XLMRDSError(f"{directory}: no <lang>.txt files or <lang>/ shard folders found (one per language; "
+                          f"formats: {SUPPORTED_SUFFIXES})")
+    if all(source.size == 0 for source in sources.values()):
+        raise XLMRDSError(f"{directory}: every language's files are empty")
+    return [sources[language] for language in sorted(sources)]
+
+
+def split_work(source: LanguageSource, parts: int) -> list[list[Segment]]:
+    """`parts` lists of segments, one per process, that together read the language once, in order.
+
+    The shards are laid end to end; cut i is placed near byte size * i / parts, moved to the next line start
+    inside a plain text shard and to the nearer end of any other shard. Process p reads the bytes between
+    cuts p and p + 1, so the processes' outputs concatenated in rank order are the language's output.
+    """
+    bounds, position = [], 0
+    for shard in source.shards:
+        bounds.append((position, position + shard.size, shard))
+        position += shard.size
+    total = position
+    cuts = [0]
+    for i in range(1, parts):
+        target = total * i // parts
+        cut = total
+        for start, end, shard in bounds:
+            if start <= target < end:
+                if shard.splittable:
+                    with open(shard.path, "rb") as handle:
+                        cut = start + line_start_at_or_after(handle, target - start, shard.size)
+                else:
+                    cut = start if target - start < end - target else end
+                break
+        cuts.append(max(cut, cuts[-1]))
+    cuts.append(total)
+    work = []
+    for low, high in zip(cuts, cuts[1:]):
+        work.append([Segment(shard, max(low, start) - start, min(high, end) - start)
+                     for start, end, shard in bounds if max(low, start) < min(high, end)])
+    return work
 
 
 class ReplacementCounter:
@@ -88,30 +217,6 @@ def line_start_at_or_after(handle: BinaryIO, offset: int, size: int) -> int:
         if newline >= 0:
             return position + newline + 1
         position += len(chunk)
-
-
-def split_line_aligned(path: Path, parts: int) -> list[tuple[int, int]]:
-    """`parts` byte ranges [start, end) covering the file, each starting at a line start (some may be empty)."""
-    size = path.stat().st_size
-    with open(path, "rb") as handle:
-        starts = [line_start_at_or_after(handle, size * i // parts, size) for i in range(parts)]
-    starts = [max(s, starts[i - 1]) if i else s for i, s in enumerate(starts)]
-    return list(zip(starts, starts[1:] + [size]))
-
-
-def iter_raw_lines(path: Path, start: int = 0, end: int | None = None) -> Iterator[bytes]:
-    """The lines (without their newline) that start in [start, end); start must be a line start."""
-    with open(path, "rb") as handle:
-        if end is None:
-            end = handle.seek(0, 2)
-        handle.seek(start)
-        position = start
-        while position < end:
-            raw = handle.readline()
-            if not raw:
-                return
-            position += len(raw)
-            yield raw.rstrip(b"\n").rstrip(b"\r")
 
 
 def iter_line_blocks(path: Path, start: int = 0, end: int | None = None,

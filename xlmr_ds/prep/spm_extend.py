@@ -42,6 +42,7 @@ from xlmr_ds.dataset.sampling import stable_seed
 from xlmr_ds.errors import XLMRDSError
 from xlmr_ds.jsonfile import write_json_atomically
 from xlmr_ds.prep.corpus import discover_corpus
+from xlmr_ds.prep.shard_reader import DEFAULT_TEXT_FIELD
 from xlmr_ds.prep.spm_train import draw_alpha_sample, sample_language, train_unigram
 
 CHECK_ROUNDS = 8
@@ -90,7 +91,8 @@ def load_unigram_proto(path: Path) -> model_pb2.ModelProto:
 
 def extend_sentencepiece(base: str | Path, input_dir: str | Path, add: int, out_prefix: str | Path,
                          new_languages: list[str] | None = None, alpha: float = 0.3, sample_lines: int = 200_000,
-                         check_lines: int = 20_000, seed: int = 0, progress: bool = True) -> ExtensionReport:
+                         check_lines: int = 20_000, seed: int = 0, progress: bool = True,
+                         text_field: str = DEFAULT_TEXT_FIELD) -> ExtensionReport:
     """Write PREFIX.model, PREFIX.vocab and PREFIX.extension.json (the .model last); return the report."""
     base, out_prefix = Path(base), Path(out_prefix)
     if add < 1:
@@ -112,7 +114,7 @@ def extend_sentencepiece(base: str | Path, input_dir: str | Path, add: int, out_
     out_prefix.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{out_prefix.name}.", dir=out_prefix.parent))
     try:
-        samples = draw_alpha_sample(new_files, sample_lines, alpha, seed, progress)
+        samples = draw_alpha_sample(new_files, sample_lines, alpha, seed, progress, text_field)
         lines = [line for sample in samples for line in sample.lines]
         random.Random(stable_seed(seed, "spm-extend-shuffle")).shuffle(lines)
         # Twice the pieces wanted (many will be pieces the base has), as many as the text holds at most.
@@ -126,7 +128,7 @@ def extend_sentencepiece(base: str | Path, input_dir: str | Path, add: int, out_
             raise XLMRDSError(f"{input_dir}: the text of {', '.join(new_names)} has no piece that {base} lacks; "
                               f"nothing to add")
 
-        check, held_out = _old_language_lines(old_files, check_lines, seed)
+        check, held_out = _old_language_lines(old_files, check_lines, seed, text_field)
         base_sp = _processor(proto)
         chosen, dropped = _chosen_pieces(proto, candidates, add, check, base_sp, report)
         report.dropped_by_check = len(dropped)
@@ -161,12 +163,14 @@ REPORT_LINES = 2_000
 """Old-language lines per language that the report's changed share is measured on (at most a fifth of them)."""
 
 
-def _old_language_lines(old_files, check_lines: int, seed: int) -> tuple[list[str], dict[str, list[str]]]:
+def _old_language_lines(old_files, check_lines: int, seed: int,
+                        text_field: str) -> tuple[list[str], dict[str, list[str]]]:
     """Per old language, lines for the report (up to REPORT_LINES, at most a fifth of what it has) and up to
     `check_lines` others for choosing the pieces: a share measured on lines the choice saw would flatter it."""
     check, held_out = [], {}
     for source in old_files:
-        drawn = sample_language(source, check_lines + REPORT_LINES, stable_seed(seed, "spm-extend-check")).lines
+        drawn = sample_language(source, check_lines + REPORT_LINES, stable_seed(seed, "spm-extend-check"),
+                                text_field).lines
         reported = min(REPORT_LINES, max(1, len(drawn) // 5))
         held_out[source.language] = drawn[:reported]
         check += drawn[reported:]

@@ -1,7 +1,8 @@
 """Training the SentencePiece unigram model on an alpha-sampled, streamed sample of the corpus.
 
 Language i gets round(M * q_i) of the M sample lines, with q_i from the alpha distribution over the
-languages' sizes in bytes (the token counts are not known before the tokenizer exists). Each language's
+languages' sizes in bytes on disk (the token counts are not known before the tokenizer exists; keep the
+languages in one format, e.g. all .txt.xz as CC-100 ships them, so that compression does not skew q). Each language's
 lines are drawn by reservoir sampling in one streaming pass, so memory holds the sample, never a file.
 """
 
@@ -19,7 +20,8 @@ import sentencepiece as spm
 from xlmr_ds.dataset.sampling import alpha_probabilities, stable_seed
 from xlmr_ds.errors import XLMRDSError
 from xlmr_ds.logs import progress_bar
-from xlmr_ds.prep.corpus import LanguageFile, ReplacementCounter, discover_corpus, is_blank, iter_raw_lines
+from xlmr_ds.prep.corpus import LanguageSource, ReplacementCounter, discover_corpus, is_blank
+from xlmr_ds.prep.shard_reader import DEFAULT_TEXT_FIELD, iter_language_lines
 
 
 @dataclass(frozen=True)
@@ -31,14 +33,14 @@ class LanguageSample:
     replaced: int
 
 
-def sample_language(source: LanguageFile, count: int, seed: int) -> LanguageSample:
+def sample_language(source: LanguageSource, count: int, seed: int,
+                    text_field: str = DEFAULT_TEXT_FIELD) -> LanguageSample:
     """Up to `count` non-blank lines, uniformly at random (reservoir sampling), in a fixed order for a seed."""
     rng = random.Random(stable_seed(seed, "spm-sample", source.language))
     decoder = ReplacementCounter()
     reservoir: list[str] = []
     seen = 0
-    for raw in iter_raw_lines(source.path):
-        line = decoder.decode(raw)
+    for line in iter_language_lines(source, decoder, text_field):
         if is_blank(line):
             continue
         if len(reservoir) < count:
@@ -51,13 +53,13 @@ def sample_language(source: LanguageFile, count: int, seed: int) -> LanguageSamp
     return LanguageSample(source.language, source.size, 0.0, reservoir, decoder.replaced)
 
 
-def draw_alpha_sample(corpus: list[LanguageFile], sample_lines: int, alpha: float, seed: int,
-                      progress: bool = True) -> list[LanguageSample]:
+def draw_alpha_sample(corpus: list[LanguageSource], sample_lines: int, alpha: float, seed: int,
+                      progress: bool = True, text_field: str = DEFAULT_TEXT_FIELD) -> list[LanguageSample]:
     q = alpha_probabilities({f.language: f.size for f in corpus}, alpha)
     samples = []
     for source in progress_bar(iterable=corpus, desc="sampling languages", unit="lang", disable=not progress):
         wanted = max(1, round(sample_lines * q[source.language])) if q[source.language] > 0 else 0
-        sample = sample_language(source, wanted, seed)
+        sample = sample_language(source, wanted, seed, text_field)
         samples.append(LanguageSample(source.language, source.size, q[source.language], sample.lines,
                                       sample.replaced))
     return samples
@@ -65,14 +67,14 @@ def draw_alpha_sample(corpus: list[LanguageFile], sample_lines: int, alpha: floa
 
 def train_sentencepiece(input_dir: str | Path, out_prefix: str | Path, vocab_size: int, alpha: float = 0.3,
                         sample_lines: int = 1_000_000, seed: int = 0, character_coverage: float = 0.9995,
-                        progress: bool = True) -> list[LanguageSample]:
+                        progress: bool = True, text_field: str = DEFAULT_TEXT_FIELD) -> list[LanguageSample]:
     """Write PREFIX.model and PREFIX.vocab; the .model appears last, only when both are complete."""
     if vocab_size < 8:
         raise XLMRDSError(f"--vocab-size={vocab_size} must be at least 8")
     if sample_lines < 1:
         raise XLMRDSError(f"--sample-lines={sample_lines} must be at least 1")
     corpus = discover_corpus(input_dir)
-    samples = draw_alpha_sample(corpus, sample_lines, alpha, seed, progress)
+    samples = draw_alpha_sample(corpus, sample_lines, alpha, seed, progress, text_field)
     lines = [line for sample in samples for line in sample.lines]
     random.Random(stable_seed(seed, "spm-shuffle")).shuffle(lines)
 
