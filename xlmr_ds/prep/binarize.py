@@ -38,6 +38,7 @@ from xlmr_ds.prep.corpus import (
 )
 from xlmr_ds.prep.shard_reader import DEFAULT_TEXT_FIELD, iter_segment_text
 from xlmr_ds.prep.tokenizer import XLMRTokenizer
+from xlmr_ds.world import fail_together
 
 _COPY_BYTES = 16 << 20
 
@@ -102,23 +103,6 @@ def encode_segments(language: str, segments: list[Segment], text_field: str, tok
     return RankPart(sequences, tokens_path.stat().st_size, document_ends, stats)
 
 
-def _encode_or_fail_together(source: LanguageSource, segments: list[Segment], text_field: str,
-                             tokenizer: XLMRTokenizer, dtype: np.dtype, tmp_dir: Path, world,
-                             progress: tqdm | None) -> RankPart:
-    """encode_segments on every rank; a damaged shard is found by the one rank that reads it, so the ranks
-    agree before any collective that would otherwise wait for it forever: all raise the first error."""
-    try:
-        part, error = encode_segments(source.language, segments, text_field, tokenizer, dtype, tmp_dir,
-                                      world.rank, progress), None
-    except XLMRDSError as raised:
-        part, error = None, str(raised)
-    errors = world.gather(error)
-    first = world.bcast(next((e for e in errors if e), None) if world.rank == 0 else None)
-    if first:
-        raise XLMRDSError(first)
-    return part
-
-
 def _read_lengths(paths: list[Path]):
     for path in paths:
         yield np.fromfile(path, dtype=np.int32)
@@ -129,7 +113,9 @@ def binarize_language(source: LanguageSource, segments: list[Segment], text_fiel
     """Write OUT/<lang>.bin and .idx from this rank's segments of the language; returns the language's stats
     on rank 0 (None elsewhere)."""
     dtype = token_dtype(tokenizer.vocab_size)
-    part = _encode_or_fail_together(source, segments, text_field, tokenizer, dtype, tmp_dir, world, progress)
+    # A damaged shard is found by the one rank that reads it: all stop with its error.
+    part = fail_together(world, lambda: encode_segments(source.language, segments, text_field, tokenizer, dtype,
+                                                        tmp_dir, world.rank, progress))
 
     sequence_offset = world.exscan_sum(part.sequences)
     byte_offset = world.exscan_sum(part.token_bytes)

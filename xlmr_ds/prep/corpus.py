@@ -37,6 +37,11 @@ _FILE_FORMATS = {
 # In shard folders only: mC4 names its JSON-lines shards c4-<lang>.tfrecord-00000-of-01024.json.gz.
 _SHARD_ONLY_FORMATS = {".json.gz": ("jsonl", "gz"), ".json.zst": ("jsonl", "zst")}
 SUPPORTED_SUFFIXES = ", ".join(list(_FILE_FORMATS) + list(_SHARD_ONLY_FORMATS))
+# Raw inputs of `corpus build` may also be WET files (warcio reads their gzip members itself).
+RAW_FORMATS = {".warc.wet.gz": ("warc", None), ".wet.gz": ("warc", None), ".warc.gz": ("warc", None),
+               ".warc.wet": ("warc", None), ".wet": ("warc", None), ".warc": ("warc", None),
+               **_FILE_FORMATS, **_SHARD_ONLY_FORMATS}
+RAW_SUFFIXES = ", ".join(RAW_FORMATS)
 
 
 @dataclass(frozen=True)
@@ -46,6 +51,7 @@ class Shard:
 
     path: Path
     record_format: str
+    """"text", "jsonl", "parquet" or (raw inputs of corpus build only) "warc"."""
     compression: str | None
     size: int
     """Bytes on disk: what work is balanced by and progress counts."""
@@ -120,6 +126,9 @@ def discover_corpus(directory: str | Path) -> list[LanguageSource]:
     if not directory.is_dir():
         raise XLMRDSError(f"{directory}: corpus directory not found (expected a directory of <lang>.txt files "
                           f"or <lang>/ shard folders)")
+    if (directory / ".build-tmp").exists():
+        raise XLMRDSError(f"{directory}: a corpus build into it did not finish ({directory}/.build-tmp is there); "
+                          f"rerun xlmr-ds corpus build")
     sources: dict[str, LanguageSource] = {}
     for path in sorted(directory.iterdir()):
         if path.name.startswith("."):
@@ -145,12 +154,36 @@ def discover_corpus(directory: str | Path) -> list[LanguageSource]:
     return [sources[language] for language in sorted(sources)]
 
 
-def split_work(source: LanguageSource, parts: int) -> list[list[Segment]]:
+def discover_raw_shards(inputs: list[str | Path]) -> list[Shard]:
+    """`corpus build`'s inputs as shards in input order: files as given, directories expanded to the shard files
+    under them (recursively, in path order; hidden files and `_` markers skipped)."""
+    shards: list[Shard] = []
+    for given in map(Path, inputs):
+        if given.is_dir():
+            paths = sorted(p for p in given.rglob("*") if p.is_file()
+                           and not any(part.startswith((".", "_")) for part in p.relative_to(given).parts))
+        elif given.is_file():
+            paths = [given]
+        else:
+            raise XLMRDSError(f"--input {given}: no such file or directory")
+        for path in paths:
+            found = _shard_format(path.name, RAW_FORMATS)
+            if found is None:
+                raise XLMRDSError(f"{path}: not a raw shard this reader knows (files ending in {RAW_SUFFIXES})")
+            shards.append(Shard(path, found[1], found[2], path.stat().st_size))
+    if not shards:
+        raise XLMRDSError(f"--input {' '.join(map(str, inputs))}: no shard files found (files ending in "
+                          f"{RAW_SUFFIXES})")
+    return shards
+
+
+def split_work(source: LanguageSource, parts: int, whole_shards: bool = False) -> list[list[Segment]]:
     """`parts` lists of segments, one per process, that together read the language once, in order.
 
     The shards are laid end to end; cut i is placed near byte size * i / parts, moved to the next line start
-    inside a plain text shard and to the nearer end of any other shard. Process p reads the bytes between
-    cuts p and p + 1, so the processes' outputs concatenated in rank order are the language's output.
+    inside a plain text shard (unless `whole_shards`: a document must not be cut) and to the nearer end of
+    any other shard. Process p reads the bytes between cuts p and p + 1, so the processes' outputs
+    concatenated in rank order are the language's output.
     """
     bounds, position = [], 0
     for shard in source.shards:
@@ -163,7 +196,7 @@ def split_work(source: LanguageSource, parts: int) -> list[list[Segment]]:
         cut = total
         for start, end, shard in bounds:
             if start <= target < end:
-                if shard.splittable:
+                if shard.splittable and not whole_shards:
                     with open(shard.path, "rb") as handle:
                         cut = start + line_start_at_or_after(handle, target - start, shard.size)
                 else:

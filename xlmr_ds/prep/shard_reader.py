@@ -16,6 +16,7 @@ import json
 import lzma
 import zlib
 from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import BinaryIO
 
 import zstandard
@@ -114,14 +115,19 @@ def _text_blocks(segment: Segment, decoder: ReplacementCounter) -> Iterator[tupl
         raise _damaged(segment.shard, f"after line {lines:,}", error) from None
 
 
+def _document_lines(text: str) -> list[str]:
+    """A record's text as CC-100 lines: its non-blank lines, without CR before a newline."""
+    lines = [line.rstrip("\r") for line in text.split("\n")]
+    return [line for line in lines if line and not line.isspace()]
+
+
 def _document_text(text: str) -> str:
     """A record's text as CC-100 lines: its non-blank lines, then the blank line that ends the document."""
-    lines = [line.rstrip("\r") for line in text.split("\n")]
-    lines = [line for line in lines if line and not line.isspace()]
+    lines = _document_lines(text)
     return "\n".join(lines) + "\n\n" if lines else ""
 
 
-def _record_text(shard: Shard, line_number: int, line: str, text_field: str) -> str:
+def _parse_record(shard: Shard, line_number: int, line: str) -> dict:
     try:
         record = json.loads(line)
     except json.JSONDecodeError as error:
@@ -129,6 +135,10 @@ def _record_text(shard: Shard, line_number: int, line: str, text_field: str) -> 
                           f"{error.colno}); every line of a JSON-lines shard must be one object") from None
     if not isinstance(record, dict):
         raise XLMRDSError(f"{shard.path}:{line_number}: expected a JSON object, got {type(record).__name__}")
+    return record
+
+
+def _record_text(shard: Shard, line_number: int, record: dict, text_field: str) -> str:
     if text_field not in record:
         fields = ", ".join(sorted(record)) or "none"
         raise XLMRDSError(f"{shard.path}:{line_number}: no field {text_field!r} (the record has: {fields}); "
@@ -139,52 +149,73 @@ def _record_text(shard: Shard, line_number: int, line: str, text_field: str) -> 
     if not isinstance(text, str):
         raise XLMRDSError(f"{shard.path}:{line_number}: field {text_field!r} is {type(text).__name__}, "
                           f"expected a string")
-    return _document_text(text)
+    return text
 
 
-def _jsonl_blocks(segment: Segment, decoder: ReplacementCounter, text_field: str) -> Iterator[tuple[str, int]]:
+def _json_record_chunks(segment: Segment, decoder: ReplacementCounter) -> Iterator[tuple[list, int]]:
+    """([(line number, record), ...], disk bytes consumed) per chunk of a JSON-lines shard."""
     line_number = 0
     try:
         for chunk, consumed in _line_chunks(segment):
-            documents = []
+            records = []
             for line in decoder.decode(chunk).split("\n"):
                 line_number += 1
                 if line and not line.isspace():
-                    documents.append(_record_text(segment.shard, line_number, line, text_field))
+                    records.append((line_number, _parse_record(segment.shard, line_number, line)))
             line_number -= 1  # the piece after the chunk's last newline is not a line
-            yield "".join(documents), consumed
+            yield records, consumed
     except _DAMAGED as error:
         raise _damaged(segment.shard, f"after line {line_number:,}", error) from None
 
 
-def _parquet_blocks(segment: Segment, text_field: str) -> Iterator[tuple[str, int]]:
+def _jsonl_blocks(segment: Segment, decoder: ReplacementCounter, text_field: str) -> Iterator[tuple[str, int]]:
+    for records, consumed in _json_record_chunks(segment, decoder):
+        yield "".join(_document_text(_record_text(segment.shard, n, record, text_field))
+                      for n, record in records), consumed
+
+
+def _open_parquet(shard: Shard, columns: list[str]):
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    shard = segment.shard
     try:
         parquet = pq.ParquetFile(shard.path)
     except (pa.ArrowException, OSError) as error:
         raise XLMRDSError(f"{shard.path}: not a readable parquet file ({error}); download or copy the shard "
                           f"again") from None
     names = parquet.schema_arrow.names
-    if text_field not in names:
-        raise XLMRDSError(f"{shard.path}: no column {text_field!r} (the file has: {', '.join(names)}); name the "
-                          f"text column with --text-field")
-    column_type = parquet.schema_arrow.field(text_field).type
+    for column in columns:
+        if column not in names:
+            raise XLMRDSError(f"{shard.path}: no column {column!r} (the file has: {', '.join(names)}); name the "
+                              f"text column with --text-field")
+    column_type = parquet.schema_arrow.field(columns[0]).type
     if not (pa.types.is_string(column_type) or pa.types.is_large_string(column_type)):
-        raise XLMRDSError(f"{shard.path}: column {text_field!r} is {column_type}, expected strings")
+        raise XLMRDSError(f"{shard.path}: column {columns[0]!r} is {column_type}, expected strings")
+    return parquet
+
+
+def _parquet_rows(segment: Segment, columns: list[str]) -> Iterator[tuple[list[list], int]]:
+    """(one list of values per column, disk bytes consumed) per batch of rows."""
+    import pyarrow as pa
+
+    shard = segment.shard
+    parquet = _open_parquet(shard, columns)
     rows, total_rows, reported = 0, max(parquet.metadata.num_rows, 1), 0
     try:
-        for batch in parquet.iter_batches(batch_size=_PARQUET_BATCH_ROWS, columns=[text_field]):
-            texts = batch.column(0).to_pylist()
-            rows += len(texts)
+        for batch in parquet.iter_batches(batch_size=_PARQUET_BATCH_ROWS, columns=columns):
+            values = [batch.column(i).to_pylist() for i in range(len(columns))]
+            rows += batch.num_rows
             progress = shard.size * rows // total_rows
-            yield "".join(_document_text(text) for text in texts if text), progress - reported
+            yield values, progress - reported
             reported = progress
     except (pa.ArrowException, OSError) as error:
         raise _damaged(shard, f"after row {rows:,}", error) from None
-    yield "", shard.size - reported
+    yield [[] for _ in columns], shard.size - reported
+
+
+def _parquet_blocks(segment: Segment, text_field: str) -> Iterator[tuple[str, int]]:
+    for (texts,), consumed in _parquet_rows(segment, [text_field]):
+        yield "".join(_document_text(text) for text in texts if text), consumed
 
 
 def iter_segment_text(segment: Segment, decoder: ReplacementCounter,
@@ -200,6 +231,104 @@ def iter_segment_text(segment: Segment, decoder: ReplacementCounter,
         yield from _parquet_blocks(segment, text_field)
     if segment.reaches_shard_end:
         yield "\n", 0
+
+
+@dataclass(frozen=True)
+class Document:
+    """One document of a raw shard: its non-blank lines, and its known language if the shard names one."""
+
+    lines: list[str]
+    label: str | None = None
+
+
+def _text_documents(segment: Segment, decoder: ReplacementCounter) -> Iterator[tuple[list[Document], int]]:
+    current: list[str] = []
+    for text, consumed in _text_blocks(segment, decoder):
+        documents = []
+        for line in split_block_lines(text):
+            if line and not line.isspace():
+                current.append(line)
+            elif current:
+                documents.append(Document(current))
+                current = []
+        yield documents, consumed
+    if current:  # the end of a shard ends its last document
+        yield [Document(current)], 0
+
+
+def _label(value) -> str | None:
+    return None if value is None else str(value)
+
+
+def _jsonl_documents(segment: Segment, decoder: ReplacementCounter, text_field: str,
+                     label_field: str | None) -> Iterator[tuple[list[Document], int]]:
+    for records, consumed in _json_record_chunks(segment, decoder):
+        documents = []
+        for n, record in records:
+            lines = _document_lines(_record_text(segment.shard, n, record, text_field))
+            if lines:
+                documents.append(Document(lines, _label(record.get(label_field)) if label_field else None))
+        yield documents, consumed
+
+
+def _parquet_documents(segment: Segment, text_field: str,
+                       label_field: str | None) -> Iterator[tuple[list[Document], int]]:
+    columns = [text_field] + ([label_field] if label_field else [])
+    for values, consumed in _parquet_rows(segment, columns):
+        labels = values[1] if label_field else [None] * len(values[0])
+        yield [Document(lines, _label(label)) for text, label in zip(values[0], labels)
+               if text and (lines := _document_lines(text))], consumed
+
+
+_WARC_BATCH = 256
+
+
+def _warc_documents(segment: Segment, label_field: str | None) -> Iterator[tuple[list[Document], int]]:
+    """The text of a WET file's conversion records (CommonCrawl's extracted plain text), one document each.
+    `label_field` names a record header, e.g. WARC-Identified-Content-Language."""
+    from warcio.archiveiterator import ArchiveIterator
+    from warcio.exceptions import ArchiveLoadFailed
+
+    shard = segment.shard
+    records = conversions = reported = 0
+    documents: list[Document] = []
+    with open(shard.path, "rb") as raw:
+        try:
+            for record in ArchiveIterator(raw):
+                records += 1
+                if record.rec_type != "conversion":
+                    continue
+                conversions += 1
+                text = record.content_stream().read().decode("utf-8", errors="replace")
+                if lines := _document_lines(text):
+                    label = record.rec_headers.get_header(label_field) if label_field else None
+                    documents.append(Document(lines, label))
+                if len(documents) >= _WARC_BATCH:
+                    position = min(raw.tell(), shard.size)
+                    yield documents, position - reported
+                    documents, reported = [], position
+        except (ArchiveLoadFailed, *_DAMAGED) as error:
+            raise _damaged(shard, f"after record {records:,}", error) from None
+    if records and not conversions:
+        raise XLMRDSError(f"{shard.path}: none of its {records:,} WARC records is a WET conversion record; corpus "
+                          f"build reads the extracted text of WET files (CommonCrawl's *.warc.wet.gz), not WARC "
+                          f"responses")
+    yield documents, shard.size - reported
+
+
+def iter_segment_documents(segment: Segment, decoder: ReplacementCounter, text_field: str = DEFAULT_TEXT_FIELD,
+                           label_field: str | None = None) -> Iterator[tuple[list[Document], int]]:
+    """(documents, disk bytes consumed) per chunk of a whole shard, for `corpus build`. `label_field` names the
+    JSON field, parquet column or WARC header holding a known language (None: not read)."""
+    record_format = segment.shard.record_format
+    if record_format == "text":
+        yield from _text_documents(segment, decoder)
+    elif record_format == "jsonl":
+        yield from _jsonl_documents(segment, decoder, text_field, label_field)
+    elif record_format == "parquet":
+        yield from _parquet_documents(segment, text_field, label_field)
+    else:
+        yield from _warc_documents(segment, label_field)
 
 
 def iter_language_lines(source: LanguageSource, decoder: ReplacementCounter,
