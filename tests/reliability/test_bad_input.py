@@ -73,6 +73,20 @@ class Inputs:
         pq.write_table(pa.table({column: texts}), buffer)
         return buffer.getvalue()
 
+    def warc(self, record_type: str) -> bytes:
+        from warcio.warcwriter import WARCWriter
+
+        buffer = io.BytesIO()
+        writer = WARCWriter(buffer, gzip=True)
+        payload = b"HTTP/1.0 200 OK\r\nContent-Type: text/html\r\n\r\n<p>a page</p>" if record_type == "response" \
+            else b"a page"
+        writer.write_record(writer.create_warc_record("https://example.org/", record_type,
+                                                      payload=io.BytesIO(payload)))
+        return buffer.getvalue()
+
+    def build(self, raw: str, *flags: str) -> list[str]:
+        return ["corpus", "build", "--no-progress", "--input", raw, "--out", str(self.root / "built"), *flags]
+
     def binarize(self, input_dir: str, spm: Path | None = None) -> list[str]:
         return ["binarize", "--no-progress", "--input", input_dir, "--spm", str(spm or self.spm),
                 "--out", str(self.root / "out")]
@@ -172,6 +186,7 @@ class Case:
 
 
 UTF8_BAD = b"caf\xc3 au lait.\nsecond line.\n"
+CRAWL = b"".join(b'{"text": "This is an English sentence about the weather number %d."}\n' % i for i in range(50))
 MANY_LINES = b"".join(b"line number %d of a shard.\n" % i for i in range(20_000))
 AB_TEXT = "".join(f"{'ab' * (i % 3 + 1)} ba {'a' * (i % 5 + 1)}\n" for i in range(300)).encode()
 CASES = [
@@ -207,6 +222,15 @@ CASES = [
     Case("shard-not-parquet", "xlmr-ds", lambda i: i.binarize(i.corpus({"en/00.parquet": b"not parquet at all"})), "00.parquet: not a readable parquet file"),
     Case("shard-folder-unknown-file", "xlmr-ds", lambda i: i.binarize(i.corpus({"en/00.jsonl": b'{"text": "x"}\n', "en/notes.csv": b"a,b\n"})), "notes.csv: not a shard this reader knows (a shard folder holds files ending in .txt.xz"),
     Case("shard-language-twice", "xlmr-ds", lambda i: i.binarize(i.corpus({"en.txt": b"x\n", "en/00.jsonl": b'{"text": "x"}\n'})), "language 'en' is also given by"),
+    Case("build-input-missing", "xlmr-ds", lambda i: i.build(str(i.root / "nowhere")), "nowhere: no such file or directory"),
+    Case("build-unknown-raw-file", "xlmr-ds", lambda i: i.build(i.text(b"a,b\n", "raw/pages.csv")), "pages.csv: not a raw shard this reader knows (files ending in .warc.wet.gz"),
+    Case("build-warc-without-wet", "xlmr-ds", lambda i: i.build(i.text(i.warc("response"), "raw/crawl.warc.gz")), "none of its 1 WARC records is a WET conversion record; corpus build reads the extracted text of WET files"),
+    Case("build-truncated-shard", "xlmr-ds", lambda i: i.build(i.text(i.compressed(CRAWL * 40, "gz", 0.6), "raw/00.jsonl.gz")), "00.jsonl.gz: after line "),
+    Case("build-unknown-text-field", "xlmr-ds", lambda i: i.build(i.text(CRAWL, "raw/00.jsonl"), "--text-field", "content"), "00.jsonl:1: no field 'content' (the record has: text)"),
+    Case("build-empty-result", "xlmr-ds", lambda i: i.build(i.text(CRAWL, "raw/00.jsonl"), "--min-chars", "100000"), "no document is left of 50 (removed: dedup 48, min_chars 2); lower --lid-threshold or the filters' thresholds"),
+    Case("build-out-not-a-build", "xlmr-ds", lambda i: i.build(i.text(CRAWL, "raw/00.jsonl")) if i.text(b"mine", "built/notes.md") else [], "built: holds files that are not a corpus build's output (no stats.json); choose a new or empty directory"),
+    Case("build-bad-lid-model", "xlmr-ds", lambda i: i.build(i.text(CRAWL, "raw/00.jsonl"), "--lid-model", i.text(b"not a model", "lid.bin")), "lid.bin: not a fastText classifier (" ),
+    Case("build-lid-threshold-above-one", "xlmr-ds", lambda i: i.build(i.text(CRAWL, "raw/00.jsonl"), "--lid-threshold", "1.5"), "--lid-threshold 1.5: must be between 0 and 1"),
     Case("corpus-one-empty-file", "xlmr-ds", lambda i: i.binarize(i.corpus({"en.txt": b"a line.\n", "fr.txt": b""})), "note: skipped fr: no text (no dataset written)", succeeds=True),
     Case("corpus-invalid-utf8", "xlmr-ds", lambda i: i.binarize(i.corpus({"en.txt": UTF8_BAD})), "note: 1 invalid UTF-8 sequence(s) were replaced by U+FFFD", succeeds=True),
     Case("corpus-nul-bytes", "xlmr-ds", lambda i: i.binarize(i.corpus({"en.txt": b"nul\x00byte line.\nnext.\n"})), "note: NUL bytes (encoded as <unk>) in en (1)", succeeds=True),
