@@ -22,3 +22,6 @@ def mask_id(vocab_size: int) -> int:
 def special_ids(vocab_size: int) -> tuple[int, ...]:
     """The ids MLM masking never chooses: <s>, <pad>, </s>, <unk> and <mask>."""
     return (BOS_ID, PAD_ID, EOS_ID, UNK_ID, mask_id(vocab_size))
+
+NEW_ROW_INITS = ("mean", "random")
+"""How `model extend-vocab` initializes the embedding of an added piece (model/resize.py)."""

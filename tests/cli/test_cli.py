@@ -99,3 +99,13 @@ def test_console_script_and_module_entry_point_agree():
     assert script, "the xlmr-ds console script is not installed next to this Python"
     result = subprocess.run([script, "--version"], capture_output=True, text=True, timeout=60)
     assert result.returncode == 0 and result.stdout.startswith("xlmr-ds ")
+
+
+def test_the_command_line_starts_without_torch():
+    """Every command parses its flags before anything heavy loads: `xlmr-ds ... --help` and every refused flag
+    come back in well under a second, not after importing torch, DeepSpeed or transformers (several seconds)."""
+    probe = ("import sys; from xlmr_ds.cli.main import build_parser; build_parser(); "
+             "print(sorted(m for m in ('torch', 'deepspeed', 'transformers', 'matplotlib', 'pyarrow') if m in sys.modules))")
+    result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "[]"

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import argparse
 
-from xlmr_ds.tools.compare import GROUPS, write_comparison
-
 
 def register(commands) -> None:
     parser = commands.add_parser("compare", help="one report over several training runs: per-language validation "
@@ -20,6 +18,8 @@ def register(commands) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from xlmr_ds.tools.compare import GROUPS, write_comparison  # torch: only when comparing, not at startup
+
     path = write_comparison(args.run_dirs, args.out, args.names, args.title, args.reach)
     plots = ", ".join(str(path.parent / f"compare_{group}.png") for group in GROUPS)
     print(f"wrote {path} with {plots}")

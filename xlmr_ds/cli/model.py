@@ -7,7 +7,7 @@ import argparse
 import time
 
 from xlmr_ds.cli.arguments import add_command_group
-from xlmr_ds.model.resize import INITS
+from xlmr_ds.vocab import NEW_ROW_INITS
 
 
 def register(commands) -> None:
@@ -20,7 +20,7 @@ def register(commands) -> None:
     extend.add_argument("--spm", required=True, metavar="NEW.model", help="the extended tokenizer (xlmr-ds spm extend)")
     extend.add_argument("--out", required=True, metavar="HF_DIR",
                         help="the grown model, with NEW.model's tokenizer files")
-    extend.add_argument("--init", choices=INITS, default="mean",
+    extend.add_argument("--init", choices=NEW_ROW_INITS, default="mean",
                         help="a new piece's embedding: mean of the old embeddings of the pieces the old tokenizer "
                              "splits it into (default), or random as at pretraining")
     extend.add_argument("--seed", type=int, default=0, help="seed of the random rows")

@@ -25,9 +25,9 @@ import torch
 
 from xlmr_ds.errors import XLMRDSError
 from xlmr_ds.model.modeling import XLMRForMaskedLM
-from xlmr_ds.vocab import UNK_ID, mask_id
+from xlmr_ds.vocab import NEW_ROW_INITS, UNK_ID, mask_id
 
-INITS = ("mean", "random")
+INITS = NEW_ROW_INITS
 
 
 def new_row_ids(old_size: int, new_size: int) -> range:
