@@ -2,6 +2,8 @@
 
 - binarize MB/s with 1 and 2 MPI ranks (aim: 2 ranks >= 1.7x on 2 cores) and against raw SentencePiece
   encoding of the same text on one core (aim: binarize >= 90% of it per rank);
+- corpus build documents/s on one core against the bare loop of fastText predict plus paragraph hashing over the
+  same documents (aim: >= 0.7), and with 2 MPI workers against 1 (aim: >= 1.7x);
 - masked 512-token samples per second from the loader, without a recipe and with a three-phase one (aim: >= 2,000
   per core for both).
 The ratios are printed and kept in pytest-benchmark's extra_info; they are measurements, not asserts.
@@ -114,3 +116,73 @@ def test_loader_masked_512_token_samples_per_second(benchmark, large_corpus, spm
           f"{rates['three phases']:,.0f} with a three-phase recipe (mean {tokens:.0f} tokens); ratio to the 2,000/s "
           f"aim: {rates['one phase'] / 2000:.2f} and {rates['three phases'] / 2000:.2f}, phased/one phase: "
           f"{rates['three phases'] / rates['one phase']:.2f}")
+
+
+BUILD_REPORT = re.compile(r"in ([\d.]+) s with (\d+) worker\(s\): ([\d,]+) documents/s")
+
+
+@pytest.fixture(scope="module")
+def demo_crawl(tmp_path_factory):
+    from xlmr_ds.prep.demo_corpus import write_demo_corpus
+    from xlmr_ds.prep.demo_crawl import write_demo_crawl
+
+    root = tmp_path_factory.mktemp("bench-crawl")
+    write_demo_corpus(root / "corpus", seed=2, scale=1.0)
+    write_demo_crawl(root / "corpus", root / "crawl", shards=4, seed=2)
+    return root / "crawl"
+
+
+def _build_documents_per_s(crawl, out, workers) -> float:
+    command = [sys.executable, "-m", "xlmr_ds", "corpus", "build", "--input", str(crawl), "--out", str(out),
+               "--no-progress"]
+    if workers > 1:
+        command = [MPIEXEC, "-n", str(workers)] + command
+    result = subprocess.run(command, capture_output=True, text=True, timeout=600, check=True)
+    return float(BUILD_REPORT.search(result.stdout).group(3).replace(",", ""))
+
+
+@pytest.mark.slow
+@pytest.mark.multiprocess
+def test_corpus_build_throughput_against_fasttext_and_hashing(benchmark, demo_crawl, tmp_path):
+    import gzip
+
+    import fasttext
+
+    from xlmr_ds.prep.corpus_build import BuildSettings, build_corpus
+    from xlmr_ds.prep.langid import default_model_path
+    from xlmr_ds.prep.paragraphs import paragraph_hashes
+    from xlmr_ds.world import SingleProcess
+
+    documents = [[line for line in json.loads(record)["text"].split("\n") if line.strip()]
+                 for shard in sorted(demo_crawl.iterdir()) for record in gzip.open(shard, "rt")]
+    model = fasttext.load_model(str(default_model_path()))
+    paragraph_hashes(["warm the normalization table"])
+    timings = {"bare loop": [], "corpus build": [], "1 worker": [], "2 workers": []}
+
+    def bare_loop() -> float:
+        started = time.perf_counter()
+        for lines in documents:
+            model.predict(" ".join(lines), k=1)
+            paragraph_hashes(lines)
+        return len(documents) / (time.perf_counter() - started)
+
+    def measure():
+        for round_ in range(2):  # interleaved: the machine's noise falls on all alike
+            timings["bare loop"].append(bare_loop())
+            summary = build_corpus([str(demo_crawl)], tmp_path / f"in-process-{round_}", BuildSettings(),
+                                   SingleProcess(), progress=False)
+            timings["corpus build"].append(summary["read"]["documents"] / summary["seconds"])
+            timings["1 worker"].append(_build_documents_per_s(demo_crawl, tmp_path / f"w1-{round_}", 1))
+            timings["2 workers"].append(_build_documents_per_s(demo_crawl, tmp_path / f"w2-{round_}", 2))
+
+    benchmark.pedantic(measure, rounds=1, iterations=1)
+    rates = {name: statistics.median(values) for name, values in timings.items()}
+    per_core = rates["corpus build"] / rates["bare loop"]
+    scaling = rates["2 workers"] / rates["1 worker"]
+    benchmark.extra_info.update(documents=len(documents), **{f"{k} documents/s": v for k, v in rates.items()},
+                                per_core_over_bare_loop=per_core, two_workers_over_one=scaling)
+    print(f"\ncorpus build: {rates['corpus build']:,.0f} documents/s on one core, the bare loop of fastText predict "
+          f"+ paragraph hashing {rates['bare loop']:,.0f}/s: ratio {per_core:.2f} (aim >= 0.7); 1 worker "
+          f"{rates['1 worker']:,.0f}/s, 2 workers {rates['2 workers']:,.0f}/s: ratio {scaling:.2f} (aim >= 1.7)")
+    one, two = tmp_path / "w1-0", tmp_path / "w2-0"
+    assert {p.name: p.read_bytes() for p in one.glob("*.txt")} == {p.name: p.read_bytes() for p in two.glob("*.txt")}

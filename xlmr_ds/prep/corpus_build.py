@@ -87,7 +87,8 @@ class Counts:
     def add(self, lines: list[str]) -> None:
         self.documents += 1
         self.paragraphs += len(lines)
-        self.bytes += sum(len(line.encode("utf-8")) for line in lines)
+        if lines:  # one encode per document, not per line
+            self.bytes += len("\n".join(lines).encode("utf-8")) - (len(lines) - 1)
 
     def merge(self, other: Counts) -> None:
         self.documents += other.documents
@@ -106,6 +107,9 @@ class RankStats:
     known: dict[str, Counter] = field(default_factory=lambda: defaultdict(Counter))
     """known language -> identified language (or "removed: <stage>") -> documents."""
     replaced_characters: int = 0
+    seconds: dict[str, float] = field(default_factory=dict)
+    """Wall time of each pass on this rank (read, dedup, identify), to see where time goes and how even
+    the ranks' shares of the shards were."""
 
 
 def _check_settings(settings: BuildSettings) -> None:
@@ -241,9 +245,8 @@ def _cached_documents(path: Path):
                 current = []
 
 
-def _identify_and_filter(settings: BuildSettings, tmp: Path, rank: int, duplicate: np.ndarray,
-                         labels: list[str | None], stats: RankStats, progress) -> None:
-    identifier = LanguageIdentifier(settings.lid_model)
+def _identify_and_filter(settings: BuildSettings, identifier: LanguageIdentifier, tmp: Path, rank: int,
+                         duplicate: np.ndarray, labels: list[str | None], stats: RankStats, progress) -> None:
     parts: dict[str, object] = {}
     paragraph = 0
     try:
@@ -354,7 +357,7 @@ def build_corpus(inputs: list[str], out_dir: str | Path, settings: BuildSettings
     out_dir = Path(out_dir)
     _check_settings(settings)
     shards = discover_raw_shards(inputs)
-    LanguageIdentifier(settings.lid_model)  # a bad --lid-model is refused before anything is written
+    identifier = LanguageIdentifier(settings.lid_model)  # a bad --lid-model is refused before anything is written
     _check_out(out_dir)
     tmp = out_dir / TMP
     out_is_new = not out_dir.exists()
@@ -363,7 +366,7 @@ def build_corpus(inputs: list[str], out_dir: str | Path, settings: BuildSettings
         tmp.mkdir(parents=True)
     world.barrier()
     try:
-        result = _build(shards, out_dir, tmp, settings, world, progress, started)
+        result = _build(shards, out_dir, tmp, settings, identifier, world, progress, started)
     except XLMRDSError:
         if world.rank == 0:  # an older build in OUT is left as it was; a new OUT is removed
             shutil.rmtree(tmp, ignore_errors=True)
@@ -373,14 +376,16 @@ def build_corpus(inputs: list[str], out_dir: str | Path, settings: BuildSettings
     return result
 
 
-def _build(shards, out_dir: Path, tmp: Path, settings: BuildSettings, world, progress: bool,
-           started: float) -> dict | None:
+def _build(shards, out_dir: Path, tmp: Path, settings: BuildSettings, identifier: LanguageIdentifier, world,
+           progress: bool, started: float) -> dict | None:
     segments = split_work(LanguageSource("raw", tuple(shards)), world.size, whole_shards=True)[world.rank]
     stats = RankStats()
     bar = progress_bar(total=sum(s.end - s.start for s in segments), unit="B", unit_scale=True,
                        desc=f"read and hash (rank 0 of {world.size})", rank=world.rank, disable=not progress)
+    mark = time.perf_counter()
     with bar:
         labels = fail_together(world, lambda: _read_and_hash(segments, settings, tmp, world.rank, stats, bar))
+    mark = _timed(stats, "read", mark)
     paragraphs = stats.read.paragraphs
     offsets = everyone(world, world.exscan_sum(paragraphs))
     world.barrier()
@@ -388,10 +393,12 @@ def _build(shards, out_dir: Path, tmp: Path, settings: BuildSettings, world, pro
         _find_duplicates(tmp, partition, offsets)
     world.barrier()
     duplicate = _my_duplicates(tmp, settings.hash_partitions, offsets[world.rank], paragraphs)
+    mark = _timed(stats, "dedup", mark)
     bar = progress_bar(total=stats.read.documents, unit="doc", desc=f"identify and filter (rank 0 of {world.size})",
                        rank=world.rank, disable=not progress)
     with bar:
-        _identify_and_filter(settings, tmp, world.rank, duplicate, labels, stats, bar)
+        _identify_and_filter(settings, identifier, tmp, world.rank, duplicate, labels, stats, bar)
+    _timed(stats, "identify", mark)
 
     gathered = world.gather(stats)
     languages = world.bcast(sorted({lang for s in gathered for lang in s.kept}) if world.rank == 0 else None)
@@ -407,6 +414,7 @@ def _build(shards, out_dir: Path, tmp: Path, settings: BuildSettings, world, pro
     summary.update({
         "inputs": [str(shard.path) for shard in shards], "workers": world.size,
         "seconds": round(time.perf_counter() - started, 3),
+        "seconds_by_rank": [{phase: round(t, 3) for phase, t in rank.seconds.items()} for rank in gathered],
         "settings": {"lid_threshold": settings.lid_threshold,
                      "lid_model": str(settings.lid_model or default_model_path()),
                      **asdict(settings.filters), "hash_partitions": settings.hash_partitions},
@@ -419,6 +427,12 @@ def _build(shards, out_dir: Path, tmp: Path, settings: BuildSettings, world, pro
     shutil.rmtree(tmp, ignore_errors=True)
     world.barrier()
     return summary
+
+
+def _timed(stats: RankStats, phase: str, since: float) -> float:
+    now = time.perf_counter()
+    stats.seconds[phase] = now - since
+    return now
 
 
 def _empty_result_message(summary: dict) -> str:
