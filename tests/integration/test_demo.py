@@ -15,14 +15,16 @@ def test_make_demo_runs_the_whole_pipeline(tmp_path):
     demo = tmp_path / "demo"
     result = subprocess.run(
         ["make", "demo", f"DEMO={demo}", "DEMO_SCALE=0.1", "DEMO_VOCAB=3000", "DEMO_BLOCK=64", "DEMO_STEPS=6",
-         "DEMO_FIRST_STEPS=4", "DEMO_EVERY=2", "DEMO_FT_EPOCHS=1", "DEMO_TASK_LANGS=en de ru"],
+         "DEMO_FIRST_STEPS=4", "DEMO_EVERY=2", "DEMO_FT_EPOCHS=1", "DEMO_TASK_LANGS=en de ru",
+         "DEMO_MIN_LANGUAGE_DOCUMENTS=3"],
         cwd=ROOT, capture_output=True, text=True, timeout=1200, env={**os.environ, "CI": "true"})
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
-    for path in ("corpus/en.txt", "spm/spm.model", "data/manifest.json", "hf/model.safetensors",
+    for path in ("raw/crawl-000.jsonl.gz", "corpus/en.txt", "corpus/stats.json", "corpus/stats.png", "spm/spm.model", "data/manifest.json", "hf/model.safetensors",
                  "hf/tokenizer.json", "report.md", "loss.png", "lr.png", "task/README.md", "finetune/results.json",
                  "finetune/model/model.safetensors", "retrieval/results.json"):
         assert (demo / path).exists(), path
     report = (demo / "report.md").read_text()
+    assert "From raw shards to the corpus" in report and "Languages recovered" in report
     assert "Validation perplexity per language" in report and "Fill-mask with the exported model" in report
     assert "Top answers that are words in the prompt's script:" in report
     assert "Cross-lingual transfer (smoke level)" in report and "| ru |" in report and "average zero-shot" in report

@@ -298,3 +298,17 @@ def test_a_new_build_replaces_an_older_one_only_when_it_completes(raw, reference
         discover_corpus(out)
     build_corpus([str(raw)], out, BuildSettings(), SingleProcess(), progress=False)
     assert _outputs(out) == reference[0]
+
+
+def test_languages_found_in_few_documents_are_left_out(raw, reference, one_worker, tmp_path):
+    _, everything = one_worker
+    counts = {lang: c["documents"] for lang, c in everything["languages"].items()}
+    assert min(counts.values()) < 20 <= max(counts.values())
+    summary = build_corpus([str(raw)], tmp_path / "out", BuildSettings(min_language_documents=20,
+                                                                       known_language_field="language"),
+                           SingleProcess(), progress=False)
+    common = {lang for lang, n in counts.items() if n >= 20}
+    assert _outputs(tmp_path / "out") == {name: text for name, text in reference[0].items() if name[:-4] in common}
+    assert summary["removed"]["rare_language"]["documents"] == sum(n for n in counts.values() if n < 20)
+    identified = {to for row in summary["known_languages"].values() for to in row}
+    assert not identified & (set(counts) - common) and "removed: rare_language" in identified

@@ -48,6 +48,8 @@ def register(commands) -> None:
     build.add_argument("--max-repeated-line-share", type=float, default=0.3, metavar="S",
                        help="remove documents with more than this share of lines repeating one of their own "
                             "(default 0.3; 1 is off)")
+    build.add_argument("--min-language-documents", type=positive_int, default=1, metavar="N",
+                       help="leave out languages identified in fewer than N documents (default 1: keep all)")
     add_text_field_argument(build)
     build.add_argument("--known-language-field", metavar="NAME",
                        help="JSON field / parquet column / WARC header with a known language: stats.json then "
@@ -86,6 +88,7 @@ def run_build(args: argparse.Namespace) -> int:
     settings = BuildSettings(
         lid_threshold=args.lid_threshold, lid_model=args.lid_model, text_field=args.text_field,
         known_language_field=args.known_language_field, hash_partitions=args.hash_partitions,
+        min_language_documents=args.min_language_documents,
         filters=FilterSettings(min_chars=args.min_chars, min_script_share=args.min_script_share,
                                max_repeated_line_share=args.max_repeated_line_share))
     world = data_world()

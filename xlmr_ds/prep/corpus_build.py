@@ -73,6 +73,9 @@ class BuildSettings:
     """A JSON field / parquet column / WARC header holding a known language, to report LID against."""
     hash_partitions: int = 64
     """K: how many pieces the hash space is cut into (memory per rank is one piece)."""
+    min_language_documents: int = 1
+    """A language identified in fewer documents (over all ranks) is left out (stage "rare_language"): a few
+    stray documents are not a language one can train on, and LID's rare labels are mostly its errors."""
 
 
 @dataclass
@@ -122,6 +125,8 @@ def _check_settings(settings: BuildSettings) -> None:
                           f"0 and 1 (1 turns the filter off)")
     if settings.filters.min_chars < 0:
         raise XLMRDSError(f"--min-chars {settings.filters.min_chars}: must be 0 (off) or more")
+    if settings.min_language_documents < 1:
+        raise XLMRDSError(f"--min-language-documents {settings.min_language_documents}: must be at least 1")
     if settings.hash_partitions < 1:
         raise XLMRDSError(f"--hash-partitions {settings.hash_partitions}: must be at least 1")
 
@@ -310,7 +315,8 @@ def _write_language(tmp: Path, language: str, world) -> Path:
     return final
 
 
-def _merge(gathered: list[RankStats]) -> dict:
+def _merge(gathered: list[RankStats], rare: set[str]) -> dict:
+    """The ranks' statistics summed; the documents of `rare` languages move from kept to removed."""
     total = RankStats()
     for stats in gathered:
         total.read.merge(stats.read)
@@ -321,7 +327,12 @@ def _merge(gathered: list[RankStats]) -> dict:
         for known, identified in stats.known.items():
             total.known[known].update(identified)
         total.replaced_characters += stats.replaced_characters
-    stages = ["dedup", "lid", *FILTERS]
+    for language in rare:
+        total.removed["rare_language"].merge(total.kept.pop(language))
+    for identified in total.known.values():
+        for language in rare & identified.keys():
+            identified["removed: rare_language"] += identified.pop(language)
+    stages = ["dedup", "lid", *FILTERS, "rare_language"]
     return {
         "read": asdict(total.read),
         "duplicate_paragraphs": asdict(total.duplicate_paragraphs),
@@ -401,23 +412,28 @@ def _build(shards, out_dir: Path, tmp: Path, settings: BuildSettings, identifier
     _timed(stats, "identify", mark)
 
     gathered = world.gather(stats)
-    languages = world.bcast(sorted({lang for s in gathered for lang in s.kept}) if world.rank == 0 else None)
+    documents = Counter()
+    for rank_stats in gathered or []:
+        documents.update({language: counts.documents for language, counts in rank_stats.kept.items()})
+    rare = {language for language, n in documents.items() if n < settings.min_language_documents}
+    languages = world.bcast(sorted(documents.keys() - rare) if world.rank == 0 else None)
     if not languages:
-        summary = _merge(gathered) if world.rank == 0 else None
+        summary = _merge(gathered, rare) if world.rank == 0 else None
         message = world.bcast(_empty_result_message(summary) if world.rank == 0 else None)
         raise XLMRDSError(message)
     finals = {language: _write_language(tmp, language, world) for language in languages}
     if world.rank != 0:
         world.barrier()
         return None
-    summary = _merge(gathered)
+    summary = _merge(gathered, rare)
     summary.update({
         "inputs": [str(shard.path) for shard in shards], "workers": world.size,
         "seconds": round(time.perf_counter() - started, 3),
         "seconds_by_rank": [{phase: round(t, 3) for phase, t in rank.seconds.items()} for rank in gathered],
         "settings": {"lid_threshold": settings.lid_threshold,
                      "lid_model": str(settings.lid_model or default_model_path()),
-                     **asdict(settings.filters), "hash_partitions": settings.hash_partitions},
+                     **asdict(settings.filters), "min_language_documents": settings.min_language_documents,
+                     "hash_partitions": settings.hash_partitions},
     })
     _replace_outputs(out_dir, finals)
     from xlmr_ds.prep.build_plot import plot_build_stats  # matplotlib only once there is something to plot

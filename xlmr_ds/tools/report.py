@@ -116,9 +116,47 @@ def transfer_section(finetune_dir: Path | None, retrieval_dir: Path | None) -> l
     return lines
 
 
+def corpus_build_section(corpus_dir: Path, report_dir: Path) -> list[str]:
+    """What `corpus build` did to the raw shards, and how well LID recovered the languages they came from."""
+    from xlmr_ds.prep.corpus_build import read_build_stats
+
+    stats = read_build_stats(corpus_dir)
+    read, copies, kept = stats["read"], stats["duplicate_paragraphs"], stats["kept"]
+    plot = os.path.relpath(corpus_dir / "stats.png", report_dir)
+    lines = ["## From raw shards to the corpus (`xlmr-ds corpus build`)", "",
+             f"{len(stats['inputs'])} raw shards, {read['documents']:,} documents, {read['paragraphs']:,} paragraphs "
+             f"({read['bytes'] / 1e6:,.2f} MB), {stats['workers']} worker(s), {stats['seconds']:.1f} s. Paragraphs "
+             f"dropped as copies of an earlier one: {copies['paragraphs']:,} "
+             f"({100 * copies['paragraphs'] / max(read['paragraphs'], 1):.1f}%).", "",
+             "| stage | documents removed | MB removed |", "|---|---:|---:|"]
+    lines += [f"| {stage} | {c['documents']:,} | {c['bytes'] / 1e6:,.3f} |" for stage, c in stats["removed"].items()]
+    lines += [f"| kept | {kept['documents']:,} | {kept['bytes'] / 1e6:,.3f} |", "", f"![corpus build]({plot})", ""]
+    known = stats["known_languages"]
+    if known:
+        lines += ["### Languages recovered", "",
+                  "Each source document's known language against the one fastText's lid.176 found (documents "
+                  "removed by a stage counted apart).", "",
+                  "| source | documents | identified as source | identified as another | removed | most often "
+                  "confused with |", "|---|---:|---:|---:|---:|---|"]
+        for source, row in known.items():
+            removed = sum(n for to, n in row.items() if to.startswith("removed"))
+            right = row.get(source, 0)
+            others = {to: n for to, n in row.items() if to != source and not to.startswith("removed")}
+            confused = ", ".join(f"{to} ({n})" for to, n in sorted(others.items(), key=lambda i: -i[1])[:2])
+            identified = max(right + sum(others.values()), 1)
+            lines.append(f"| {source} | {sum(row.values()):,} | {right:,} ({100 * right / identified:.1f}%) | "
+                         f"{sum(others.values()):,} | {removed:,} | {confused or '-'} |")
+        total_right = sum(row.get(source, 0) for source, row in known.items())
+        total_identified = sum(n for row in known.values() for to, n in row.items() if not to.startswith("removed"))
+        lines += ["", f"Recovered: {total_right:,} of {total_identified:,} identified documents "
+                  f"({100 * total_right / max(total_identified, 1):.1f}%).", ""]
+    return lines
+
+
 def write_report(run_dir: str | Path, out: str | Path, hf_dir: str | Path | None = None,
                  fill_mask: list[str] | None = None, title: str = "xlmr-ds run",
-                 finetune_dir: str | Path | None = None, retrieval_dir: str | Path | None = None) -> Path:
+                 finetune_dir: str | Path | None = None, retrieval_dir: str | Path | None = None,
+                 corpus_dir: str | Path | None = None) -> Path:
     run_dir, out = Path(run_dir), Path(out)
     metrics_file = run_dir / "metrics.jsonl"
     if not metrics_file.is_file():
@@ -147,6 +185,8 @@ def write_report(run_dir: str | Path, out: str | Path, hf_dir: str | Path | None
              f"Mean {sum(throughput) / len(throughput):,.0f} tokens/s over the steps after the first "
              f"(max {max(throughput):,.0f}); mean step time "
              f"{sum(r['step_time_s'] for r in train) / len(train):.2f} s.", ""]
+    if corpus_dir:
+        lines += corpus_build_section(Path(corpus_dir), out.parent)
     if len(evals) >= 2:
         first, last = evals[0], evals[-1]
         lines += ["## Validation perplexity per language", "",
