@@ -3,6 +3,7 @@ old ids (bit-identical old rows, logits within 1e-6), initializes the new rows a
 with the new tokenizer, and continued pretraining from it runs end to end (binarize, train under ZeRO-3,
 export, fill-mask in the new language)."""
 
+import json
 import random
 import shutil
 import subprocess
@@ -112,16 +113,37 @@ def test_transformers_loads_the_grown_model_and_its_tokenizer_gives_our_ids(exte
 @pytest.mark.slow
 @pytest.mark.multiprocess
 def test_continued_pretraining_from_the_grown_model_runs_end_to_end(extended, tmp_path):
+    """binarize -> ZeRO-3 training with a recipe whose first phase trains only the new embedding rows (the rest
+    stays bit-identical) and whose second trains everything -> export -> fill-mask in the new language."""
     root, corpus, _, _ = extended
     env = environment()
     run = lambda *args: subprocess.run([*args], capture_output=True, text=True, timeout=300, env=env)  # noqa: E731
     binarized = run("xlmr-ds", "binarize", "--no-progress", "--input", str(corpus), "--spm", str(root / "new.model"),
                     "--out", str(tmp_path / "data"))
     assert binarized.returncode == 0, binarized.stderr[-2000:]
+    recipe = tmp_path / "recipe.json"
+    recipe.write_text(json.dumps({"phases": [
+        {"name": "new-rows", "steps": 2, "train": "new_embeddings", "lr": {"shape": "stable", "start": 1e-3}},
+        {"name": "all", "steps": 1, "lr": {"shape": "stable"}}]}))
     save = tmp_path / "run"
     train(["--deepspeed_config", str(CONFIGS / "tiny_cpu_zero3.json"), "--data", str(tmp_path / "data"),
-           "--model", "tiny", "--block-size", "64", "--steps", "2", "--save", str(save),
-           "--init-from", str(root / "hf-mean")], processes=1, launcher="python")
+           "--model", "tiny", "--block-size", "64", "--recipe", str(recipe), "--save", str(save), "--save-every", "1",
+           "--keep", "0", "--init-from", str(root / "hf-mean")], processes=1, launcher="python")
+    grown = load_hf(root / "hf-mean").state_dict()
+    rows = new_row_ids(*[json.loads((root / "hf-mean" / "vocab_extension.json").read_text())[k]
+                         for k in ("old_vocab_size", "new_vocab_size")])
+    after_phase = load_checkpoint_model(choose_checkpoint(save, 2)).state_dict()
+    for name, before in grown.items():
+        if name in ("embeddings.word.weight", "lm_head.decoder.weight"):
+            assert torch.equal(after_phase[name][:rows.start], before[:rows.start])
+            assert torch.equal(after_phase[name][rows.stop:], before[rows.stop:])  # <mask>, last: an old row
+            assert not torch.equal(after_phase[name][rows.start:rows.stop], before[rows.start:rows.stop])
+        elif name == "lm_head.bias":
+            assert torch.equal(after_phase[name][:rows.start], before[:rows.start])
+        else:
+            assert torch.equal(after_phase[name], before), name
+    everything = load_checkpoint_model(choose_checkpoint(save, 3)).state_dict()
+    assert not torch.equal(everything["layers.0.attention.query.weight"], grown["layers.0.attention.query.weight"])
     exported = run("xlmr-ds", "export", "--ckpt", str(save), "--out", str(tmp_path / "hf"))
     assert exported.returncode == 0, exported.stderr[-2000:]
     line = (corpus / "xx.txt").read_text().splitlines()[0].split()

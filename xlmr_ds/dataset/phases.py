@@ -58,6 +58,7 @@ class ResolvedPhase:
     block_size: int
     batch: BatchRamp
     lr: LearningRatePiece | None
+    train: str = "all"
 
     @cached_property
     def _cumulative(self) -> np.ndarray | None:
@@ -93,7 +94,7 @@ class ResolvedPhase:
                 "alpha": dataclasses.asdict(self.alpha), "languages": list(self.languages),
                 "mask_prob": self.mask_prob, "block_size": self.block_size,
                 "batch_size": dataclasses.asdict(self.batch),
-                "lr": dataclasses.asdict(self.lr) if self.lr else None}
+                "lr": dataclasses.asdict(self.lr) if self.lr else None, "train": self.train}
 
 
 class PhasePlan:
@@ -122,7 +123,7 @@ class PhasePlan:
             resolved = ResolvedPhase(index, phase.name, first_step, steps, first_sample, alpha, languages,
                                  phase.mask_prob if phase.mask_prob is not None else
                                  (previous.mask_prob if previous else defaults.mask_prob),
-                                 block_size, batch, lr)
+                                 block_size, batch, lr, phase.train)
             self.phases.append(resolved)
             first_step += steps
             first_sample += resolved.samples

@@ -34,6 +34,10 @@ the DeepSpeed config's train_batch_size):
   (constant at start), "linear" (linear decay, end default 0), "1-sqrt" (end + (start - end) (1 - sqrt(t/T)),
   end default 0). start defaults to where the phase before ended. Either every phase has an lr piece and they
   replace the DeepSpeed config's scheduler, or none has and that scheduler runs over the whole recipe.
+- train: what the phase trains, "all" (the default) or "new_embeddings": only the embedding rows (and LM-head
+  bias entries) that `xlmr-ds model extend-vocab` added, the rest frozen bit for bit (engine/new_rows.py;
+  needs --init-from the grown model). Unlike the other keys it does not carry over: a phase without it trains
+  everything. new_embeddings phases must come first (the optimizer's moments are still zero there).
 
 Validation names the file, the key path (phases[1].alpha.start) and what was expected, one problem per line,
 the first one raised. Which languages exist and the model's length limit are checked when the data is loaded
@@ -51,7 +55,9 @@ from xlmr_ds.errors import XLMRDSError
 from xlmr_ds.jsonfile import read_json_object
 
 RECIPE_KEYS = ("description", "phases")
-PHASE_KEYS = ("name", "steps", "tokens", "alpha", "languages", "mask_prob", "block_size", "batch_size", "lr")
+PHASE_KEYS = ("name", "steps", "tokens", "alpha", "languages", "mask_prob", "block_size", "batch_size", "lr",
+              "train")
+TRAIN_CHOICES = ("all", "new_embeddings")
 RAMP_KEYS = ("start", "end")
 BATCH_RAMP_KEYS = ("start", "end", "multiple")
 LR_KEYS = ("shape", "start", "end")
@@ -152,6 +158,9 @@ class Phase:
     lr: LearningRatePiece | None = None
     """The phase's piece of the learning-rate curve."""
 
+    train: str = "all"
+    """What the phase trains: "all", or "new_embeddings" (the rows a vocabulary extension added)."""
+
 
 @dataclass(frozen=True)
 class Recipe:
@@ -207,6 +216,12 @@ def load_recipe(path: str | Path) -> Recipe:
         missing = with_lr.index(False)
         raise XLMRDSError(f"{source}: phases[{missing}] has no lr piece while phases[{with_lr.index(True)}] has one; "
                           f"give every phase an lr piece, or none to use the DeepSpeed config's scheduler")
+    trains = [p.train for p in parsed]
+    if "new_embeddings" in trains[trains.index("all") if "all" in trains else len(trains):]:
+        late = trains.index("new_embeddings", trains.index("all"))
+        raise XLMRDSError(f"{source}: phases[{late}].train is new_embeddings after phases[{trains.index('all')}] "
+                          f"trained everything; new_embeddings phases must come first (frozen weights stay exactly "
+                          f"as they were only while the optimizer's moments are zero)")
     return Recipe(parsed, source, description)
 
 
@@ -235,7 +250,14 @@ def _parse_phase(source: str, where: str, raw: object, index: int) -> Phase:
                              why="a block holds <s>, </s> and at least 6 tokens") if "block_size" in raw else None),
         batch_size=_batch(source, f"{where}.batch_size", raw["batch_size"]) if "batch_size" in raw else None,
         lr=_learning_rate(source, f"{where}.lr", raw["lr"]) if "lr" in raw else None,
+        train=_train(source, f"{where}.train", raw.get("train", "all")),
     )
+
+
+def _train(source: str, where: str, raw: object) -> str:
+    if raw not in TRAIN_CHOICES:
+        raise XLMRDSError(f"{source}: {where} must be one of {', '.join(TRAIN_CHOICES)} (got {raw!r})")
+    return raw
 
 
 def _alpha(source: str, where: str, raw: object) -> Ramp:

@@ -47,6 +47,7 @@ from xlmr_ds.engine.guards.stop_request import StopRequest
 from xlmr_ds.engine.guards.teardown import release_shared_memory_buffer, shut_down_process_group
 from xlmr_ds.engine.guards.watchdog import ProgressWatchdog, is_lost_peer
 from xlmr_ds.engine.metrics import MetricsLog
+from xlmr_ds.engine.new_rows import NewRowsOnly, read_new_rows
 from xlmr_ds.engine.schedule import RecipeLearningRate
 from xlmr_ds.errors import XLMRDSError
 from xlmr_ds.estimate.flops import device_peak_tflops, encoder_forward_flops, lm_head_forward_flops
@@ -147,6 +148,11 @@ class Trainer:
         torch.manual_seed(config.seed)  # the same initial weights on every rank
         model = build_model(self.model_config, self.ds_config, self.stage, config.model.init_from,
                             config.model.activation_checkpointing)
+        self.new_rows_only = None
+        new_embedding_phases = [p for p in self.plan.phases if p.train == "new_embeddings"]
+        if new_embedding_phases:  # hooks on the parameters, before DeepSpeed partitions them
+            where = f"{recipe.source}: phases[{new_embedding_phases[0].index}]"
+            self.new_rows_only = NewRowsOnly(model, read_new_rows(config.model.init_from, where))
         self.engine, _, _, _ = self.deepspeed.initialize(model=model, model_parameters=parameter_groups(model),
                                                          config=self.ds_config, lr_scheduler=scheduler)
         self.loader = TrainLoader(self.data, self.plan,
@@ -325,6 +331,8 @@ class Trainer:
         device_totals = torch.zeros(3, dtype=torch.float64, device=self.device)
         tokens, encoder_flops = 0.0, 0.0
         phase = self.plan.phase_of_step(self.step)
+        if self.new_rows_only is not None:
+            self.new_rows_only.set_active(phase.train == "new_embeddings", engine.optimizer)
         batch_size = self.plan.batch_size(self.step)
         if batch_size != engine.train_batch_size():
             engine.set_train_batch_size(batch_size)

@@ -267,12 +267,13 @@ def write_tokenizer_files(directory: Path, sentencepiece_model: Path, max_length
     XLMRobertaTokenizer.from_pretrained(directory).save_pretrained(directory)
 
 
-def save_hf(model: XLMRModel, out_dir, tokenizer_model: str | Path | None = None) -> None:
+def save_hf(model: XLMRModel, out_dir, tokenizer_model: str | Path | None = None,
+            extra_files: dict[str, str] | None = None) -> None:
     """Write a directory that transformers' AutoModelForMaskedLM (or, for a task head,
     AutoModelForSequenceClassification / AutoModelForTokenClassification) loads: config.json and
     model.safetensors, and given the SentencePiece model also the tokenizer files (so that AutoTokenizer and
     pipeline("fill-mask"), pipeline("text-classification") or pipeline("token-classification") load it too);
-    the directory appears only once everything in it is complete."""
+    the directory appears only once everything in it is complete (`extra_files`, name -> text, with it)."""
     out_dir = Path(out_dir)
     architecture = architecture_of(model)
     names = hf_parameter_names(model.config.num_layers, architecture)
@@ -288,6 +289,8 @@ def save_hf(model: XLMRModel, out_dir, tokenizer_model: str | Path | None = None
         (staging / "config.json").write_text(json.dumps(hf_config, indent=2) + "\n")
         if tokenizer_model is not None:
             write_tokenizer_files(staging, Path(tokenizer_model), model.config.max_sequence_length)
+        for name, text in (extra_files or {}).items():
+            (staging / name).write_text(text)
         if out_dir.exists():
             shutil.rmtree(out_dir)
         staging.rename(out_dir)

@@ -8,14 +8,16 @@ with the new tokenizer files, which `xlmr-ds train --init-from` continues pretra
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from pathlib import Path
 
+from xlmr_ds.engine.new_rows import EXTENSION_FILE
 from xlmr_ds.engine.pretrained import load_pretrained
 from xlmr_ds.errors import XLMRDSError
 from xlmr_ds.model.hf import save_hf
 from xlmr_ds.model.modeling import XLMRForMaskedLM, unique_parameter_count
-from xlmr_ds.model.resize import extend_vocabulary
+from xlmr_ds.model.resize import extend_vocabulary, new_row_ids
 from xlmr_ds.prep.tokenizer import XLMRTokenizer
 
 WORD_START = "\u2581"
@@ -70,6 +72,11 @@ def extend_model_vocabulary(model_source: str | Path, new_spm: str | Path, out_d
     sources = [old_split(new.sp.IdToPiece(spm_id), old, old_word_start)
                for spm_id in range(old.pieces, new.pieces)] if init == "mean" else None
     grown, fell_back = extend_vocabulary(model, new.vocab_size, init, sources, seed)
-    save_hf(grown, out_dir, tokenizer_model=new_spm)
+    added = new_row_ids(old.vocab_size, new.vocab_size)
+    extension = {"source": pretrained.description, "old_vocab_size": old.vocab_size, "new_vocab_size": new.vocab_size,
+                 "new_rows": [added.start, added.stop], "init": init, "random_fallbacks": fell_back}
+    # What a recipe phase "train": "new_embeddings" reads to know which rows to train (engine/new_rows.py).
+    save_hf(grown, out_dir, tokenizer_model=new_spm,
+            extra_files={EXTENSION_FILE: json.dumps(extension, indent=2) + "\n"})
     return VocabularyExtension(pretrained.description, old.vocab_size, new.vocab_size, init, fell_back,
                                unique_parameter_count(grown))
