@@ -109,3 +109,12 @@ def test_the_command_line_starts_without_torch():
     result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "[]"
+
+
+def test_output_into_a_closed_pipe_ends_quietly():
+    """`xlmr-ds info ... | head -1`: the reader leaves early; no BrokenPipeError traceback."""
+    process = subprocess.Popen([sys.executable, "-m", "xlmr_ds", "info", "--model", "large", "--gpus-per-node", "8"],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    process.stdout.close()  # before the command has written anything: its first write finds no reader
+    _, stderr = process.communicate(timeout=120)
+    assert process.returncode == 141 and b"Traceback" not in stderr, stderr.decode()[-2000:]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
 from xlmr_ds import __version__
@@ -60,6 +61,11 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("xlmr-ds: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:
+        # `xlmr-ds info ... | head`: the reader has gone, nothing is wrong. stdout now points at /dev/null so that
+        # the interpreter's last flush does not raise again; 141 is what a program killed by SIGPIPE returns.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141
     if getattr(args, "exits_without_finalizing", False):
         from xlmr_ds.engine.guards.teardown import exit_process
 
