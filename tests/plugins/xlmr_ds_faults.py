@@ -10,6 +10,7 @@ several are separated by commas. KEY (the step, or the language for data points)
               completion marker is not                                              CheckpointManager._commit
     binarize  after language KEY's dataset is renamed into place                    binarize.binarize_language
     index     after language KEY's block tables are written to the staging dir     block_index.write_language_tables
+    build     corpus build, KEY "identify": before pass 3 (LID and filters)          corpus_build._identify_and_filter
 
 Actions: `stall` (sleep until killed, as a hung process or node does), `kill` (SIGKILL this process),
 `nan` (the loss becomes NaN; only at `loss`), `sleepS` (sleep S seconds, e.g. sleep2.5, then go on).
@@ -86,7 +87,7 @@ def _nan_loss(loss, trainer, batch, sample_index):
     return loss
 
 
-def _after_language(result, source, byte_range, tokenizer, out_dir, tmp_dir, world, progress):
+def _after_language(result, source, segments, text_field, tokenizer, out_dir, tmp_dir, world, progress):
     fault_point("binarize", source.language, world.rank)
     return result
 
@@ -95,12 +96,14 @@ def install() -> None:
     from xlmr_ds.dataset import block_index
     from xlmr_ds.engine.checkpoint import CheckpointManager
     from xlmr_ds.engine.trainer import Trainer
-    from xlmr_ds.prep import binarize
+    from xlmr_ds.prep import binarize, corpus_build
     from xlmr_ds.world import job_rank
 
     _before(Trainer, "train_step", lambda trainer, batches: fault_point("step", trainer.step + 1, trainer.rank))
     _after(Trainer, "micro_batch_loss", _nan_loss)
     _before(CheckpointManager, "_commit", lambda manager, target, step, newest: fault_point("save", step, manager.rank))
     _after(binarize, "binarize_language", _after_language)
+    _before(corpus_build, "_identify_and_filter",
+            lambda settings, identifier, tmp, rank, *rest: fault_point("build", "identify", rank))
     _after(block_index, "write_language_tables",
            lambda result, staging, data_dir, language, *rest: fault_point("index", language, job_rank()))

@@ -257,3 +257,26 @@ def test_fp16_nan_loss_is_skipped_by_the_loss_scaler(device, training_args, tmp_
     assert np.isfinite(records[3]["loss"])
     before, skipped = (weights(save / f"step_0000000{k}") for k in (2, 3))
     assert all(torch.equal(before[name], skipped[name]) for name in before)
+
+
+BUILD = "import sys; from xlmr_ds.cli.main import main; sys.exit(main(['corpus', 'build', '--no-progress', *sys.argv[1:]]))"
+
+
+def test_a_killed_corpus_build_leaves_nothing_that_a_later_run_takes_for_complete(tmp_path):
+    from xlmr_ds.prep.demo_corpus import write_demo_corpus
+    from xlmr_ds.prep.demo_crawl import write_demo_crawl
+
+    write_demo_corpus(tmp_path / "source", seed=3, scale=0.05)
+    write_demo_crawl(tmp_path / "source", tmp_path / "raw", shards=2, seed=3)
+    args = ["--input", str(tmp_path / "raw"), "--out", str(tmp_path / "corpus")]
+    assert run_python(BUILD, *args[:-1], str(tmp_path / "unbroken")).returncode == 0
+    unbroken = {p.name: p.read_bytes() for p in (tmp_path / "unbroken").glob("*.txt")}
+    killed = run_python(BUILD, *args, fault="build:identify:0:kill")  # SIGKILL: nothing after it runs
+    assert killed.returncode == -signal.SIGKILL
+    assert not (tmp_path / "corpus" / "stats.json").exists() and (tmp_path / "corpus" / ".build-tmp").is_dir()
+    refused = run_python(CLI, "spm", "train", "--input", str(tmp_path / "corpus"), "--out", str(tmp_path / "spm"),
+                         "--vocab-size", "100")
+    assert refused.returncode == 1 and "a corpus build into it did not finish" in refused.stderr
+    assert run_python(BUILD, *args).returncode == 0
+    assert {p.name: p.read_bytes() for p in (tmp_path / "corpus").glob("*.txt")} == unbroken
+    assert not (tmp_path / "corpus" / ".build-tmp").exists()
