@@ -37,10 +37,9 @@ from xlmr_ds.prep.corpus import (
     split_work,
 )
 from xlmr_ds.prep.shard_reader import DEFAULT_TEXT_FIELD, iter_segment_text
+from xlmr_ds.prep.shared_file import write_part
 from xlmr_ds.prep.tokenizer import XLMRTokenizer
 from xlmr_ds.world import fail_together
-
-_COPY_BYTES = 16 << 20
 
 
 @dataclass
@@ -130,16 +129,7 @@ def binarize_language(source: LanguageSource, segments: list[Segment], text_fiel
     world.barrier()
 
     tokens_path, lengths_path = _part_paths(tmp_dir, source.language, world.rank)
-    descriptor = os.open(tmp_bin, os.O_WRONLY)
-    try:
-        with open(tokens_path, "rb") as part_in:
-            position = byte_offset
-            while chunk := part_in.read(_COPY_BYTES):
-                os.pwrite(descriptor, chunk, position)
-                position += len(chunk)
-        os.fsync(descriptor)
-    finally:
-        os.close(descriptor)
+    write_part(tokens_path, tmp_bin, byte_offset)
     tokens_path.unlink()
 
     gathered = world.gather(([sequence_offset + k for k in part.document_ends], part.stats))

@@ -47,6 +47,7 @@ from xlmr_ds.prep.doc_filters import FILTERS, FilterSettings, failed_filter
 from xlmr_ds.prep.langid import LanguageIdentifier, default_model_path
 from xlmr_ds.prep.paragraphs import paragraph_hashes
 from xlmr_ds.prep.shard_reader import DEFAULT_TEXT_FIELD, iter_segment_documents
+from xlmr_ds.prep.shared_file import write_part
 from xlmr_ds.world import everyone, fail_together
 
 TMP = ".build-tmp"
@@ -301,16 +302,7 @@ def _write_language(tmp: Path, language: str, world) -> Path:
             out.truncate(total)
     world.barrier()
     if size:
-        descriptor = os.open(final, os.O_WRONLY)
-        try:
-            with open(part, "rb") as source:
-                position = offset
-                while chunk := source.read(16 << 20):
-                    os.pwrite(descriptor, chunk, position)
-                    position += len(chunk)
-            os.fsync(descriptor)
-        finally:
-            os.close(descriptor)
+        write_part(part, final, offset)
     world.barrier()
     return final
 
