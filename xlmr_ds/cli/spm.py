@@ -84,7 +84,8 @@ def run_extend(args: argparse.Namespace) -> int:
     short = f" ({report.requested:,} asked; the new text has no more)" if report.added < report.requested else ""
     print(f"wrote {args.out}.model: {report.base_pieces:,} pieces of {args.base} kept with their ids, "
           f"{report.added:,} added{short}; {report.dropped_by_check:,} candidates left out because old-language "
-          f"lines would change ({report.check_rounds} check rounds); model vocab_size "
+          f"text would change ({report.dropped_as_expected:,} of them absent from the check sample but expected in "
+          f"old-language text by the base model; {report.check_rounds} check rounds); model vocab_size "
           f"{report.base_pieces + report.added + 2:,}; "
           f"report {args.out}.extension.json; {time.perf_counter() - started:.1f} s")
     return 0
