@@ -26,7 +26,8 @@ test: $(INSTALLED)
 
 # The demo: raw crawl shards (the demo corpus shuffled into mixed-language JSON lines with repeated paragraphs) ->
 # corpus build (dedup, LID, filters) -> SentencePiece -> MPI binarize -> DeepSpeed ZeRO-2 training on 2 CPU processes with
-# evaluation and checkpoints -> a resumed continuation -> export to Hugging Face -> fill-mask -> zero-shot
+# evaluation and checkpoints -> a resumed continuation -> export to Hugging Face -> fill-mask, and what word order is
+# worth to the model (validation loss with the tokens shuffled) -> zero-shot
 # cross-lingual fine-tuning and retrieval -> report.
 # The sizes can be made smaller (the CI test does): make demo DEMO=/tmp/d DEMO_SCALE=0.1 DEMO_STEPS=6 ...
 # The first training run stops at DEMO_FIRST_STEPS, as a time-limited job would; the second resumes it.
@@ -70,13 +71,14 @@ demo: $(INSTALLED)
 	$(XLMR_DS) ckpt list $(DEMO)/ckpt
 	$(XLMR_DS) export --ckpt $(DEMO)/ckpt --out $(DEMO)/hf
 	$(XLMR_DS) fill-mask --model $(DEMO)/hf $(FILL_MASK)
+	$(XLMR_DS) eval --hf $(DEMO)/hf --data $(DEMO)/data --shuffled-order --json $(DEMO)/eval.json
 	$(XLMR_DS) task demo --out $(DEMO)/task --languages $(DEMO_TASK_LANGS)
 	$(XLMR_DS) finetune --task sequence-classification --model $(DEMO)/hf --train $(DEMO)/task/names/train.en.tsv \
 		--valid en=$(DEMO)/task/names/dev.en.tsv --test $(FINETUNE_TESTS) --out $(DEMO)/finetune \
 		--epochs $(DEMO_FT_EPOCHS) --batch-size 16 --lr $(DEMO_FT_LR)
 	$(XLMR_DS) eval retrieval --model $(DEMO)/hf --pairs $(RETRIEVAL_PAIRS) --out $(DEMO)/retrieval
 	$(XLMR_DS) report --run $(DEMO)/ckpt --out $(DEMO)/report.md --hf $(DEMO)/hf --fill-mask $(FILL_MASK) \
-		--finetune $(DEMO)/finetune --retrieval $(DEMO)/retrieval --corpus $(DEMO)/corpus \
+		--finetune $(DEMO)/finetune --retrieval $(DEMO)/retrieval --corpus $(DEMO)/corpus --word-order $(DEMO)/eval.json \
 		--title "xlmr-ds demo: tiny XLM-R on the 21-language demo corpus, 2 CPU processes, ZeRO-2"
 	@echo "demo outputs: raw crawl $(DEMO)/raw, built corpus $(DEMO)/corpus (stats.json, stats.png), tokenizer $(DEMO)/spm/spm.model, datasets $(DEMO)/data,"
 	@echo "  checkpoints and metrics $(DEMO)/ckpt, Hugging Face model $(DEMO)/hf, cross-lingual task $(DEMO)/task,"

@@ -131,16 +131,18 @@ def test_eval_gives_the_same_table_from_the_checkpoint_and_from_the_export(unbro
     for source in (["--ckpt", str(save)], ["--hf", str(tmp_path / "hf"), "--block-size", "64"]):
         out = tmp_path / f"eval{len(tables)}.json"
         result = subprocess.run(["xlmr-ds", "eval", *source, "--data", str(binarized_dir), "--samples", "16",
-                                 "--json", str(out), "--csv", str(out.with_suffix(".csv"))],
+                                 "--json", str(out), "--csv", str(out.with_suffix(".csv")), "--shuffled-order"],
                                 capture_output=True, text=True, timeout=300, env=_env())
         assert result.returncode == 0, result.stderr
         assert "perplexity" in result.stdout and "accuracy" in result.stdout
         tables.append(json.loads(out.read_text())["languages"])
         rows = list(csv.DictReader(open(out.with_suffix(".csv"))))
         assert {row["language"] for row in rows} == set(tables[-1])
+        assert "word order is worth" in result.stdout and all(float(row["loss_shuffled_order"]) > 0 for row in rows)
     assert tables[0].keys() == tables[1].keys() and len(tables[0]) == 6
     for language in tables[0]:
-        assert tables[1][language]["loss"] == pytest.approx(tables[0][language]["loss"], abs=1e-5)
+        for key in ("loss", "loss_shuffled_order"):
+            assert tables[1][language][key] == pytest.approx(tables[0][language][key], abs=1e-5)
         assert 0.0 <= tables[0][language]["accuracy"] <= 1.0
 
 

@@ -27,6 +27,7 @@ def test_make_demo_runs_the_whole_pipeline(tmp_path):
     assert "From raw shards to the corpus" in report and "Languages recovered" in report
     assert "Validation perplexity per language" in report and "Fill-mask with the exported model" in report
     assert "Top answers that are words in the prompt's script:" in report
+    assert "## Word order" in report and "word order is worth" in report and (demo / "eval.json").is_file()
     assert "Cross-lingual transfer (smoke level)" in report and "| ru |" in report and "average zero-shot" in report
     assert "resumed from" in result.stdout + result.stderr
     assert "Сегодня <mask> погода." in result.stdout

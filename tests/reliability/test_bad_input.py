@@ -296,6 +296,9 @@ CASES = [
     Case("extend-vocab-not-an-extension", "xlmr-ds", lambda i: i.extend_vocab(i.hf_with_tokenizer(i.spm), write_released_size_spm(i.root / "big.model", pieces=900)), "big.model: piece 3 is 'a', but"),
     # weights that are pickles
     Case("init-from-pickle-weights", "train", lambda i: i.train("--init-from", i.hf_pickle_only()), "holds only pytorch_model.bin; xlmr-ds reads Hugging Face weights only from safetensors"),
+    Case("report-word-order-missing", "xlmr-ds", lambda i: ["report", "--run", i.checkpoint(), "--out", str(i.root / "r.md"), "--word-order", str(i.root / "missing.json")], "missing.json: --json file of `xlmr-ds eval --shuffled-order` not found"),
+    Case("report-word-order-not-json", "xlmr-ds", lambda i: ["report", "--run", i.checkpoint(), "--out", str(i.root / "r.md"), "--word-order", i.text("{loss", "eval.json")], "eval.json: invalid JSON at line 1"),
+    Case("report-word-order-not-shuffled", "xlmr-ds", lambda i: ["report", "--run", i.checkpoint(), "--out", str(i.root / "r.md"), "--word-order", i.text('{"languages": {"en": {"loss": 5.0}}}', "eval.json")], "eval.json: no loss_shuffled_order; write it with `xlmr-ds eval --shuffled-order`"),
     Case("fill-mask-pickle-weights", "xlmr-ds", lambda i: ["fill-mask", "--model", i.hf_pickle_only(), "a <mask>."], "holds only pytorch_model.bin; xlmr-ds reads Hugging Face weights only from safetensors"),
 ]
 

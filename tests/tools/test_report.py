@@ -77,3 +77,16 @@ def test_report_shows_the_transfer_tables(tmp_path):
     assert "not XNLI" in text
     with pytest.raises(XLMRDSError, match="results.json: not found"):
         write_report(tmp_path, tmp_path / "report.md", finetune_dir=tmp_path / "missing")
+
+
+def test_report_says_what_word_order_is_worth_to_the_model(tmp_path):
+    _metrics(tmp_path / "metrics.jsonl")
+    languages = {"en": {"loss": 5.0, "loss_shuffled_order": 5.5}, "de": {"loss": 4.0, "loss_shuffled_order": 4.1}}
+    (tmp_path / "eval.json").write_text(json.dumps({"settings": {}, "languages": languages}))
+    text = write_report(tmp_path, tmp_path / "report.md", word_order=tmp_path / "eval.json").read_text()
+    assert "4.5000 in order, 4.8000 with each block's tokens shuffled" in text and "+0.3000 nats (+6.2%)" in text
+    (tmp_path / "plain.json").write_text(json.dumps({"languages": {"en": {"loss": 5.0}}}))
+    with pytest.raises(XLMRDSError, match="no loss_shuffled_order"):
+        write_report(tmp_path, tmp_path / "report.md", word_order=tmp_path / "plain.json")
+    with pytest.raises(XLMRDSError, match="missing.json: --json file of `xlmr-ds eval --shuffled-order` not found"):
+        write_report(tmp_path, tmp_path / "report.md", word_order=tmp_path / "missing.json")

@@ -36,6 +36,9 @@ def register(commands) -> None:
                         help=f"held-out share (default: the run's, or {defaults.valid_fraction})")
     parser.add_argument("--block-size", type=int,
                         help=f"tokens per block (default: the run's, or {defaults.block_size})")
+    parser.add_argument("--shuffled-order", action="store_true",
+                        help="also the loss with each block's tokens in a random order (labels move with their "
+                             "tokens): what the model takes from word order; none before it has learned any")
     parser.add_argument("--json", metavar="FILE", help="also write the table as JSON")
     parser.add_argument("--csv", metavar="FILE", help="also write the table as CSV")
     parser.set_defaults(run=run)
@@ -147,19 +150,28 @@ def run(args: argparse.Namespace) -> int:
     device = torch.device("cuda") if torch.cuda.is_available() else torch.device("cpu")
     model = model.to(device).eval()
     results = evaluate_languages(model, data, args.samples, args.batch_size, device)
-    rows = [(lang, f"{r['loss']:.4f}", f"{r['perplexity']:.2f}", f"{r['accuracy']:.4f}", f"{r['tokens']:,}")
-            for lang, r in results.items()]
-    print(format_table(("language", "loss", "perplexity", "accuracy", "masked tokens"), rows))
+    columns = ["loss", "perplexity", "accuracy", "tokens"]
+    if args.shuffled_order:
+        shuffled = evaluate_languages(model, data, args.samples, args.batch_size, device, shuffle_seed=config.seed)
+        for lang, r in results.items():
+            r["loss_shuffled_order"] = shuffled[lang]["loss"]
+        columns.append("loss_shuffled_order")
+    rows = [(lang, f"{r['loss']:.4f}", f"{r['perplexity']:.2f}", f"{r['accuracy']:.4f}", f"{r['tokens']:,}",
+             *([f"{r['loss_shuffled_order']:.4f}"] if args.shuffled_order else [])) for lang, r in results.items()]
+    print(format_table(("language", "loss", "perplexity", "accuracy", "masked tokens",
+                        *(["loss, tokens shuffled"] if args.shuffled_order else [])), rows))
     if results:
-        print(f"mean over {len(results)} languages: loss "
-              f"{sum(r['loss'] for r in results.values()) / len(results):.4f}, accuracy "
-              f"{sum(r['accuracy'] for r in results.values()) / len(results):.4f}")
+        mean = {key: sum(r[key] for r in results.values()) / len(results)
+                for key in ("loss", "accuracy", *(["loss_shuffled_order"] if args.shuffled_order else []))}
+        print(f"mean over {len(results)} languages: loss {mean['loss']:.4f}, accuracy {mean['accuracy']:.4f}"
+              + (f"; with the tokens shuffled {mean['loss_shuffled_order']:.4f} (word order is worth "
+                 f"{mean['loss_shuffled_order'] - mean['loss']:+.4f} nats)" if args.shuffled_order else ""))
     if args.json:
         Path(args.json).write_text(json.dumps({"settings": settings, "languages": results}, indent=2) + "\n")
     if args.csv:
         with open(args.csv, "w", newline="") as out:
             writer = csv.writer(out)
-            writer.writerow(["language", "loss", "perplexity", "accuracy", "tokens"])
+            writer.writerow(["language", *columns])
             for lang, r in results.items():
-                writer.writerow([lang, r["loss"], r["perplexity"], r["accuracy"], r["tokens"]])
+                writer.writerow([lang, *(r[key] for key in columns)])
     return 0

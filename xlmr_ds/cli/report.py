@@ -17,12 +17,14 @@ def register(commands) -> None:
     parser.add_argument("--retrieval", metavar="DIR", help="an `xlmr-ds eval retrieval --out` directory: its table")
     parser.add_argument("--corpus", metavar="DIR", help="an `xlmr-ds corpus build --out` directory: its statistics "
                                                           "and language recovery")
+    parser.add_argument("--word-order", metavar="FILE", help="the --json file of `xlmr-ds eval --shuffled-order`: "
+                                                             "what word order is worth to the model")
     parser.add_argument("--title", default="xlmr-ds run")
     parser.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:
     path = write_report(args.run_dir, args.out, args.hf, args.fill_mask, args.title, args.finetune, args.retrieval,
-                        args.corpus)
+                        args.corpus, args.word_order)
     print(f"wrote {path} with {path.parent / 'loss.png'} and {path.parent / 'lr.png'}")
     return 0

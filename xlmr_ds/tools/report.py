@@ -12,6 +12,7 @@ from pathlib import Path
 
 from xlmr_ds.engine.metrics import read_metrics
 from xlmr_ds.errors import XLMRDSError
+from xlmr_ds.jsonfile import read_json_object
 
 SCALE_UP = """```bash
 # what a cluster needs, before it is booked
@@ -85,6 +86,25 @@ def is_word_in_script_of(piece: str, text: str) -> bool:
     return piece.startswith("\u2581") or _script(word[0]) in UNSPACED_SCRIPTS
 
 
+def word_order_section(eval_json: Path) -> list[str]:
+    """What word order is worth to the model: an `xlmr-ds eval --shuffled-order --json` file's losses."""
+    languages = read_json_object(eval_json, "--json file of `xlmr-ds eval --shuffled-order`").get("languages")
+    rows = {lang: r for lang, r in languages.items() if isinstance(r, dict) and "loss_shuffled_order" in r} \
+        if isinstance(languages, dict) else {}
+    if not rows:
+        raise XLMRDSError(f"{eval_json}: no loss_shuffled_order; write it with `xlmr-ds eval --shuffled-order`")
+    ordered = sum(r["loss"] for r in rows.values()) / len(rows)
+    shuffled = sum(r["loss_shuffled_order"] for r in rows.values()) / len(rows)
+    gain = shuffled - ordered
+    return ["## Word order", "",
+            f"Masked-LM loss on the held-out blocks, mean of {len(rows)} languages: {ordered:.4f} in order, "
+            f"{shuffled:.4f} with each block's tokens shuffled (the same masked tokens to predict): word order is "
+            f"worth {gain:+.4f} nats ({100 * gain / shuffled:+.1f}%).", "",
+            "A model that has only learned which pieces each language uses, the first plateau of masked-LM "
+            "training, gains nothing from order, and its fill-mask answers are its language's most frequent pieces "
+            "wherever the mask is. Learning how pieces combine shows here first as a gain well above zero.", ""]
+
+
 def transfer_section(finetune_dir: Path | None, retrieval_dir: Path | None) -> list[str]:
     """The zero-shot tables of a `xlmr-ds finetune` and a `xlmr-ds eval retrieval` --out directory."""
     from xlmr_ds.tasks.results import ResultTable
@@ -156,7 +176,7 @@ def corpus_build_section(corpus_dir: Path, report_dir: Path) -> list[str]:
 def write_report(run_dir: str | Path, out: str | Path, hf_dir: str | Path | None = None,
                  fill_mask: list[str] | None = None, title: str = "xlmr-ds run",
                  finetune_dir: str | Path | None = None, retrieval_dir: str | Path | None = None,
-                 corpus_dir: str | Path | None = None) -> Path:
+                 corpus_dir: str | Path | None = None, word_order: str | Path | None = None) -> Path:
     run_dir, out = Path(run_dir), Path(out)
     metrics_file = run_dir / "metrics.jsonl"
     if not metrics_file.is_file():
@@ -165,6 +185,11 @@ def write_report(run_dir: str | Path, out: str | Path, hf_dir: str | Path | None
     evals = read_metrics(metrics_file, "eval")
     if not train:
         raise XLMRDSError(f"{metrics_file}: no training steps recorded yet")
+    # The sections read from other commands' outputs first: a bad one is refused before anything is written.
+    word_order_lines = word_order_section(Path(word_order)) if word_order else []
+    transfer_lines = transfer_section(Path(finetune_dir) if finetune_dir else None,
+                                      Path(retrieval_dir) if retrieval_dir else None) \
+        if finetune_dir or retrieval_dir else []
     out.parent.mkdir(parents=True, exist_ok=True)
     steps = [r["step"] for r in train]
     _plot(out.parent / "loss.png", {"training loss": (steps, [r["loss"] for r in train]),
@@ -209,9 +234,8 @@ def write_report(run_dir: str | Path, out: str | Path, hf_dir: str | Path | None
             lines.append(f"- {text} -> {shown}")
         words = sum(is_word_in_script_of(predictions[0][0], text) for text, predictions in examples if predictions)
         lines += ["", f"Top answers that are words in the prompt's script: {words} of {len(examples)}.", ""]
-    if finetune_dir or retrieval_dir:
-        lines += transfer_section(Path(finetune_dir) if finetune_dir else None,
-                                  Path(retrieval_dir) if retrieval_dir else None)
+    lines += word_order_lines
+    lines += transfer_lines
     lines += ["## Scaling the same run to Base and Large on GPUs", "", SCALE_UP, ""]
     tmp = out.with_suffix(".md.tmp")
     tmp.write_text("\n".join(lines))
