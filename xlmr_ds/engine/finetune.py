@@ -217,7 +217,7 @@ class FineTuner:
         torch.manual_seed(stable_seed(settings.seed, "dropout", self.rank))
         metrics = MetricsLog(output.path / "metrics.jsonl" if output.path else Path("/dev/null"), output.enabled)
         metric = metric_of(settings.task)
-        best: tuple[float, int, ResultTable, dict | None] | None = None
+        best: tuple[float, ResultTable, dict | None] | None = None  # (selection score, test table, weights)
         step = 0
         micro = ds_config["train_micro_batch_size_per_gpu"]
         bar = progress_bar(rank=self.rank, total=total_steps, desc="fine-tune", unit="step")
@@ -259,9 +259,9 @@ class FineTuner:
                                    model=pretrained.description, pretraining_step=pretrained.step)
                 if metric == "accuracy":  # what a uniform guess scores: the bar zero-shot results must clear
                     table.extra["chance"] = 1 / len(data.labels.names)
-                best = (score, epoch, table, self._gathered_state(engine.module))
+                best = (score, table, self._gathered_state(engine.module))
         bar.close()
-        _, epoch, table, state = best
+        _, table, state = best
         if output.enabled:
             self._write(output.path, table, state, model, pretrained, data)
         return table
