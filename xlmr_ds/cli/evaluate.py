@@ -150,19 +150,18 @@ def run(args: argparse.Namespace) -> int:
     device = torch.device("cuda") if torch.cuda.is_available() else torch.device("cpu")
     model = model.to(device).eval()
     results = evaluate_languages(model, data, args.samples, args.batch_size, device)
-    columns = ["loss", "perplexity", "accuracy", "tokens"]
+    # (key in the results, column header, format)
+    columns = [("loss", "loss", "{:.4f}"), ("perplexity", "perplexity", "{:.2f}"), ("accuracy", "accuracy", "{:.4f}"),
+               ("tokens", "masked tokens", "{:,}")]
     if args.shuffled_order:
         shuffled = evaluate_languages(model, data, args.samples, args.batch_size, device, shuffle_seed=config.seed)
         for lang, r in results.items():
             r["loss_shuffled_order"] = shuffled[lang]["loss"]
-        columns.append("loss_shuffled_order")
-    rows = [(lang, f"{r['loss']:.4f}", f"{r['perplexity']:.2f}", f"{r['accuracy']:.4f}", f"{r['tokens']:,}",
-             *([f"{r['loss_shuffled_order']:.4f}"] if args.shuffled_order else [])) for lang, r in results.items()]
-    print(format_table(("language", "loss", "perplexity", "accuracy", "masked tokens",
-                        *(["loss, tokens shuffled"] if args.shuffled_order else [])), rows))
+        columns.append(("loss_shuffled_order", "loss, tokens shuffled", "{:.4f}"))
+    print(format_table(("language", *(header for _, header, _ in columns)),
+                       [(lang, *(form.format(r[key]) for key, _, form in columns)) for lang, r in results.items()]))
     if results:
-        mean = {key: sum(r[key] for r in results.values()) / len(results)
-                for key in ("loss", "accuracy", *(["loss_shuffled_order"] if args.shuffled_order else []))}
+        mean = {key: sum(r[key] for r in results.values()) / len(results) for key, _, _ in columns}
         print(f"mean over {len(results)} languages: loss {mean['loss']:.4f}, accuracy {mean['accuracy']:.4f}"
               + (f"; with the tokens shuffled {mean['loss_shuffled_order']:.4f} (word order is worth "
                  f"{mean['loss_shuffled_order'] - mean['loss']:+.4f} nats)" if args.shuffled_order else ""))
@@ -171,7 +170,7 @@ def run(args: argparse.Namespace) -> int:
     if args.csv:
         with open(args.csv, "w", newline="") as out:
             writer = csv.writer(out)
-            writer.writerow(["language", *columns])
+            writer.writerow(["language", *(key for key, _, _ in columns)])
             for lang, r in results.items():
-                writer.writerow([lang, *(r[key] for key in columns)])
+                writer.writerow([lang, *(r[key] for key, _, _ in columns)])
     return 0

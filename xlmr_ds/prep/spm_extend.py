@@ -198,16 +198,15 @@ def _chosen_pieces(proto, candidates: list[tuple[str, float]], add: int, check: 
     4 and 5 above) and change no check line, after at most CHECK_ROUNDS rounds of dropping."""
     # A piece whose string occurs in old-language text could change it wherever it occurs; the check text, as
     # the base normalizes it (its pieces joined: spaces as U+2581, a leading one per line), rules those out.
-    encoded = base_sp.Encode(check, out_type=str) if check else []
-    normalized = "\n".join("".join(pieces) for pieces in encoded)
+    expected = base_sp.Encode(check) if check else []
+    normalized = "\n".join("".join(base_sp.IdToPiece(ids)) for ids in expected)
     dropped = {piece for piece, _ in candidates if piece in normalized}
-    if encoded:
+    if expected:
         # Expected at least once in UNSEEN_SAFETY times the sample's tokens: log-probability above -log(that).
-        least, scorer = -math.log(UNSEEN_SAFETY * sum(map(len, encoded))), _segmenter(proto)
+        least, scorer = -math.log(UNSEEN_SAFETY * sum(map(len, expected))), _segmenter(proto)
         likely = {piece for piece, _ in candidates if _base_log_probability(scorer, piece) >= least}
         report.dropped_as_expected = len(likely - dropped)
         dropped |= likely
-    expected = base_sp.Encode(check) if check else []
     chosen = candidates[:add]
     for round_number in range(1, CHECK_ROUNDS + 1):
         report.check_rounds = round_number
