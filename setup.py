@@ -24,8 +24,8 @@ setup(
         "tqdm>=4.66",
         "mimesis>=18",  # locale data for the demo corpus
         "faker>=30",  # locale data for the demo corpus (Devanagari, Bengali, Thai, Armenian)
-        "tensorboard>=2.15",
-        "matplotlib>=3.8",  # the run report's plots  # DeepSpeed's TensorBoard monitor
+        "tensorboard>=2.15",  # DeepSpeed's TensorBoard monitor
+        "matplotlib>=3.8",  # the run report's plots
         "protobuf>=4.25",  # reading SentencePiece models when writing Hugging Face tokenizer files
         "seqeval>=1.2",  # entity-level F1 of token-classification tasks, as everyone reports it
         "babel>=2.14",  # CLDR locale data: the demo's cross-lingual task and parallel strings
