@@ -118,3 +118,25 @@ def test_output_into_a_closed_pipe_ends_quietly():
     process.stdout.close()  # before the command has written anything: its first write finds no reader
     _, stderr = process.communicate(timeout=120)
     assert process.returncode == 141 and b"Traceback" not in stderr, stderr.decode()[-2000:]
+
+
+def test_fill_mask_ends_with_the_reports_count_of_word_answers(spm_model, tmp_path):
+    """The last line counts the top answers that are words in their prompt's script, as transformers' pipeline
+    ranks them and `xlmr-ds report` judges them (a random tiny model: whatever it answers, the count must agree)."""
+    import torch
+    from transformers import pipeline
+
+    from xlmr_ds.model import XLMRForMaskedLM, preset
+    from xlmr_ds.model.hf import save_hf
+    from xlmr_ds.tools.report import is_word_in_script_of
+
+    torch.manual_seed(0)
+    save_hf(XLMRForMaskedLM(preset("tiny").replace(vocab_size=502)), tmp_path / "hf", tokenizer_model=spm_model)
+    prompts = ["The weather is <mask> today.", "Сегодня <mask> погода.", "Das ist ein <mask> Haus.", "Это <mask> дом."]
+    result = xlmr_ds("fill-mask", "--model", str(tmp_path / "hf"), *prompts)
+    assert result.returncode == 0, result.stderr
+    fill = pipeline("fill-mask", model=str(tmp_path / "hf"))
+    expected = sum(is_word_in_script_of(fill.tokenizer.convert_ids_to_tokens(fill(p, top_k=1)[0]["token"]), p)
+                   for p in prompts)
+    assert 0 < expected < len(prompts)  # this model's answers are some words of the prompt's script, some not
+    assert result.stdout.splitlines()[-1] == f"top answers that are words in the prompt's script: {expected} of 4"
