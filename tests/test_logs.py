@@ -41,3 +41,33 @@ def test_our_lines_on_rank_0_and_the_libraries_noise_only_when_verbose(rank, ver
     assert ("[xlmr-ds] our line" in result.stdout) == ours
     assert all((text in output) == noise for text in NOISE), output
     assert "a DeepSpeed error" in output and "a warning of our own" in output  # errors and our warnings: always
+
+
+# Two ranks writing lines to one pipe, as the ranks of a job write to their launcher's. Under PYTHONUNBUFFERED
+# print() makes the newline a write of its own, and 30,000 printed lines each run together many times
+# ("...line 0[xlmr-ds] rank 0 line 9297"); a line written whole never does.
+RANK_WRITER = """
+import sys
+from xlmr_ds.logs import error_line, whole_line
+write = {"whole_line": whole_line, "error_line": error_line}[sys.argv[1]]
+for i in range(30000):
+    write(f"[xlmr-ds] rank {sys.argv[2]} line {i}")
+"""
+WRITERS = [("whole_line", "stdout"), ("error_line", "stderr")]
+
+
+@pytest.mark.parametrize("writer,stream", WRITERS, ids=[w for w, _ in WRITERS])
+def test_lines_of_two_ranks_sharing_a_pipe_never_run_together(writer, stream):
+    read_end, write_end = os.pipe()
+    environment = dict(os.environ, PYTHONUNBUFFERED="1")
+    ranks = [subprocess.Popen([sys.executable, "-c", RANK_WRITER, writer, str(rank)], env=environment,
+                              **{stream: write_end}) for rank in (0, 1)]
+    os.close(write_end)
+    with os.fdopen(read_end) as pipe:
+        lines = pipe.read().splitlines()
+    assert [rank.wait() for rank in ranks] == [0, 0]
+    assert len(lines) == 60000
+    assert all(line.startswith("[xlmr-ds] rank ") and line.count("[") == 1 for line in lines)
+    for rank in (0, 1):
+        mine = [line for line in lines if line.startswith(f"[xlmr-ds] rank {rank} ")]
+        assert mine == [f"[xlmr-ds] rank {rank} line {i}" for i in range(30000)]

@@ -88,9 +88,16 @@ def progress_bar(*, rank: int = 0, disable: bool = False, **kwargs) -> tqdm:
     return tqdm(disable=disable or rank != 0, **kwargs)
 
 
+def whole_line(message: str, stream=None) -> None:
+    """`message` and its newline on `stream` (stdout by default) in one write. print() writes the newline
+    separately, and with PYTHONUNBUFFERED each write is a system call of its own, so the lines of several
+    ranks sharing the launcher's pipe could run together ("...on node1[xlmr-ds] rank 1..."); one write of less
+    than the pipe's atomic size (4 KiB) cannot."""
+    stream = sys.stdout if stream is None else stream
+    stream.write(f"{message}\n")
+    stream.flush()
+
+
 def error_line(message: str) -> None:
-    """`message` and its newline on stderr in one write. print() writes the newline separately, and with
-    PYTHONUNBUFFERED each write is a system call of its own, so the error lines of several ranks sharing the
-    launcher's pipe could run together; one write of less than the pipe's atomic size (4 KiB) cannot."""
-    sys.stderr.write(f"{message}\n")
-    sys.stderr.flush()
+    """`message` on stderr as one whole line (see whole_line)."""
+    whole_line(message, sys.stderr)

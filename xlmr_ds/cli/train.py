@@ -39,7 +39,7 @@ from xlmr_ds.config import (
 from xlmr_ds.dataset.config import DataConfig
 from xlmr_ds.dataset.recipe import load_recipe
 from xlmr_ds.errors import XLMRDSError
-from xlmr_ds.logs import configure_logging, error_line
+from xlmr_ds.logs import configure_logging, error_line, whole_line
 from xlmr_ds.world import launcher_placement
 
 PROG = "xlmr_ds.train"
@@ -141,7 +141,7 @@ def run(args: argparse.Namespace) -> int:
     configure_logging(rank=placed[0] if placed else 0, verbose=args.verbose)
     if placed:
         # The only record of which host each rank of a multi-node job landed on.
-        print(f"[xlmr-ds] rank {placed[0]} of {placed[1]} on {socket.gethostname()}", flush=True)
+        whole_line(f"[xlmr-ds] rank {placed[0]} of {placed[1]} on {socket.gethostname()}")
     from torch.distributed import DistNetworkError, DistStoreError
 
     from xlmr_ds.engine.trainer import run as run_training
