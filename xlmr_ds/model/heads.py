@@ -1,9 +1,11 @@
-"""Task heads on the XLM-R encoder, for fine-tuning: one label per sequence (or sentence pair) and one label per
-token. The numbers match Hugging Face's XLMRobertaForSequenceClassification and
-XLMRobertaForTokenClassification (tests/model/test_heads.py), whose heads hf.py maps by name:
+"""Task heads on the XLM-R encoder, for fine-tuning: one label per sequence (or sentence pair), one label per
+token, and an answer span. The numbers match Hugging Face's XLMRobertaForSequenceClassification,
+XLMRobertaForTokenClassification and XLMRobertaForQuestionAnswering (tests/model/test_heads.py), whose heads
+hf.py maps by name:
 
     sequence:  logits = out(dropout(tanh(dense(dropout(h[<s>])))))     h = the final hidden states
     token:     logits = classifier(dropout(h))                          one row per token
+    span:      logits = qa_outputs(h)                                   (start, end) per token; no dropout
 
 Both take their label names (id order) so that an exported model says which id is which label.
 """
@@ -111,3 +113,33 @@ class XLMRForTokenClassification(_Classifier):
                 labels: torch.Tensor | None = None) -> ClassifierOutput:
         logits = self.classifier(self.dropout(self.encode(input_ids, attention_mask)))
         return ClassifierOutput(self._loss(logits, labels), logits)
+
+
+SPAN_LABELS = ("start", "end")
+"""The two outputs of the span head, in id order: a token's score as the answer's first and as its last."""
+
+
+class XLMRForQuestionAnswering(_Classifier):
+    """Extractive question answering (SQuAD, MLQA, XQuAD): a start and an end score per token. `labels` are the
+    answer's (start, end) token positions, shape (batch, 2); the loss is the mean of the two cross-entropies,
+    a position outside the sequence adding none (as transformers')."""
+
+    def __init__(self, config: XLMRConfig, labels: Sequence[str] = SPAN_LABELS, classifier_dropout: float | None = None,
+                 kernel_backend: str = "auto", activation_checkpointing: bool = False, initialize: bool = True):
+        """labels: the two output names; transformers writes LABEL_0 and LABEL_1, we write SPAN_LABELS."""
+        super().__init__(config, labels, classifier_dropout, kernel_backend, activation_checkpointing)
+        if self.num_labels != 2:
+            raise XLMRDSError(f"a span head has 2 outputs (start, end), got labels {list(self.labels)}")
+        self.qa_outputs = nn.Linear(config.hidden_size, 2)
+        if initialize:
+            self.reset_parameters()
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None,
+                labels: torch.Tensor | None = None) -> ClassifierOutput:
+        logits = self.qa_outputs(self.encode(input_ids, attention_mask))
+        if labels is None:
+            return ClassifierOutput(None, logits)
+        length = logits.shape[1]
+        positions = labels.clamp(0, length)  # past the end: ignored, as transformers does
+        loss = sum(F.cross_entropy(logits[..., i].float(), positions[:, i], ignore_index=length) for i in (0, 1)) / 2
+        return ClassifierOutput(loss, logits)

@@ -1,6 +1,7 @@
 """Conversion between our models and Hugging Face's, both ways: `load_hf` and `save_hf`. XLMRForMaskedLM is
-XLMRobertaForMaskedLM; the task heads (heads.py) are XLMRobertaForSequenceClassification and
-XLMRobertaForTokenClassification, with their label names as config.json's id2label / label2id. A one-way
+XLMRobertaForMaskedLM; the task heads (heads.py) are XLMRobertaForSequenceClassification,
+XLMRobertaForTokenClassification and XLMRobertaForQuestionAnswering, with their label names as config.json's
+id2label / label2id. A one-way
 adapter: it imports the model, the model never imports it.
 
 A Hugging Face directory is config.json plus model.safetensors (or a sharded model.safetensors.index.json).
@@ -22,7 +23,7 @@ from safetensors.torch import load_file, save_file
 
 from xlmr_ds.errors import XLMRDSError
 from xlmr_ds.model.config import XLMRConfig
-from xlmr_ds.model.heads import XLMRForSequenceClassification, XLMRForTokenClassification
+from xlmr_ds.model.heads import XLMRForQuestionAnswering, XLMRForSequenceClassification, XLMRForTokenClassification
 from xlmr_ds.model.modeling import XLMRForMaskedLM, XLMRModel
 
 # Our name -> Hugging Face name, for the embeddings.
@@ -52,6 +53,10 @@ _HEADS = {
     "XLMRobertaForTokenClassification": (XLMRForTokenClassification, {
         "classifier.weight": "classifier.weight",
         "classifier.bias": "classifier.bias",
+    }),
+    "XLMRobertaForQuestionAnswering": (XLMRForQuestionAnswering, {
+        "qa_outputs.weight": "qa_outputs.weight",
+        "qa_outputs.bias": "qa_outputs.bias",
     }),
 }
 _MASKED_LM = "XLMRobertaForMaskedLM"
@@ -270,9 +275,10 @@ def write_tokenizer_files(directory: Path, sentencepiece_model: Path, max_length
 def save_hf(model: XLMRModel, out_dir, tokenizer_model: str | Path | None = None,
             extra_files: dict[str, str] | None = None) -> None:
     """Write a directory that transformers' AutoModelForMaskedLM (or, for a task head,
-    AutoModelForSequenceClassification / AutoModelForTokenClassification) loads: config.json and
-    model.safetensors, and given the SentencePiece model also the tokenizer files (so that AutoTokenizer and
-    pipeline("fill-mask"), pipeline("text-classification") or pipeline("token-classification") load it too);
+    AutoModelForSequenceClassification / AutoModelForTokenClassification / AutoModelForQuestionAnswering) loads:
+    config.json and model.safetensors, and given the SentencePiece model also the tokenizer files (so that
+    AutoTokenizer and pipeline("fill-mask"), pipeline("text-classification"), pipeline("token-classification")
+    or pipeline("question-answering") load it too);
     the directory appears only once everything in it is complete (`extra_files`, name -> text, with it)."""
     out_dir = Path(out_dir)
     architecture = architecture_of(model)
