@@ -41,6 +41,7 @@ setup(
             "pytest>=8.0",
             "pytest-benchmark>=5.1",
             "transformers>=5.0,<6",
+            "torchmetrics>=1.0",  # its SQuAD metric: the reference for question answering's F1 and exact match
             "megatron-core>=0.16",
             "mpich>=4.2",
             "ruff>=0.15",

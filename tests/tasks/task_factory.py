@@ -76,3 +76,28 @@ def write_conll(path: Path, sentences: list[list[tuple[str, str]]], language: st
     blocks = ["\n".join(f"{prefix}{w}\t{label}" for w, label in sentence) for sentence in sentences]
     path.write_text("\n\n".join(blocks) + "\n", encoding="utf-8")
     return path
+
+
+def qa_examples(words: list[str], n: int, seed: int, context_words: tuple[int, int] = (8, 20)) -> list[dict]:
+    """SQuAD v1.1 paragraphs of one question each: the context is corpus words, the question three of them, the
+    answer 1-3 consecutive words of the context (the words after the question's first word where it occurs)."""
+    rng = random.Random(seed)
+    paragraphs = []
+    for i in range(n):
+        context_list = rng.choices(words, k=rng.randint(*context_words))
+        at = rng.randrange(len(context_list))
+        length = min(rng.randint(1, 3), len(context_list) - at)
+        start = len(" ".join(context_list[:at])) + (1 if at else 0)
+        answer = " ".join(context_list[at:at + length])
+        context = " ".join(context_list) + "."
+        assert context[start:start + len(answer)] == answer
+        question = " ".join(rng.choices(words, k=3)) + "?"
+        paragraphs.append({"context": context, "qas": [{"id": f"q{seed}-{i}", "question": question,
+                                                         "answers": [{"text": answer, "answer_start": start}]}]})
+    return paragraphs
+
+
+def write_squad(path: Path, paragraphs: list[dict]) -> Path:
+    path.write_text(json.dumps({"version": "1.1", "data": [{"title": "t", "paragraphs": paragraphs}]},
+                               ensure_ascii=False), encoding="utf-8")
+    return path

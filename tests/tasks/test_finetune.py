@@ -1,6 +1,6 @@
 """`xlmr-ds finetune` end to end: from a Hugging Face directory and from a pretraining checkpoint, one process
 and two under ZeRO-3; its scores equal sklearn's / seqeval's on the predictions transformers makes with the
-exported model; its losses equal transformers' for the same weights, order and optimizer; bad input is one
+exported model (question answering: MLQA's F1 and exact match of transformers' best spans); its losses equal transformers' for the same weights, order and optimizer; bad input is one
 line and leaves nothing in --out."""
 
 import json
@@ -15,8 +15,10 @@ from launch import BIN, environment, train
 from task_factory import (
     corpus_words,
     pair_examples,
+    qa_examples,
     token_sentences,
     write_conll,
+    write_squad,
     write_xnli,
     write_xnli_mt,
 )
@@ -39,9 +41,11 @@ def task_files(corpus_dir, tmp_path_factory) -> dict[str, Path]:
                                                           for i, lang in enumerate(TEST_LANGUAGES)}),
         "token_train": write_conll(root / "train-en.tsv", token_sentences(words["en"], 64, 1), "en"),
     }
+    files["qa_train"] = write_squad(root / "train-v1.1.json", qa_examples(words["en"], 48, 1, (8, 40)))
     for i, lang in enumerate(TEST_LANGUAGES):
         files[f"token_test_{lang}"] = write_conll(root / f"test-{lang}.tsv", token_sentences(words[lang], 20, 5 + i),
                                                   lang)
+        files[f"qa_test_{lang}"] = write_squad(root / f"xquad.{lang}.json", qa_examples(words[lang], 12, 5 + i, (8, 40)))
     return files
 
 
@@ -55,6 +59,12 @@ def token_args(files, model, out, *extra):
     return ["--task", "token-classification", "--model", str(model), "--train", str(files["token_train"]),
             "--test", *(f"{lang}={files[f'token_test_{lang}']}" for lang in TEST_LANGUAGES),
             "--out", str(out), "--epochs", "2", "--batch-size", "8", "--lr", "1e-3", *extra]
+
+
+def qa_args(files, model, out, *extra):
+    return ["--task", "question-answering", "--model", str(model), "--train", f"en={files['qa_train']}",
+            "--test", *(f"{lang}={files[f'qa_test_{lang}']}" for lang in TEST_LANGUAGES), "--out", str(out),
+            "--epochs", "2", "--batch-size", "8", "--lr", "1e-3", "--max-length", "32", "--doc-stride", "8", *extra]
 
 
 def hf_predictions_by_language(model_dir: Path, task: str, files: dict) -> dict[str, tuple[list, list]]:
@@ -116,6 +126,35 @@ def test_finetune_from_hf_directory_scores_as_sklearn_on_transformers_prediction
     assert (out / "results.csv").read_text().splitlines()[0] == "language,accuracy,examples"
     classify = pipeline("text-classification", model=str(out / "model"))
     assert classify("a b c")[0]["label"] in {"contradiction", "entailment"}
+
+
+def test_question_answering_scores_transformers_best_spans_as_mlqa_does(task_files, pretrained_hf, tmp_path):
+    from test_spans import transformers_answer
+    from transformers import AutoModelForQuestionAnswering, AutoTokenizer
+
+    from xlmr_ds.tasks.answers import answer_scores
+    from xlmr_ds.tasks.formats import TaskFile, read_task_file
+
+    out = tmp_path / "out"
+    train(qa_args(task_files, pretrained_hf, out), processes=1, launcher="python", module="xlmr_ds.finetune")
+    results = json.loads((out / "results.json").read_text())
+    assert (results["task"], results["metric"], results["details"]) == ("question-answering", "f1", ["exact_match"])
+    assert results["source"] == ["en"] and list(results["languages"]) == list(TEST_LANGUAGES)
+    model = AutoModelForQuestionAnswering.from_pretrained(out / "model", use_safetensors=True).eval()
+    tokenizer = AutoTokenizer.from_pretrained(out / "model")
+    for lang in TEST_LANGUAGES:
+        examples, _ = read_task_file("question-answering", TaskFile(task_files[f"qa_test_{lang}"], lang))
+        predicted = [transformers_answer(model, tokenizer, e, 32, 8) for e in examples]
+        exact, f1 = answer_scores(predicted, [[t for _, t in e.answers] for e in examples], lang)
+        scores = results["languages"][lang]
+        assert (scores["f1"], scores["exact_match"], scores["examples"]) == (pytest.approx(f1), pytest.approx(exact), 12)
+    assert results["average_zero_shot"] == pytest.approx((results["languages"]["ru"]["f1"]
+                                                          + results["languages"]["el"]["f1"]) / 2)
+    assert (out / "results.csv").read_text().splitlines()[0] == "language,f1,exact_match,examples"
+    assert 0 < results["languages"]["en"]["f1"]  # some answer found, so the comparison above means something
+    records = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    windows = [r for r in records if r["type"] == "train"]
+    assert len(windows) > 2 * math.ceil(48 / 8)  # long contexts are trained on as several windows
 
 
 @pytest.mark.slow
@@ -198,6 +237,8 @@ def _bad_inputs(files, model, tmp_path):
     (tmp_path / "narrow.tsv").write_text("a\tentailment\n")
     (tmp_path / "empty.tsv").write_text("")
     (tmp_path / "short.conll").write_text("en:a\tO\nen:b\n")
+    (tmp_path / "moved.json").write_text(json.dumps({"data": [{"paragraphs": [{"context": "a b", "qas": [
+        {"id": "m", "question": "q", "answers": [{"text": "b", "answer_start": 0}]}]}]}]}))
     (tmp_path / "busy").mkdir()
     (tmp_path / "busy" / "keep.txt").write_text("mine")
     base = pair_args(files, model, tmp_path / "out")
@@ -215,6 +256,8 @@ def _bad_inputs(files, model, tmp_path):
          r"no-tokenizer: no sentencepiece\.bpe\.model"),
         ("a run without checkpoints", pair_args(files, tmp_path / "busy", tmp_path / "out"), r"no complete checkpoint"),
         ("an --out with other files", pair_args(files, model, tmp_path / "busy"), r"--out .*busy: exists and is not"),
+        ("an answer not at its offset", qa_args(files, model, tmp_path / "out") + ["--test", f"de={tmp_path}/moved.json"],
+         r"moved\.json: data\[0\]\.paragraphs\[0\]\.qas\[0\] \(id m\)\.answers\[0\]: the context at answer_start=0"),
         ("no dev file of the source", pair_args(files, model, tmp_path / "out")[:7] + [f"ru={files['pair_dev']}"]
          + base[8:], r"--valid: no file of the source language"),
     ]

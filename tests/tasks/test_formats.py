@@ -3,7 +3,7 @@
 import json
 
 import pytest
-from task_factory import write_conll, write_jsonl, write_xnli, write_xnli_mt
+from task_factory import write_conll, write_jsonl, write_squad, write_xnli, write_xnli_mt
 
 from xlmr_ds.errors import XLMRDSError
 from xlmr_ds.tasks.formats import TaskFile, read_task_file
@@ -70,8 +70,62 @@ def test_conll_2003_columns_and_docstart(tmp_path):
                                                                  [("Peter", "B-PER")]]
 
 
+PARAGRAPHS = [
+    {"context": "Die Seine fließt durch Paris.", "qas": [
+        {"id": "a1", "question": "Wodurch fließt die Seine?", "answers": [{"text": "Paris", "answer_start": 23},
+                                                                         {"text": "durch Paris", "answer_start": 17}]},
+        {"id": 7, "question": "Was fließt?", "answers": [{"text": "Die Seine", "answer_start": 0}]}]},
+    {"context": "长城在中国。", "qas": [{"id": "z", "question": "长城在哪里？", "answers": [{"text": "中国", "answer_start": 3}]}]},
+]
+# (name, file name, the language asked, the language expected)
+QA_FILES = [
+    ("MLQA names the context's language", "test-context-de-question-en.json", None, "de"),
+    ("XQuAD", "xquad.de.json", None, "de"),
+    ("SQuAD, language from LANG=", "train-v1.1.json", "en", "en"),
+    ("SQuAD, no language", "train-v1.1.json", None, None),
+]
+
+
+@pytest.mark.parametrize("filename,asked,language", [c[1:] for c in QA_FILES], ids=[c[0] for c in QA_FILES])
+def test_squad_mlqa_and_xquad_files(tmp_path, filename, asked, language):
+    path = write_squad(tmp_path / filename, PARAGRAPHS)
+    examples, found = read_task_file("question-answering", TaskFile(path, asked))
+    assert found == language
+    assert [(e.id, e.question, e.context, e.answers) for e in examples] == [
+        ("a1", "Wodurch fließt die Seine?", PARAGRAPHS[0]["context"], ((23, "Paris"), (17, "durch Paris"))),
+        ("7", "Was fließt?", PARAGRAPHS[0]["context"], ((0, "Die Seine"),)),
+        ("z", "长城在哪里？", "长城在中国。", ((3, "中国"),)),
+    ]
+    assert examples[1].where == f"{path}: data[0].paragraphs[0].qas[1] (id 7)"
+
+
+def _squad(paragraphs) -> str:
+    return json.dumps({"data": [{"paragraphs": paragraphs}]})
+
+
+def _question(**changes) -> str:
+    qa = {"id": "q1", "question": "Wo?", "answers": [{"text": "Paris", "answer_start": 4}], **changes}
+    return _squad([{"context": "Ort Paris.", "qas": [{k: v for k, v in qa.items() if v is not None}]}])
+
+
 # (name, task, file name, content, the language asked, the error expected: a regex)
 BAD_FILES = [
+    ("squad: invalid JSON", "question-answering", "s.json", '{"data": [\n  {"paragraphs": }]}\n', None, r"s\.json:2: invalid JSON"),
+    ("squad: no data list", "question-answering", "s.json", '{"version": "1.1"}', None,
+     r"s\.json: `data` is missing; expected a list of articles"),
+    ("squad: context not text", "question-answering", "s.json", _squad([{"context": 3, "qas": []}]), None,
+     r"data\[0\]\.paragraphs\[0\]: `context` is a int; expected the paragraph's text"),
+    ("squad: question missing", "question-answering", "s.json", _question(question=None), None,
+     r"qas\[0\] \(id q1\): `question` is missing"),
+    ("squad: answer not at its offset", "question-answering", "s.json",
+     _question(answers=[{"text": "Paris", "answer_start": 3}]), None,
+     r"qas\[0\] \(id q1\)\.answers\[0\]: the context at answer_start=3 reads ' Pari', not the answer 'Paris'"),
+    ("squad: offset not a number", "question-answering", "s.json",
+     _question(answers=[{"text": "Paris", "answer_start": "4"}]), None,
+     r"answers\[0\]: `answer_start` is a str; expected its character offset"),
+    ("squad 2.0: unanswerable", "question-answering", "s.json", _question(answers=[], is_impossible=True), None,
+     r"qas\[0\] \(id q1\): a question without an answer \(SQuAD 2\.0\)"),
+    ("squad: no questions", "question-answering", "s.json", _squad([]), None, r"s\.json: no questions"),
     ("wrong column count", "pair-classification", "t.tsv", "a\tb\tentailment\nonly\ttwo\n", None,
      r"t\.tsv:2: 2 columns, expected 3 tab-separated columns \(text_a<TAB>text_b<TAB>label\)"),
     ("xnli-mt row cut short", "pair-classification", "m.tsv", "premise\thypo\tlabel\na\tb\n", None,

@@ -39,6 +39,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help=f"examples per step over all processes (default {_DEFAULTS.batch_size})")
     parser.add_argument("--max-length", type=positive_int, default=_DEFAULTS.max_length,
                         help=f"tokens per example (default {_DEFAULTS.max_length})")
+    parser.add_argument("--doc-stride", type=positive_int, default=_DEFAULTS.doc_stride,
+                        help=f"question-answering: pieces shared by consecutive windows over a long context "
+                             f"(default {_DEFAULTS.doc_stride})")
     parser.add_argument("--seed", type=int, default=_DEFAULTS.seed)
     parser.add_argument("--select-on", choices=SELECT_ON, default=_DEFAULTS.select_on,
                         help="dev sets that pick the best epoch: the source languages' (default) or all")
@@ -61,7 +64,7 @@ def settings_from_args(args: argparse.Namespace) -> FinetuneSettings:
         test=tuple(TaskFile.parse(s, "--test", language_required=True) for s in args.test),
         out=args.out, deepspeed_config=args.deepspeed_config, epochs=args.epochs, lr=args.lr,
         batch_size=args.batch_size, max_length=args.max_length, seed=args.seed, select_on=args.select_on,
-        warmup_fraction=args.warmup_fraction, eval_batch_size=args.eval_batch_size)
+        warmup_fraction=args.warmup_fraction, eval_batch_size=args.eval_batch_size, doc_stride=args.doc_stride)
 
 
 def print_table(table, rank: int = 0) -> None:

@@ -17,7 +17,14 @@ whitespace-separated column (CoNLL-2003's POS and chunk columns in between are i
 sentences, `-DOCSTART-` lines skipped. XTREME prefixes every token with its language (`en:Paris`): the prefix
 is removed and gives the file's language.
 
-Every example keeps where it came from (`file:line`), so a later error (an unknown label) names it.
+Question-answering files (SQuAD v1.1 JSON, the format of SQuAD, MLQA and XQuAD): one object
+`{"data": [{"paragraphs": [{"context": C, "qas": [{"id": ID, "question": Q, "answers": [{"text": A,
+"answer_start": K}, ...]}, ...]}, ...]}, ...]}`, where context[K:K+len(A)] is A (checked). The language is
+LANG=, else the context's in an MLQA name (dev-context-de-question-en.json), else one like xquad.de.json.
+SQuAD 2.0's unanswerable questions (`is_impossible`, no answers) are refused, as MLQA and XQuAD have none.
+
+Every example keeps where it came from (`file:line`, or for JSON `file: data[i].paragraphs[j].qas[k] (id)`),
+so a later error (an unknown label) names it.
 """
 
 from __future__ import annotations
@@ -31,7 +38,7 @@ from pathlib import Path
 
 from xlmr_ds.errors import XLMRDSError
 
-TASKS = ("pair-classification", "sequence-classification", "token-classification")
+TASKS = ("pair-classification", "sequence-classification", "token-classification", "question-answering")
 
 LABEL_SPELLINGS = {"contradictory": "contradiction"}
 """Labels that one distribution spells differently from another, read as the common spelling."""
@@ -42,7 +49,8 @@ _LABEL_FIELDS = ("label", "gold_label")
 _XNLI_COLUMNS = ("language", "gold_label", "sentence1", "sentence2")
 _XNLI_MT_HEADER = ("premise", "hypo", "label")
 _LANGUAGE_PREFIX = re.compile(r"^([a-z]{2,3}(?:[-_][A-Za-z]+)?):(.+)$")
-_LANGUAGE_IN_NAME = re.compile(r"[._-]([a-z]{2,3})\.(?:tsv|jsonl|txt|conll|iob2?)$")
+_LANGUAGE_IN_NAME = re.compile(r"[._-]([a-z]{2,3})\.(?:tsv|jsonl|json|txt|conll|iob2?)$")
+_MLQA_CONTEXT_LANGUAGE = re.compile(r"context-([a-z]{2,3})-question-[a-z]{2,3}\.json$")
 
 csv.field_size_limit(sys.maxsize)  # a long premise is one field
 
@@ -74,6 +82,20 @@ class TokenExample:
 
     def token_where(self, i: int) -> str:
         return f"{self.path}:{self.line + i}"
+
+
+@dataclass(frozen=True)
+class QAExample:
+    """One question about one context and its gold answers."""
+
+    id: str
+    question: str
+    context: str
+    answers: tuple[tuple[int, str], ...]
+    """(character offset in the context, text) of each gold answer; the first is the one trained on."""
+
+    where: str
+    """file and the question's place in it, for errors."""
 
 
 @dataclass(frozen=True)
@@ -253,8 +275,57 @@ def read_token_examples(file: TaskFile) -> tuple[list[TokenExample], str | None]
     return examples, file.language or _language_of(file.path, languages)
 
 
+def _field(record, key: str, kind: type, where: str, expected: str):
+    value = record.get(key) if isinstance(record, dict) else None
+    if not isinstance(value, kind) or isinstance(value, bool):
+        found = "missing" if not isinstance(record, dict) or key not in record else f"a {type(value).__name__}"
+        raise XLMRDSError(f"{where}: `{key}` is {found}; expected {expected} (SQuAD v1.1 JSON)")
+    return value
+
+
+def read_qa_examples(file: TaskFile) -> tuple[list[QAExample], str | None]:
+    """SQuAD v1.1-style questions (see the module docstring) and the file's language."""
+    text = "\n".join(_open_lines(file.path))
+    try:
+        document = json.loads(text)
+    except json.JSONDecodeError as error:
+        raise XLMRDSError(f"{file.path}:{error.lineno}: invalid JSON ({error.msg}); expected SQuAD v1.1 JSON") from None
+    examples = []
+    for i, article in enumerate(_field(document, "data", list, str(file.path), "a list of articles")):
+        where_article = f"{file.path}: data[{i}]"
+        for j, paragraph in enumerate(_field(article, "paragraphs", list, where_article, "a list of paragraphs")):
+            where_paragraph = f"{where_article}.paragraphs[{j}]"
+            context = _field(paragraph, "context", str, where_paragraph, "the paragraph's text")
+            for k, qa in enumerate(_field(paragraph, "qas", list, where_paragraph, "a list of questions")):
+                where = f"{where_paragraph}.qas[{k}]"
+                qid = str(_field(qa, "id", (str, int), where, "the question's id"))
+                where = f"{where} (id {qid})"
+                question = _field(qa, "question", str, where, "the question's text")
+                answers = _field(qa, "answers", list, where, "a list of answers")
+                if qa.get("is_impossible") or not answers:
+                    raise XLMRDSError(f"{where}: a question without an answer (SQuAD 2.0); xlmr-ds reads SQuAD v1.1, "
+                                      f"MLQA and XQuAD, where every question has one")
+                spans = []
+                for n, answer in enumerate(answers):
+                    where_answer = f"{where}.answers[{n}]"
+                    answer_text = _field(answer, "text", str, where_answer, "the answer's text")
+                    start = _field(answer, "answer_start", int, where_answer, "its character offset in the context")
+                    if not answer_text or context[start:start + len(answer_text)] != answer_text:
+                        raise XLMRDSError(f"{where_answer}: the context at answer_start={start} reads "
+                                          f"{context[start:start + len(answer_text)]!r}, not the answer "
+                                          f"{answer_text!r}; expected the answer's character offset")
+                    spans.append((start, answer_text))
+                examples.append(QAExample(qid, question, context, tuple(spans), where))
+    if not examples:
+        raise XLMRDSError(f"{file.path}: no questions; expected SQuAD v1.1 JSON with data[].paragraphs[].qas[]")
+    mlqa = _MLQA_CONTEXT_LANGUAGE.search(file.path.name)
+    return examples, file.language or (mlqa.group(1) if mlqa else _language_of(file.path, set()))
+
+
 def read_task_file(task: str, file: TaskFile) -> tuple[list, str | None]:
     """The examples of `file` for `task` and the file's language."""
     if task == "token-classification":
         return read_token_examples(file)
+    if task == "question-answering":
+        return read_qa_examples(file)
     return read_text_examples(file, pairs=task == "pair-classification")

@@ -14,7 +14,8 @@ SELECT_ON = ("source", "all")
 @dataclass(frozen=True)
 class FinetuneSettings:
     task: str
-    """pair-classification, sequence-classification or token-classification (formats.TASKS)."""
+    """pair-classification, sequence-classification, token-classification or question-answering
+    (formats.TASKS)."""
 
     model: str
     """A pretraining --save directory (or one step_* directory in it) or a Hugging Face directory."""
@@ -48,7 +49,11 @@ class FinetuneSettings:
     """Examples per optimizer step, over all processes."""
 
     max_length: int = 128
-    """Tokens per example, <s> and </s> included; longer ones are cut (encoding.py says how)."""
+    """Tokens per example, <s> and </s> included; longer ones are cut (encoding.py says how), except for
+    question answering, where a longer context is read in overlapping windows (spans.py; 384 is usual)."""
+
+    doc_stride: int = 128
+    """Question answering: pieces that consecutive windows over a long context share (run_qa's doc_stride)."""
 
     seed: int = 42
     """Seed of the head's initialization, the example order and dropout."""

@@ -7,7 +7,8 @@ A fine-tuning task (the keys are `xlmr-ds finetune`'s flags; paths relative to t
      "valid": ["en=xnli.dev.tsv"],               optional
      "test": ["de=xnli.test.tsv", "fr=xnli.test.tsv"],   required: LANG=FILE, one or more
      "epochs": 2, "lr": 2e-5, "batch_size": 32, "max_length": 128, "seed": 42, "select_on": "source",
-     "warmup_fraction": 0.1, "eval_batch_size": 64, "deepspeed_config": "finetune.json"}     all optional
+     "warmup_fraction": 0.1, "eval_batch_size": 64, "deepspeed_config": "finetune.json",
+     "doc_stride": 128}                          all optional; doc_stride: question-answering only
 
 A retrieval task:
 
@@ -28,12 +29,13 @@ from xlmr_ds.tasks.settings import SELECT_ON, FinetuneSettings, RetrievalPair, R
 
 RETRIEVAL = "retrieval"
 _FINETUNE_KEYS = {"task", "train", "valid", "test", "epochs", "lr", "batch_size", "max_length", "seed", "select_on",
-                  "warmup_fraction", "eval_batch_size", "deepspeed_config"}
+                  "warmup_fraction", "eval_batch_size", "deepspeed_config", "doc_stride"}
 _RETRIEVAL_KEYS = {"task", "pairs", "layer", "max_length", "batch_size"}
 # key -> (the JSON types allowed, what to say is expected)
 _TYPES = {
     "epochs": ((int,), "a positive integer"), "batch_size": ((int,), "a positive integer"),
     "max_length": ((int,), "a positive integer"), "eval_batch_size": ((int,), "a positive integer"),
+    "doc_stride": ((int,), "a positive integer"),
     "seed": ((int,), "an integer"), "layer": ((int,), "an integer"),
     "lr": ((int, float), "a positive number"), "warmup_fraction": ((int, float), "a number in [0, 1)"),
     "select_on": ((str,), f"one of {', '.join(SELECT_ON)}"), "deepspeed_config": ((str,), "a file name"),
@@ -72,7 +74,7 @@ def _check_values(values: dict, valid: set[str], source: str) -> None:
             types, expected = _TYPES[key]
             if isinstance(value, bool) or not isinstance(value, types):
                 raise XLMRDSError(f"{source}: {key}={value!r} must be {expected}")
-    for key in ("epochs", "batch_size", "max_length", "eval_batch_size"):
+    for key in ("epochs", "batch_size", "max_length", "eval_batch_size", "doc_stride"):
         if key in values and values[key] < 1:
             raise XLMRDSError(f"{source}: {key}={values[key]} must be a positive integer")
     if "lr" in values and values["lr"] <= 0:
