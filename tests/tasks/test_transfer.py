@@ -86,6 +86,8 @@ BAD_TASK_FILES = [
      r"epochs=0 must be a positive integer"),
     ("bad select_on", {"task": "pair-classification", "train": ["a"], "test": ["de=b"], "select_on": "dev"},
      r"select_on='dev' must be one of source, all"),
+    ("zero doc_stride", {"task": "question-answering", "train": ["a"], "test": ["de=b"], "doc_stride": 0},
+     r"doc_stride=0 must be a positive integer"),
     ("retrieval without pairs", {"task": "retrieval"}, r"'pairs' must be a non-empty list"),
     ("retrieval pair spec", {"task": "retrieval", "pairs": ["de=a.txt"]}, r"expected LANG=SRC:TGT"),
 ]
@@ -97,6 +99,14 @@ def test_bad_task_files(tmp_path, name, content, error):
     path.write_text(json.dumps(content))
     with pytest.raises(XLMRDSError, match=error):
         read_task_config(path, "model", "out")
+
+
+def test_question_answering_task_file_keeps_its_doc_stride(tmp_path):
+    path = tmp_path / "task.json"
+    path.write_text(json.dumps({"task": "question-answering", "train": ["train-v1.1.json"],
+                                "test": ["de=xquad.de.json"], "max_length": 384, "doc_stride": 64}))
+    settings = read_task_config(path, "m", "o")
+    assert (settings.task, settings.max_length, settings.doc_stride) == ("question-answering", 384, 64)
 
 
 def test_task_file_paths_are_relative_to_it(tmp_path):
