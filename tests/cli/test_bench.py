@@ -45,7 +45,7 @@ def test_runs_interleave_hf_and_ours_for_three_pairs_by_default():
     assert run_order(compare_hf=False, data_gap=False, repeats=3) == [Run("xlmr-ds")] * 3
 
 
-@pytest.mark.parametrize("task", ["pair-classification", "token-classification"])
+@pytest.mark.parametrize("task", ["pair-classification", "token-classification", "question-answering"])
 def test_synthetic_batches_for_a_fine_tuning_task_carry_class_labels(task):
     from xlmr_ds.tools.bench import CLASSIFICATION_LABELS
 
@@ -53,29 +53,34 @@ def test_synthetic_batches_for_a_fine_tuning_task_carry_class_labels(task):
     labels, mask = batch["labels"], batch["attention_mask"].bool()
     mask_id = preset("tiny").vocab_size - 1
     assert not batch["input_ids"].eq(mask_id).any()  # a fine-tuning input has no <mask>
-    if task == "token-classification":
+    if task == "question-answering":  # an answer span inside each sequence's real tokens
+        lengths = mask.sum(dim=1)
+        assert labels.shape == (8, 2) and (labels[:, 0] <= labels[:, 1]).all() and (labels[:, 1] < lengths).all()
+    elif task == "token-classification":
         assert labels.shape == batch["input_ids"].shape and labels[~mask].eq(-100).all()
         assert labels[mask].min() >= 0 and labels[mask].max() < CLASSIFICATION_LABELS
     else:
         assert labels.shape == (8,) and 0 <= labels.min() and labels.max() < CLASSIFICATION_LABELS
 
 
-@pytest.mark.parametrize("task", ["masked-lm", "pair-classification", "token-classification"])
+@pytest.mark.parametrize("task", ["masked-lm", "pair-classification", "token-classification", "question-answering"])
 def test_both_implementations_build_the_same_model_for_each_task(task):
     from xlmr_ds.tools.bench_worker import build_model
 
     ours, theirs = (build_model(impl, preset("tiny"), False, task) for impl in ("xlmr-ds", "hf"))
     assert sum(p.numel() for p in ours.parameters()) == sum(p.numel() for p in theirs.parameters())
     assert type(theirs).__name__.endswith({"masked-lm": "MaskedLM", "pair-classification": "SequenceClassification",
-                                           "token-classification": "TokenClassification"}[task])
+                                           "token-classification": "TokenClassification",
+                                           "question-answering": "QuestionAnswering"}[task])
 
 
 @pytest.mark.slow
-def test_fine_tuning_bench_prints_the_ratio_last(tmp_path):
+@pytest.mark.parametrize("task", ["pair-classification", "question-answering"])
+def test_fine_tuning_bench_prints_the_ratio_last(tmp_path, task):
     import json
 
     out = tmp_path / "bench.json"
-    result = subprocess.run([sys.executable, "-m", "xlmr_ds", "bench", "--task", "pair-classification", "--seq", "32",
+    result = subprocess.run([sys.executable, "-m", "xlmr_ds", "bench", "--task", task, "--seq", "32",
                              "--micro-batch", "4", "--steps", "2", "--warmup-steps", "1", "--repeats", "1",
                              "--compare", "hf", "--padding", "0.2", "--json", str(out)],
                             capture_output=True, text=True, timeout=600)
@@ -83,5 +88,5 @@ def test_fine_tuning_bench_prints_the_ratio_last(tmp_path):
     last = result.stdout.strip().splitlines()[-1]
     assert last.startswith("ratio: ") and last.endswith(" (xlmr-ds / hf)")
     report = json.loads(out.read_text())
-    assert [r["task"] for r in report["results"]] == ["pair-classification"] * 2
+    assert [r["task"] for r in report["results"]] == [task] * 2
     assert float(last.split()[1]) == pytest.approx(report["ratio"], abs=0.005)

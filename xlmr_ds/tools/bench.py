@@ -1,6 +1,6 @@
 """`xlmr-ds bench`: timed DeepSpeed training steps of xlmr-ds, and of transformers' model beside it: masked-LM
-pretraining steps, or with `task` fine-tuning steps of a classification head (XLMRobertaForSequence- or
-TokenClassification on transformers' side).
+pretraining steps, or with `task` fine-tuning steps of a task head (XLMRobertaForSequence- or
+TokenClassification, or XLMRobertaForQuestionAnswering, on transformers' side).
 
 Both implementations get the same batches (synthetic packed sequences masked by the data path's MLM rule,
 a pure function of (seed, rank, step), or `data` through the training loader), the same DeepSpeed config,
@@ -31,7 +31,8 @@ from xlmr_ds.errors import XLMRDSError
 from xlmr_ds.world import free_port
 
 IMPLEMENTATIONS = ("xlmr-ds", "hf")
-BENCH_TASKS = ("masked-lm", "pair-classification", "sequence-classification", "token-classification")
+BENCH_TASKS = ("masked-lm", "pair-classification", "sequence-classification", "token-classification",
+               "question-answering")
 """What the timed steps train: pretraining (masked LM), or a fine-tuning head (tasks/formats.py's tasks)."""
 CLASSIFICATION_LABELS = 3
 """Labels of the benchmark's classification heads (XNLI's three)."""

@@ -5,7 +5,8 @@
 
 The model is ours (`XLMRForMaskedLM`, LM head on the masked positions only, attention through our dispatch)
 or transformers' `XLMRobertaForMaskedLM` (SDPA attention) built from the same config; for a fine-tuning task,
-our head (model/heads.py) or transformers' XLMRobertaFor{Sequence,Token}Classification, 3 labels. The timed loop is the
+our head (model/heads.py) or transformers' XLMRobertaFor{Sequence,Token}Classification (3 labels) or
+XLMRobertaForQuestionAnswering (a random answer span). The timed loop is the
 same minimal one for both: forward, backward, step, and no host synchronization inside the timed steps
 except one at the end of each step on a GPU.
 """
@@ -32,7 +33,12 @@ from xlmr_ds.engine.guards.teardown import exit_process, release_shared_memory_b
 from xlmr_ds.estimate.flops import device_peak_tflops, encoder_forward_flops, training_flops
 from xlmr_ds.kernels.mlm_masking_reference import MaskingConfig, mask_tokens
 from xlmr_ds.model import XLMRConfig, XLMRForMaskedLM, preset
-from xlmr_ds.model.heads import XLMRForSequenceClassification, XLMRForTokenClassification
+from xlmr_ds.model.heads import (
+    SPAN_LABELS,
+    XLMRForQuestionAnswering,
+    XLMRForSequenceClassification,
+    XLMRForTokenClassification,
+)
 from xlmr_ds.tools.bench import CLASSIFICATION_LABELS, IMPLEMENTATIONS, BenchSettings
 from xlmr_ds.vocab import BOS_ID, EOS_ID, IGNORE_INDEX, PAD_ID, UNK_ID
 
@@ -57,7 +63,7 @@ class SyntheticBatches:
     def __init__(self, config: XLMRConfig, micro_batch: int, seq: int, padding: float, seed: int, rank: int,
                  task: str = "masked-lm"):
         """task: masked-lm labels the masked positions; a classification task gets random labels instead (one
-        per sequence, or one per real token)."""
+        per sequence, or one per real token), question answering a random (start, end) inside each sequence."""
         self.micro_batch, self.seq, self.padding, self.task = micro_batch, seq, padding, task
         self.seed, self.rank = seed, rank
         self.vocab_size = config.vocab_size
@@ -68,6 +74,7 @@ class SyntheticBatches:
         input_ids = np.full((self.micro_batch, self.seq), PAD_ID, dtype=np.int64)
         labels = np.full((self.micro_batch, self.seq), IGNORE_INDEX, dtype=np.int64)
         attention_mask = np.zeros((self.micro_batch, self.seq), dtype=np.int64)
+        spans = np.zeros((self.micro_batch, 2), dtype=np.int64)
         for row in range(self.micro_batch):
             short = rng.uniform(0, 2 * self.padding) if self.padding else 0.0
             length = max(3, int(round(self.seq * (1 - min(short, 0.95)))))
@@ -81,8 +88,11 @@ class SyntheticBatches:
             else:
                 ids, row_labels = tokens, IGNORE_INDEX
             input_ids[row, :length], labels[row, :length], attention_mask[row, :length] = ids, row_labels, 1
+            spans[row] = np.sort(rng.integers(1, length - 1, 2))
         if self.task in ("pair-classification", "sequence-classification"):
             labels = rng.integers(0, CLASSIFICATION_LABELS, self.micro_batch)
+        elif self.task == "question-answering":
+            labels = spans
         return {"input_ids": torch.from_numpy(input_ids), "attention_mask": torch.from_numpy(attention_mask),
                 "labels": torch.from_numpy(labels)}
 
@@ -92,12 +102,13 @@ _CLASSIFIERS = {
     "pair-classification": (XLMRForSequenceClassification, "XLMRobertaForSequenceClassification"),
     "sequence-classification": (XLMRForSequenceClassification, "XLMRobertaForSequenceClassification"),
     "token-classification": (XLMRForTokenClassification, "XLMRobertaForTokenClassification"),
+    "question-answering": (XLMRForQuestionAnswering, "XLMRobertaForQuestionAnswering"),
 }
 
 
 def build_model(impl: str, config: XLMRConfig, activation_checkpointing: bool,
                 task: str = "masked-lm") -> torch.nn.Module:
-    labels = tuple(str(i) for i in range(CLASSIFICATION_LABELS))
+    labels = SPAN_LABELS if task == "question-answering" else tuple(str(i) for i in range(CLASSIFICATION_LABELS))
     if impl == "xlmr-ds":
         if task == "masked-lm":
             return XLMRForMaskedLM(config, activation_checkpointing=activation_checkpointing)
@@ -116,7 +127,11 @@ def build_model(impl: str, config: XLMRConfig, activation_checkpointing: bool,
 
 
 def _loss(impl: str, model, batch: dict) -> torch.Tensor:
-    output = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], labels=batch["labels"])
+    labels = {"labels": batch["labels"]}
+    # transformers' span head takes its labels as two arguments (the engine wraps it: look at its module)
+    if impl != "xlmr-ds" and type(getattr(model, "module", model)).__name__.endswith("QuestionAnswering"):
+        labels = {"start_positions": batch["labels"][:, 0], "end_positions": batch["labels"][:, 1]}
+    output = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], **labels)
     return output.loss if impl == "xlmr-ds" else output["loss"]
 
 
