@@ -8,6 +8,7 @@ default specials (unk=0, <s>=1, </s>=2, no pad), as the released XLM-R sentencep
 
 from __future__ import annotations
 
+import bisect
 import hashlib
 from functools import cached_property
 from pathlib import Path
@@ -96,6 +97,22 @@ class XLMRTokenizer:
     def encode_batch(self, lines: list[str]) -> list[np.ndarray]:
         """XLM-R ids of each line, without <s> or </s>."""
         return [self.to_xlmr_ids(ids) for ids in self.sp.Encode(lines)]
+
+    def encode_with_offsets(self, text: str) -> tuple[list[int], list[tuple[int, int]]]:
+        """XLM-R ids of `text` and the characters [begin, end) of `text` each piece covers, leading whitespace
+        left out (`▁Paris` covers "Paris"; a bare `▁` covers nothing), from SentencePiece's own alignment."""
+        proto = self.sp.EncodeAsProto(text)
+        # SentencePiece aligns pieces to UTF-8 byte offsets of the original text; map them to characters.
+        byte_starts = np.cumsum([0] + [len(char.encode("utf-8")) for char in text]).tolist()
+        ids, spans = [], []
+        for piece in proto.pieces:
+            begin = bisect.bisect_left(byte_starts, piece.begin)
+            end = bisect.bisect_left(byte_starts, piece.end)
+            while begin < end and text[begin].isspace():
+                begin += 1
+            ids.append(piece.id)
+            spans.append((begin, end))
+        return self.to_xlmr_ids(ids).tolist(), spans
 
     def encode_lines_with_eos(self, lines: list[str], num_threads: int = 1,
                               dtype: np.dtype = np.int64) -> tuple[np.ndarray, np.ndarray]:

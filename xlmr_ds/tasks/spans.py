@@ -7,7 +7,7 @@ tests/tasks/test_spans.py compares the ids): a context longer than fits is cut i
 the context's end. The question is cut to MAX_QUESTION_PIECES first (BERT's max_query_length).
 
 Each position of a window knows the context characters its piece covers ([begin, end), leading whitespace
-left out, so that `▁Paris` covers "Paris"), from SentencePiece's own alignment to the original text. Training
+left out, so that `▁Paris` covers "Paris"; XLMRTokenizer.encode_with_offsets). Training
 labels the answer's first and last piece; a window that does not hold the whole answer is labelled (0, 0), the
 <s> position, as the SQuAD recipe of BERT and transformers does. A prediction is the span of context pieces,
 over all windows of an example, with the highest start + end score, at most `max_answer_pieces` long.
@@ -15,7 +15,6 @@ over all windows of an example, with the highest start + end score, at most `max
 
 from __future__ import annotations
 
-import bisect
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -52,22 +51,6 @@ class SpanFeature:
     """Per position: the context characters [begin, end) of the piece; None for the question and specials."""
 
 
-def context_pieces(tokenizer: XLMRTokenizer, context: str) -> tuple[list[int], list[tuple[int, int]]]:
-    """XLM-R ids of the context and the characters [begin, end) each piece covers (leading spaces excluded)."""
-    proto = tokenizer.sp.EncodeAsProto(context)
-    # SentencePiece aligns pieces to UTF-8 byte offsets of the original text; map them to characters.
-    byte_starts = np.cumsum([0] + [len(ch.encode("utf-8")) for ch in context]).tolist()
-    ids, spans = [], []
-    for piece in proto.pieces:
-        begin = bisect.bisect_left(byte_starts, piece.begin)
-        end = bisect.bisect_left(byte_starts, piece.end)
-        while begin < end and context[begin].isspace():
-            begin += 1
-        ids.append(piece.id)
-        spans.append((begin, end))
-    return tokenizer.to_xlmr_ids(ids).tolist(), spans
-
-
 def windows(pieces: int, budget: int, stride: int) -> list[tuple[int, int]]:
     """[start, stop) of each window over `pieces` context pieces (transformers' overflow with stride)."""
     if budget <= stride:
@@ -99,7 +82,7 @@ def encode_qa_examples(tokenizer: XLMRTokenizer, examples: Sequence[QAExample], 
     features = []
     for index, (example, question) in enumerate(zip(examples, questions, strict=True)):
         question = question.tolist()[:MAX_QUESTION_PIECES]
-        ids, spans = context_pieces(tokenizer, example.context)
+        ids, spans = tokenizer.encode_with_offsets(example.context)
         prefix = [BOS_ID, *question, EOS_ID, EOS_ID]
         for start, stop in windows(len(ids), max_length - len(question) - 4, stride):
             offsets = (None,) * len(prefix) + tuple(spans[start:stop]) + (None,)
