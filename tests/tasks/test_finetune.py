@@ -258,6 +258,9 @@ def _bad_inputs(files, model, tmp_path):
         ("an --out with other files", pair_args(files, model, tmp_path / "busy"), r"--out .*busy: exists and is not"),
         ("an answer not at its offset", qa_args(files, model, tmp_path / "out") + ["--test", f"de={tmp_path}/moved.json"],
          r"moved\.json: data\[0\]\.paragraphs\[0\]\.qas\[0\] \(id m\)\.answers\[0\]: the context at answer_start=0"),
+        ("windows smaller than their stride", qa_args(files, model, tmp_path / "out") + ["--doc-stride", "30"],
+         r"train-v1\.1\.json: data\[0\]\.paragraphs\[0\]\.qas\[0\] \(id q1-0\): --max-length=32 leaves \d+ context "
+         r"pieces per window after this question's \d+, not more than --doc-stride=30"),
         ("no dev file of the source", pair_args(files, model, tmp_path / "out")[:7] + [f"ru={files['pair_dev']}"]
          + base[8:], r"--valid: no file of the source language"),
     ]

@@ -52,10 +52,8 @@ class SpanFeature:
 
 
 def windows(pieces: int, budget: int, stride: int) -> list[tuple[int, int]]:
-    """[start, stop) of each window over `pieces` context pieces (transformers' overflow with stride)."""
-    if budget <= stride:
-        raise XLMRDSError(f"--max-length leaves {budget} context pieces per window after the question, not more than "
-                          f"--doc-stride={stride}; raise --max-length or lower --doc-stride")
+    """[start, stop) of each window over `pieces` context pieces (transformers' overflow with stride); needs
+    budget > stride."""
     spans, start = [], 0
     while True:
         stop = min(start + budget, pieces)
@@ -84,7 +82,12 @@ def encode_qa_examples(tokenizer: XLMRTokenizer, examples: Sequence[QAExample], 
         question = question.tolist()[:MAX_QUESTION_PIECES]
         ids, spans = tokenizer.encode_with_offsets(example.context)
         prefix = [BOS_ID, *question, EOS_ID, EOS_ID]
-        for start, stop in windows(len(ids), max_length - len(question) - 4, stride):
+        budget = max_length - len(prefix) - 1
+        if budget <= stride:
+            raise XLMRDSError(f"{example.where}: --max-length={max_length} leaves {budget} context pieces per window "
+                              f"after this question's {len(question)}, not more than --doc-stride={stride}; raise "
+                              f"--max-length or lower --doc-stride")
+        for start, stop in windows(len(ids), budget, stride):
             offsets = (None,) * len(prefix) + tuple(spans[start:stop]) + (None,)
             label = _answer_label(offsets, example.answers[0]) if stop > start else NO_ANSWER
             features.append(SpanFeature(tuple(prefix + ids[start:stop] + [EOS_ID]), label, index, offsets))
