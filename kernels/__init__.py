@@ -5,21 +5,50 @@ fused_bias_gelu.py; fused_residual_layernorm.py; keyed_dropout.py keys their dro
 each beside a plain reference (reference.py, philox.py, mlm_masking_reference.py, which the data loader also
 masks with). `dispatch` picks the implementation in one place; the Triton modules are imported only when used.
 This package imports nothing of xlmr_ds but its foundation modules (errors, vocab).
+
+From the repository root the current directory is on sys.path (`python -m xlmr_ds ...`, `python -m pytest`), so
+`import kernels` finds this folder first. It would shadow the PyPI package `kernels`, which transformers (5.25 and
+later) requires and imports at start-up, and `import transformers` would fail. Imported by that name, this file
+therefore puts the installed package in its place and defines nothing of its own.
 """
 
-from xlmr_ds.kernels.dispatch import (
-    ATTENTION_BACKEND_ENV,
-    ATTENTION_BACKENDS,
-    attention,
-    attention_varlen,
-    bias_gelu,
-    dropout,
-    dropout_add_layer_norm,
-    mlm_mask,
-    resolve_attention_backend,
-)
-from xlmr_ds.kernels.keyed_dropout import BatchDropoutSeeds, DropoutKeys, SiteSeeds, site_of
+import sys
 
-__all__ = ["ATTENTION_BACKENDS", "ATTENTION_BACKEND_ENV", "BatchDropoutSeeds", "DropoutKeys", "SiteSeeds", "attention",
-           "attention_varlen", "bias_gelu", "dropout", "dropout_add_layer_norm", "mlm_mask",
-           "resolve_attention_backend", "site_of"]
+
+def _put_the_installed_package_in_place() -> None:
+    """Load the package `kernels` found on the rest of sys.path into sys.modules["kernels"]. The import system
+    returns what sys.modules holds once this file has run, so `import kernels` gets that package."""
+    import importlib.machinery
+    import importlib.util
+    import os
+
+    checkout = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    elsewhere = [entry for entry in sys.path
+                 if not isinstance(entry, str) or os.path.abspath(entry or os.curdir) != checkout]
+    spec = importlib.machinery.PathFinder.find_spec(__name__, elsewhere)
+    if spec is None or spec.loader is None:
+        return  # none installed: stay empty and unversioned, which transformers reads as "not available"
+    package = importlib.util.module_from_spec(spec)
+    sys.modules[__name__] = package
+    spec.loader.exec_module(package)
+
+
+if __name__ == "kernels":
+    _put_the_installed_package_in_place()
+else:
+    from xlmr_ds.kernels.dispatch import (
+        ATTENTION_BACKEND_ENV,
+        ATTENTION_BACKENDS,
+        attention,
+        attention_varlen,
+        bias_gelu,
+        dropout,
+        dropout_add_layer_norm,
+        mlm_mask,
+        resolve_attention_backend,
+    )
+    from xlmr_ds.kernels.keyed_dropout import BatchDropoutSeeds, DropoutKeys, SiteSeeds, site_of
+
+    __all__ = ["ATTENTION_BACKENDS", "ATTENTION_BACKEND_ENV", "BatchDropoutSeeds", "DropoutKeys", "SiteSeeds",
+               "attention", "attention_varlen", "bias_gelu", "dropout", "dropout_add_layer_norm", "mlm_mask",
+               "resolve_attention_backend", "site_of"]
