@@ -8,7 +8,8 @@ import pytest
 
 from xlmr_ds.errors import XLMRDSError
 from xlmr_ds.prep.demo_task import write_demo_task
-from xlmr_ds.tasks.formats import TaskFile, read_task_file
+from xlmr_ds.tasks.formats import TaskFile
+from xlmr_ds.tasks.kinds import KINDS
 from xlmr_ds.tasks.settings import FinetuneSettings, RetrievalSettings
 from xlmr_ds.tasks.task_config import read_task_config
 
@@ -22,21 +23,23 @@ def task(tmp_path_factory):
     return out
 
 
+def read_names(task, name):
+    return KINDS["sequence-classification"].read(TaskFile(task / "names" / name, None))
+
+
 def test_task_files_read_as_a_balanced_sequence_task(task):
-    train, language = read_task_file("sequence-classification", TaskFile(task / "names" / "train.en.tsv", None))
+    train, language = read_names(task, "train.en.tsv")
     assert language == "en"
     assert set(Counter(e.label for e in train).values()) == {90}
     for lang in LANGUAGES:
-        test, found = read_task_file("sequence-classification", TaskFile(task / "names" / f"test.{lang}.tsv", None))
+        test, found = read_names(task, f"test.{lang}.tsv")
         assert found == lang and Counter(e.label for e in test) == {"country": 30, "language": 30, "currency": 30}
 
 
 def test_test_entities_are_never_trained_on(task):
-    train = {e.text_a for e in read_task_file("sequence-classification",
-                                              TaskFile(task / "names" / "train.en.tsv", None))[0]}
+    train = {e.text_a for e in read_names(task, "train.en.tsv")[0]}
     for split in ("dev", "test"):
-        held_out = {e.text_a for e in read_task_file("sequence-classification",
-                                                     TaskFile(task / "names" / f"{split}.en.tsv", None))[0]}
+        held_out = {e.text_a for e in read_names(task, f"{split}.en.tsv")[0]}
         assert not train & held_out
 
 

@@ -71,7 +71,8 @@ def hf_predictions_by_language(model_dir: Path, task: str, files: dict) -> dict[
     """(predicted, gold) per test language, computed by transformers alone from the exported directory."""
     from transformers import AutoModelForSequenceClassification, AutoModelForTokenClassification, AutoTokenizer
 
-    from xlmr_ds.tasks.formats import TaskFile, read_task_file
+    from xlmr_ds.tasks.formats import TaskFile
+    from xlmr_ds.tasks.kinds import KINDS
 
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
     auto = AutoModelForTokenClassification if task == "token-classification" else AutoModelForSequenceClassification
@@ -80,7 +81,7 @@ def hf_predictions_by_language(model_dir: Path, task: str, files: dict) -> dict[
     out = {}
     for lang in TEST_LANGUAGES:
         path = files[f"token_test_{lang}"] if task == "token-classification" else files["pair_test"]
-        examples, _ = read_task_file(task, TaskFile(path, lang))
+        examples, _ = KINDS[task].read(TaskFile(path, lang))
         predicted, gold = [], []
         for example in examples:
             with torch.no_grad():
@@ -133,7 +134,8 @@ def test_question_answering_scores_transformers_best_spans_as_mlqa_does(task_fil
     from transformers import AutoModelForQuestionAnswering, AutoTokenizer
 
     from xlmr_ds.tasks.answers import answer_scores
-    from xlmr_ds.tasks.formats import TaskFile, read_task_file
+    from xlmr_ds.tasks.formats import TaskFile
+    from xlmr_ds.tasks.kinds import KINDS
 
     out = tmp_path / "out"
     train(qa_args(task_files, pretrained_hf, out), processes=1, launcher="python", module="xlmr_ds.finetune")
@@ -143,7 +145,7 @@ def test_question_answering_scores_transformers_best_spans_as_mlqa_does(task_fil
     model = AutoModelForQuestionAnswering.from_pretrained(out / "model", use_safetensors=True).eval()
     tokenizer = AutoTokenizer.from_pretrained(out / "model")
     for lang in TEST_LANGUAGES:
-        examples, _ = read_task_file("question-answering", TaskFile(task_files[f"qa_test_{lang}"], lang))
+        examples, _ = KINDS["question-answering"].read(TaskFile(task_files[f"qa_test_{lang}"], lang))
         predicted = [transformers_answer(model, tokenizer, e, 32, 8) for e in examples]
         exact, f1 = answer_scores(predicted, [[t for _, t in e.answers] for e in examples], lang)
         scores = results["languages"][lang]

@@ -6,7 +6,8 @@ import pytest
 from task_factory import write_conll, write_jsonl, write_squad, write_xnli, write_xnli_mt
 
 from xlmr_ds.errors import XLMRDSError
-from xlmr_ds.tasks.formats import TaskFile, read_task_file
+from xlmr_ds.tasks.formats import TaskFile
+from xlmr_ds.tasks.kinds import KINDS
 
 ROWS = [("a b c", "a d", "entailment"), ("x y", "z", "contradiction"), ("p q", "r s", "neutral")]
 
@@ -30,7 +31,7 @@ PAIR_FORMATS = [
 @pytest.mark.parametrize("name,writer,filename,asked,language", PAIR_FORMATS, ids=[c[0] for c in PAIR_FORMATS])
 def test_pair_formats_read_to_the_same_examples(tmp_path, name, writer, filename, asked, language):
     path = writer(tmp_path / filename)
-    examples, found = read_task_file("pair-classification", TaskFile(path, asked))
+    examples, found = KINDS["pair-classification"].read(TaskFile(path, asked))
     assert [(e.text_a, e.text_b, e.label) for e in examples] == ROWS
     assert found == language
     assert examples[1].where.startswith(f"{path}:")
@@ -38,14 +39,14 @@ def test_pair_formats_read_to_the_same_examples(tmp_path, name, writer, filename
 
 def test_xnli_file_with_one_language_names_it(tmp_path):
     path = write_xnli(tmp_path / "xnli.dev.tsv", {"sw": ROWS})
-    assert read_task_file("pair-classification", TaskFile(path, None))[1] == "sw"
+    assert KINDS["pair-classification"].read(TaskFile(path, None))[1] == "sw"
 
 
 def test_sequence_tsv_and_jsonl(tmp_path):
     (tmp_path / "s.tsv").write_text("good film\tpos\nbad film\tneg\n")
     (tmp_path / "s.jsonl").write_text(json.dumps({"text": "good film", "label": "pos"}) + "\n")
-    tsv, _ = read_task_file("sequence-classification", TaskFile(tmp_path / "s.tsv", None))
-    jsonl, _ = read_task_file("sequence-classification", TaskFile(tmp_path / "s.jsonl", None))
+    tsv, _ = KINDS["sequence-classification"].read(TaskFile(tmp_path / "s.tsv", None))
+    jsonl, _ = KINDS["sequence-classification"].read(TaskFile(tmp_path / "s.jsonl", None))
     assert [(e.text_a, e.text_b, e.label) for e in tsv] == [("good film", None, "pos"), ("bad film", None, "neg")]
     assert (jsonl[0].text_a, jsonl[0].label) == ("good film", "pos")
 
@@ -56,7 +57,7 @@ SENTENCES = [[("Jan", "B-PER"), ("lives", "O"), ("in", "O"), ("Berlin", "B-LOC")
 @pytest.mark.parametrize("prefix", [None, "nl"], ids=["conll", "xtreme-prefixed"])
 def test_conll_and_xtreme_token_files(tmp_path, prefix):
     path = write_conll(tmp_path / "train.txt", SENTENCES, prefix)
-    examples, language = read_task_file("token-classification", TaskFile(path, None))
+    examples, language = KINDS["token-classification"].read(TaskFile(path, None))
     assert [list(zip(e.tokens, e.labels)) for e in examples] == SENTENCES
     assert language == prefix
     assert examples[1].where == f"{path}:6" and examples[0].token_where(3) == f"{path}:4"
@@ -65,7 +66,7 @@ def test_conll_and_xtreme_token_files(tmp_path, prefix):
 def test_conll_2003_columns_and_docstart(tmp_path):
     path = tmp_path / "eng.testa"
     path.write_text("-DOCSTART- -X- -X- O\n\nEU NNP B-NP B-ORG\nrejects VBZ B-VP O\n\nPeter NNP B-NP B-PER\n")
-    examples, _ = read_task_file("token-classification", TaskFile(path, None))
+    examples, _ = KINDS["token-classification"].read(TaskFile(path, None))
     assert [list(zip(e.tokens, e.labels)) for e in examples] == [[("EU", "B-ORG"), ("rejects", "O")],
                                                                  [("Peter", "B-PER")]]
 
@@ -89,7 +90,7 @@ QA_FILES = [
 @pytest.mark.parametrize("filename,asked,language", [c[1:] for c in QA_FILES], ids=[c[0] for c in QA_FILES])
 def test_squad_mlqa_and_xquad_files(tmp_path, filename, asked, language):
     path = write_squad(tmp_path / filename, PARAGRAPHS)
-    examples, found = read_task_file("question-answering", TaskFile(path, asked))
+    examples, found = KINDS["question-answering"].read(TaskFile(path, asked))
     assert found == language
     assert [(e.id, e.question, e.context, e.answers) for e in examples] == [
         ("a1", "Wodurch fließt die Seine?", PARAGRAPHS[0]["context"], ((23, "Paris"), (17, "durch Paris"))),
@@ -158,7 +159,7 @@ def test_bad_task_files_are_one_error_naming_the_line(tmp_path, name, task, file
     else:
         path.write_text(content)
     with pytest.raises(XLMRDSError, match=error):
-        read_task_file(task, TaskFile(path, asked))
+        KINDS[task].read(TaskFile(path, asked))
 
 
 @pytest.mark.parametrize("spec,required,error", [

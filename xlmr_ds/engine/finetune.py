@@ -1,7 +1,8 @@
 """Fine-tuning a pretrained encoder on one task and scoring it on every test language: the cross-lingual transfer
 of the XLM-R paper (train on the source languages, test on all). Classification tasks score accuracy or entity
 F1; question answering (SQuAD / MLQA / XQuAD) trains on windows of each context (tasks/spans.py) and scores
-MLQA's F1 and exact match of the best span (tasks/answers.py).
+MLQA's F1 and exact match of the best span (tasks/answers.py). All that differs between the kinds of task is one
+object per kind (tasks/kinds.py); this module runs them all the same way.
 
 It reads top to bottom: `load_task_data` reads and encodes every file (on every rank: task files are small);
 `FineTuner.run` builds the classifier from the pretrained encoder, trains it with DeepSpeed (the pretraining
@@ -42,40 +43,19 @@ from xlmr_ds.engine.metrics import MetricsLog
 from xlmr_ds.engine.pretrained import Pretrained, load_pretrained
 from xlmr_ds.errors import XLMRDSError
 from xlmr_ds.logs import log, progress_bar
-from xlmr_ds.model.heads import (
-    SPAN_LABELS,
-    XLMRForQuestionAnswering,
-    XLMRForSequenceClassification,
-    XLMRForTokenClassification,
-)
 from xlmr_ds.model.modeling import XLMRModel
 from xlmr_ds.prep.tokenizer import XLMRTokenizer
-from xlmr_ds.tasks.answers import answer_scores
-from xlmr_ds.tasks.encoding import (
-    Encoded,
-    LabelSet,
-    collate,
-    encode_text_examples,
-    encode_token_examples,
-    word_predictions,
-)
-from xlmr_ds.tasks.formats import TaskFile, read_task_file
+from xlmr_ds.tasks.encoding import Encoded, LabelSet
+from xlmr_ds.tasks.formats import TaskFile
+from xlmr_ds.tasks.kinds import KINDS, TaskKind
 from xlmr_ds.tasks.output import StagedOutput
-from xlmr_ds.tasks.results import ResultTable, accuracy, entity_f1
+from xlmr_ds.tasks.results import ResultTable
 from xlmr_ds.tasks.settings import FinetuneSettings
-from xlmr_ds.tasks.spans import SpanFeature, best_answers, collate_spans, encode_qa_examples
+from xlmr_ds.tasks.spans import SpanFeature
 from xlmr_ds.world import rendezvous_port
 
 DEFAULT_DS_CONFIG = "finetune.json"
 """The shipped DeepSpeed config used without --deepspeed_config (ds_configs/finetune.json)."""
-
-QUESTION_ANSWERING = "question-answering"
-MODEL_CLASSES = {
-    "pair-classification": XLMRForSequenceClassification,
-    "sequence-classification": XLMRForSequenceClassification,
-    "token-classification": XLMRForTokenClassification,
-    QUESTION_ANSWERING: XLMRForQuestionAnswering,
-}
 
 
 @dataclass
@@ -99,67 +79,45 @@ class TaskData:
     test: list[EvalSet]
 
 
-def metric_of(task: str) -> str:
-    return "f1" if task in ("token-classification", QUESTION_ANSWERING) else "accuracy"
-
-
-def details_of(task: str) -> tuple[str, ...]:
-    """Scores reported beside the metric."""
-    return ("exact_match",) if task == QUESTION_ANSWERING else ()
-
-
-def _encode(task: str, tokenizer: XLMRTokenizer, examples: list, labels: LabelSet, max_length: int,
-            doc_stride: int) -> list[Encoded] | list[SpanFeature]:
-    if task == QUESTION_ANSWERING:
-        return encode_qa_examples(tokenizer, examples, max_length, doc_stride)
-    if task == "token-classification":
-        return encode_token_examples(tokenizer, examples, labels, max_length)
-    return encode_text_examples(tokenizer, examples, labels, max_length)
-
-
-def collate_for(task: str):
-    return collate_spans if task == QUESTION_ANSWERING else collate
-
-
-def _eval_sets(task: str, files: tuple[TaskFile, ...], tokenizer, labels, max_length, doc_stride,
+def _eval_sets(kind: TaskKind, files: tuple[TaskFile, ...], tokenizer, labels, max_length, doc_stride,
                flag: str) -> list[EvalSet]:
     sets, seen = [], set()
     for file in files:
-        examples, language = read_task_file(task, file)
+        examples, language = kind.read(file)
         language = language or file.path.stem
         if language in seen:
             raise XLMRDSError(f"{flag} {file.path}: language {language!r} is given twice; one file per language")
         seen.add(language)
-        sets.append(EvalSet(language, examples, _encode(task, tokenizer, examples, labels, max_length, doc_stride)))
+        sets.append(EvalSet(language, examples, kind.encode(tokenizer, examples, labels, max_length, doc_stride)))
     return sets
 
 
 def load_task_data(settings: FinetuneSettings, tokenizer: XLMRTokenizer, max_length: int) -> TaskData:
     """Every file read, checked and encoded: a bad line fails here, before any training."""
+    kind, stride = KINDS[settings.task], settings.doc_stride
     train_examples, source = [], []
     for file in settings.train:
-        examples, language = read_task_file(settings.task, file)
+        examples, language = kind.read(file)
         train_examples += examples
         if language and language not in source:
             source.append(language)
-    task, stride = settings.task, settings.doc_stride
-    labels = LabelSet(SPAN_LABELS) if task == QUESTION_ANSWERING else LabelSet.from_examples(train_examples)
+    labels = kind.labels(train_examples)
     if len(labels.names) < 2:
         raise XLMRDSError(f"--train {settings.train[0].path}: every example has the label {labels.names[0]!r}; "
                           f"a classifier needs at least 2 labels in the training files")
-    train = _encode(task, tokenizer, train_examples, labels, max_length, stride)
-    valid = _eval_sets(task, settings.valid, tokenizer, labels, max_length, stride, "--valid")
+    train = kind.encode(tokenizer, train_examples, labels, max_length, stride)
+    valid = _eval_sets(kind, settings.valid, tokenizer, labels, max_length, stride, "--valid")
     if valid and settings.select_on == "source" and not any(s.language in source for s in valid):
         raise XLMRDSError(f"--valid: no file of the source language(s) ({', '.join(source) or 'unknown'}) to pick "
                           f"the epoch with; add one, or pass --select-on all")
-    test = _eval_sets(task, settings.test, tokenizer, labels, max_length, stride, "--test")
+    test = _eval_sets(kind, settings.test, tokenizer, labels, max_length, stride, "--test")
     return TaskData(labels, train, tuple(source), valid, test)
 
 
 def build_classifier(task: str, encoder: XLMRModel, labels: LabelSet, seed: int) -> XLMRModel:
     """The classifier to fine-tune: the pretrained encoder's weights, a head initialized from `seed`."""
     torch.manual_seed(seed)
-    model = MODEL_CLASSES[task](encoder.config, labels.names)
+    model = KINDS[task].head(encoder.config, labels.names)
     model.load_encoder(encoder)
     return model
 
@@ -233,13 +191,12 @@ class FineTuner:
             raise
 
     def _train_and_score(self, pretrained: Pretrained, data: TaskData, output: StagedOutput) -> ResultTable:
-        settings = self.settings
+        settings, kind = self.settings, KINDS[self.settings.task]
         steps_per_epoch = math.ceil(len(data.train) / settings.batch_size)
         total_steps = steps_per_epoch * settings.epochs
         ds_config = finetune_ds_config(settings, self.world_size, total_steps)
         route_monitors(ds_config, output.path)  # TensorBoard/CSV, when the config enables them: --out/monitor
-        unit = "windows" if settings.task == QUESTION_ANSWERING else "examples"
-        log(f"fine-tuning {pretrained.description} on {settings.task}: {len(data.train):,} training {unit} "
+        log(f"fine-tuning {pretrained.description} on {settings.task}: {len(data.train):,} training {kind.unit} "
             f"({', '.join(data.source) or 'language unknown'}), labels {', '.join(data.labels.names)}; "
             f"{settings.epochs} epochs of {steps_per_epoch} steps, batch {settings.batch_size} on "
             f"{self.world_size} process(es)")
@@ -248,17 +205,15 @@ class FineTuner:
                                                     config=ds_config)
         torch.manual_seed(stable_seed(settings.seed, "dropout", self.rank))
         metrics = MetricsLog(output.path / "metrics.jsonl" if output.path else Path("/dev/null"), output.enabled)
-        metric = metric_of(settings.task)
         best: tuple[float, ResultTable, dict | None] | None = None  # (selection score, test table, weights)
         step = 0
         micro = ds_config["train_micro_batch_size_per_gpu"]
-        collate_batch = collate_for(settings.task)
         bar = progress_bar(rank=self.rank, total=total_steps, desc="fine-tune", unit="step")
         for epoch in range(1, settings.epochs + 1):
             engine.train()
             for batch_indices in epoch_batches(len(data.train), settings.batch_size, settings.seed, epoch):
                 mine = batch_indices[self.rank * micro:(self.rank + 1) * micro]
-                batch = {k: v.to(self.device) for k, v in collate_batch([data.train[i] for i in mine]).items()}
+                batch = {k: v.to(self.device) for k, v in kind.collate([data.train[i] for i in mine]).items()}
                 started = time.perf_counter()
                 lr = engine.get_lr()[0]  # this step's; the scheduler moves on in engine.step()
                 loss = engine(**batch).loss
@@ -274,23 +229,23 @@ class FineTuner:
                 metrics.write(record)
                 bar.set_postfix(loss=f"{record['loss']:.4f}", tok_s=f"{record['tokens_per_s']:,.0f}")
                 bar.update()
-            valid = self.score(engine.module, settings.task, data.valid, data.labels)
-            test = self.score(engine.module, settings.task, data.test, data.labels)
+            valid = self.score(engine.module, kind, data.valid, data.labels)
+            test = self.score(engine.module, kind, data.test, data.labels)
             chosen = [s.language for s in data.valid if settings.select_on == "all" or s.language in data.source]
             selection = sum(valid[lang][0] for lang in chosen) / len(chosen) if chosen else None
             metrics.write({"type": "eval", "step": step, "epoch": epoch, "selection": selection,
                            "valid": {lang: v[0] for lang, v in valid.items()},
                            "test": {lang: t[0] for lang, t in test.items()}})
-            log(f"epoch {epoch}: " + ", ".join(f"test {lang} {metric} {t[0]:.4f}" for lang, t in test.items())
+            log(f"epoch {epoch}: " + ", ".join(f"test {lang} {kind.metric} {t[0]:.4f}" for lang, t in test.items())
                 + (f"; dev selection {selection:.4f}" if selection is not None else ""))
             score = selection if selection is not None else float(epoch)  # no dev set: the last epoch
             if best is None or score > best[0]:
-                table = ResultTable(settings.task, metric, data.source, details=details_of(settings.task))
+                table = ResultTable(settings.task, kind.metric, data.source, details=kind.details)
                 for lang, (value, count, details) in test.items():
                     table.add(lang, value, count, **details)
                 table.extra.update(epoch=epoch, step=step, selection=selection, select_on=settings.select_on,
                                    model=pretrained.description, pretraining_step=pretrained.step)
-                if metric == "accuracy":  # what a uniform guess scores: the bar zero-shot results must clear
+                if kind.metric == "accuracy":  # what a uniform guess scores: the bar zero-shot results must clear
                     table.extra["chance"] = 1 / len(data.labels.names)
                 best = (score, table, self._gathered_state(engine.module))
         bar.close()
@@ -308,34 +263,22 @@ class FineTuner:
             return {k: v.detach().float().cpu().clone() for k, v in module.state_dict().items()}
 
     @torch.no_grad()
-    def score(self, module: torch.nn.Module, task: str, sets: list[EvalSet],
+    def score(self, module: torch.nn.Module, kind: TaskKind, sets: list[EvalSet],
               labels: LabelSet) -> dict[str, tuple[float, int, dict]]:
         """{language: (metric, examples, details)} for each set; every rank takes part (ZeRO-3 gathers in
         forward)."""
         module.eval()
         scores = {}
         for eval_set in sets:
-            if task == QUESTION_ANSWERING:
-                logits = self._predict(module, eval_set.encoded, collate_spans, _span_scores)
-                answers = best_answers(eval_set.examples, eval_set.encoded, logits)
-                gold = [[text for _, text in e.answers] for e in eval_set.examples]
-                exact, f1 = answer_scores(answers, gold, eval_set.language)
-                scores[eval_set.language] = (f1, len(eval_set.examples), {"exact_match": exact})
-                continue
-            predicted = self._predict(module, eval_set.encoded, collate, _argmax)
-            if task == "token-classification":
-                words = [word_predictions(e, p, labels) for e, p in zip(eval_set.encoded, predicted, strict=True)]
-                value = entity_f1(words, [e.labels for e in eval_set.examples])
-            else:
-                value = accuracy([labels.names[p] for p in predicted], [e.label for e in eval_set.examples])
-            scores[eval_set.language] = (value, len(eval_set.examples), {})
+            predicted = self._predict(module, eval_set.encoded, kind)
+            value, details = kind.score(eval_set.language, eval_set.examples, eval_set.encoded, predicted, labels)
+            scores[eval_set.language] = (value, len(eval_set.examples), details)
         module.train()
         return scores
 
-    def _predict(self, module: torch.nn.Module, encoded: list, collate_batch, per_input) -> list:
-        """per_input(logits row, input length) of every input, in order: the argmax label (a list per token
-        example), or a window's span scores. Rank r scores inputs r, r + world, ...; every rank runs the same
-        number of batches (the last ones may repeat an input)."""
+    def _predict(self, module: torch.nn.Module, encoded: list, kind: TaskKind) -> list:
+        """kind.reduce(logits row, input length) of every input, in order. Rank r scores inputs r, r + world, ...;
+        every rank runs the same number of batches (the last ones may repeat an input)."""
         batch_size = self.settings.eval_batch_size
         mine = list(range(self.rank, len(encoded), self.world_size))
         batches = math.ceil(math.ceil(len(encoded) / self.world_size) / batch_size)
@@ -344,10 +287,10 @@ class FineTuner:
             indices = mine[b * batch_size:(b + 1) * batch_size]
             real = len(indices)
             indices = indices or [0]  # a rank with nothing left still joins the collective forward
-            batch = collate_batch([encoded[i] for i in indices])
+            batch = kind.collate([encoded[i] for i in indices])
             logits = module(batch["input_ids"].to(self.device), batch["attention_mask"].to(self.device)).logits
             logits = logits.float().cpu()
-            predicted += [per_input(logits[row], len(encoded[i].input_ids)) for row, i in enumerate(indices[:real])]
+            predicted += [kind.reduce(logits[row], len(encoded[i].input_ids)) for row, i in enumerate(indices[:real])]
         gathered = [None] * self.world_size
         dist.all_gather_object(gathered, predicted)
         ordered = [None] * len(encoded)
@@ -368,17 +311,6 @@ class FineTuner:
                     "pretrained": pretrained.description, "pretraining_step": pretrained.step,
                     "world_size": self.world_size}
         (out / "settings.json").write_text(json.dumps(settings, indent=2) + "\n")
-
-
-def _argmax(logits: torch.Tensor, length: int) -> int | list[int]:
-    """The predicted label id of a sequence, or of each token of a token example (padding included)."""
-    best = logits.argmax(dim=-1)
-    return best.tolist() if best.dim() else int(best)
-
-
-def _span_scores(logits: torch.Tensor, length: int):
-    """A window's (length, 2) start and end scores, its padding cut."""
-    return logits[:length].numpy()
 
 
 def finetune(settings: FinetuneSettings, pretrained: Pretrained | None = None) -> ResultTable:

@@ -104,7 +104,7 @@ class TaskFile:
 
     path: Path
     language: str | None
-    """The language asked for; None: the file's own (see read_task_file)."""
+    """The language asked for; None: the file's own (each reader says how it finds it)."""
 
     @classmethod
     def parse(cls, spec: str, flag: str, language_required: bool = False) -> TaskFile:
@@ -320,12 +320,3 @@ def read_qa_examples(file: TaskFile) -> tuple[list[QAExample], str | None]:
         raise XLMRDSError(f"{file.path}: no questions; expected SQuAD v1.1 JSON with data[].paragraphs[].qas[]")
     mlqa = _MLQA_CONTEXT_LANGUAGE.search(file.path.name)
     return examples, file.language or (mlqa.group(1) if mlqa else _language_of(file.path, set()))
-
-
-def read_task_file(task: str, file: TaskFile) -> tuple[list, str | None]:
-    """The examples of `file` for `task` and the file's language."""
-    if task == "token-classification":
-        return read_token_examples(file)
-    if task == "question-answering":
-        return read_qa_examples(file)
-    return read_text_examples(file, pairs=task == "pair-classification")
