@@ -112,12 +112,13 @@ _FIXED_SETTINGS = {
 _OUR_TIED_COPY = "lm_head.decoder.weight"
 
 
-def architecture_of(model: XLMRModel) -> str:
-    """The Hugging Face architecture name of one of our models."""
+def architecture_of(model: XLMRModel | type[XLMRModel]) -> str:
+    """The Hugging Face architecture name of one of our models, or of its class."""
+    model_class = model if isinstance(model, type) else type(model)
     for architecture, (cls, _) in _HEADS.items():
-        if type(model) is cls:
+        if model_class is cls:
             return architecture
-    raise XLMRDSError(f"{type(model).__name__} has no Hugging Face counterpart")
+    raise XLMRDSError(f"{model_class.__name__} has no Hugging Face counterpart")
 
 
 def hf_parameter_names(num_layers: int, architecture: str = _MASKED_LM) -> dict[str, str]:

@@ -33,12 +33,7 @@ from xlmr_ds.engine.guards.teardown import exit_process, release_shared_memory_b
 from xlmr_ds.estimate.flops import device_peak_tflops, encoder_forward_flops, training_flops
 from xlmr_ds.kernels.mlm_masking_reference import MaskingConfig, mask_tokens
 from xlmr_ds.model import XLMRConfig, XLMRForMaskedLM, preset
-from xlmr_ds.model.heads import (
-    SPAN_LABELS,
-    XLMRForQuestionAnswering,
-    XLMRForSequenceClassification,
-    XLMRForTokenClassification,
-)
+from xlmr_ds.tasks.kinds import KINDS
 from xlmr_ds.tools.bench import CLASSIFICATION_LABELS, IMPLEMENTATIONS, BenchSettings
 from xlmr_ds.vocab import BOS_ID, EOS_ID, IGNORE_INDEX, PAD_ID, UNK_ID
 
@@ -97,29 +92,23 @@ class SyntheticBatches:
                 "labels": torch.from_numpy(labels)}
 
 
-# task -> (our class, transformers' class name, its architecture in config.json)
-_CLASSIFIERS = {
-    "pair-classification": (XLMRForSequenceClassification, "XLMRobertaForSequenceClassification"),
-    "sequence-classification": (XLMRForSequenceClassification, "XLMRobertaForSequenceClassification"),
-    "token-classification": (XLMRForTokenClassification, "XLMRobertaForTokenClassification"),
-    "question-answering": (XLMRForQuestionAnswering, "XLMRobertaForQuestionAnswering"),
-}
-
-
 def build_model(impl: str, config: XLMRConfig, activation_checkpointing: bool,
                 task: str = "masked-lm") -> torch.nn.Module:
-    labels = SPAN_LABELS if task == "question-answering" else tuple(str(i) for i in range(CLASSIFICATION_LABELS))
+    """Ours, or transformers' class of the same architecture (model/hf.py pairs them), for `task`: masked-LM or a
+    fine-tuning task kind (tasks/kinds.py)."""
+    ours = XLMRForMaskedLM if task == "masked-lm" else KINDS[task].head
+    labels = () if task == "masked-lm" else KINDS[task].fixed_labels or tuple(map(str, range(CLASSIFICATION_LABELS)))
+    if impl == "xlmr-ds" and task == "masked-lm":
+        return XLMRForMaskedLM(config, activation_checkpointing=activation_checkpointing)
     if impl == "xlmr-ds":
-        if task == "masked-lm":
-            return XLMRForMaskedLM(config, activation_checkpointing=activation_checkpointing)
-        return _CLASSIFIERS[task][0](config, labels, activation_checkpointing=activation_checkpointing)
+        return ours(config, labels, activation_checkpointing=activation_checkpointing)
     import transformers
     from transformers import XLMRobertaConfig
 
-    from xlmr_ds.model.hf import config_to_hf
+    from xlmr_ds.model.hf import architecture_of, config_to_hf
 
-    architecture = _CLASSIFIERS[task][1] if task != "masked-lm" else "XLMRobertaForMaskedLM"
-    hf_config = config_to_hf(config, architecture, labels if task != "masked-lm" else ())
+    architecture = architecture_of(ours)
+    hf_config = config_to_hf(config, architecture, labels)
     model = getattr(transformers, architecture)(XLMRobertaConfig(**hf_config, attn_implementation="sdpa"))
     if activation_checkpointing:
         model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
