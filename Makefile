@@ -10,19 +10,27 @@ MPIEXEC := $(VENV)/bin/mpiexec
 DEMO ?= runs/demo
 INSTALLED := $(VENV)/.installed
 TORCH_VERSION ?= 2.13.0
+# The versions tested together (constraints.txt says how it is made); `make test CONSTRAINTS=` takes the newest.
+CONSTRAINTS ?= constraints.txt
 
-.PHONY: test demo ablation adapt clean
+.PHONY: test demo ablation adapt clean constraints
 
-$(INSTALLED): setup.py
+$(INSTALLED): setup.py $(CONSTRAINTS)
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet torch==$(TORCH_VERSION)
-	$(PY) -m pip install --quiet -e '.[dev]'
+	$(PY) -m pip install --quiet $(if $(CONSTRAINTS),--constraint $(CONSTRAINTS)) -e '.[dev]'
 	$(PY) -m xlmr_ds.accelerator
 	touch $@
 
 test: $(INSTALLED)
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+# Rewrites constraints.txt from .venv, keeping its comment lines: run it in a .venv that `make` made (`make test
+# CONSTRAINTS=` on a fresh clone takes the newest releases) once its tests pass.
+constraints: $(INSTALLED)
+	{ grep '^#' constraints.txt; $(PY) -m pip freeze --exclude-editable | grep -v '^torch=='; } > constraints.txt.tmp
+	mv constraints.txt.tmp constraints.txt
 
 # The demo: raw crawl shards (the demo corpus shuffled into mixed-language JSON lines with repeated paragraphs) ->
 # corpus build (dedup, LID, filters) -> SentencePiece -> MPI binarize -> DeepSpeed ZeRO-2 training on 2 CPU processes with
