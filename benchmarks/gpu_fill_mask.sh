@@ -53,14 +53,22 @@ echo "training: exit $? after $(( $(date +%s) - start )) s (124: stopped at TRAI
 { tr '\r' '\n' < "$WORK/train.log" | grep -v -e '^train: ' -e '^ *$'; tr '\r' '\n' < "$WORK/train.log" | grep '^train: ' | tail -1; } \
   | tail -60 > "$OUT/train.txt"
 tail -1 "$OUT/train.txt"
+# A failing export or fill-mask prints its last error line: the call's output is all a GPU session gets back.
+score() {  # step, then the prompts; prints fill-mask's answers and, last, its count of word answers
+  xlmr-ds fill-mask --model "$WORK/hf_$1" "${@:2}" 2> "$WORK/fill_mask_$1.err" || { tail -1 "$WORK/fill_mask_$1.err"; return 1; }
+}
+# The demo's four prompts are the panel's first of each language (lines 1, 6, 11, 16).
+mapfile -t four_prompts < <(sed -n '1p;6p;11p;16p' benchmarks/fill_mask_panel.txt)
+mapfile -t panel < benchmarks/fill_mask_panel.txt
 for step_dir in "$WORK"/run/step_*; do
   [ -f "$step_dir/xlmr_ds_checkpoint.json" ] || continue
   step=$((10#${step_dir##*step_}))
-  xlmr-ds export --ckpt "$WORK/run" --step "$step" --out "$WORK/hf_$step" > /dev/null 2>&1 || { echo "step $step: export failed"; continue; }
-  # The demo's four prompts are the panel's first of each language (lines 1, 6, 11, 16).
-  four=$(sed -n '1p;6p;11p;16p' benchmarks/fill_mask_panel.txt | xargs -d '\n' xlmr-ds fill-mask --model "$WORK/hf_$step" 2>/dev/null | tail -1)
-  { echo "## step $step (the demo's four prompts: ${four##*: })"
-    xargs -d '\n' -a benchmarks/fill_mask_panel.txt xlmr-ds fill-mask --model "$WORK/hf_$step" 2>/dev/null; } >> "$OUT/fill_mask.txt"
-  echo "step $step: the demo's four prompts ${four##*: }; the panel $(tail -1 "$OUT/fill_mask.txt" | sed 's/.*: //')"
+  xlmr-ds export --ckpt "$WORK/run" --step "$step" --out "$WORK/hf_$step" > "$WORK/export_$step.log" 2>&1 \
+    || { echo "step $step: export failed: $(tail -1 "$WORK/export_$step.log")"; continue; }
+  answers=""
+  four=$(score "$step" "${four_prompts[@]}" | tail -1) && answers=$(score "$step" "${panel[@]}") \
+    || { echo "step $step: fill-mask failed: $four$answers"; continue; }
+  printf '## step %s (the demo'"'"'s four prompts: %s)\n%s\n' "$step" "${four##*: }" "$answers" >> "$OUT/fill_mask.txt"
+  echo "step $step: the demo's four prompts ${four##*: }; the panel ${answers##*: }"
 done
 cp "$WORK/run/metrics.jsonl" "$OUT/metrics.jsonl" 2>/dev/null || true
