@@ -1,3 +1,4 @@
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -15,7 +16,8 @@ from xlmr_ds.world import SingleProcess
 MPIEXEC = str(Path(sys.executable).parent / "mpiexec")
 
 # Documents that straddle rank ranges, leading/trailing/repeated blank lines, whitespace-only lines,
-# CRLF endings, invalid UTF-8, a genuine U+FFFD, and no newline at the end of the file.
+# CRLF endings, lone CR endings (old Mac text: two documents), Unicode line separators inside a line,
+# invalid UTF-8, a genuine U+FFFD, and no newline at the end of the file.
 EDGE_CASES = (
     b"\n\n"
     + b"first document line one.\nline two of the first document.\n"
@@ -23,6 +25,8 @@ EDGE_CASES = (
     + "\u0432\u0442\u043e\u0440\u043e\u0439 \u0434\u043e\u043a\u0443\u043c\u0435\u043d\u0442\r\n".encode()
     + b"bad bytes \xff\xfe here and \xc3 there\n"
     + "a real \ufffd character\n".encode()
+    + b"\nold mac document.\rits second line.\r\rthe next old mac document.\r\r"
+    + "a line\u2028with a line separator and\x85a next-line character inside\n".encode()
     + b"\n" + b"".join(b"long document sentence %d with words.\n" % i for i in range(40))
     + b"\n\n\nlast line without newline"
 )
@@ -31,8 +35,8 @@ EDGE_CASES = (
 def reference_dataset(path: Path, tokenizer: XLMRTokenizer):
     """The expected sequences and document indices, computed the simple way from the whole file."""
     sequences, document_indices = [], [0]
-    for raw in path.read_bytes().split(b"\n"):
-        line = raw.rstrip(b"\r").decode("utf-8", errors="replace")
+    for raw in re.split(rb"\r\n|\r|\n", path.read_bytes()):
+        line = raw.decode("utf-8", errors="replace")
         if line.strip():
             sequences.append(tokenizer.encode(line).tolist() + [2])
         elif document_indices[-1] != len(sequences):

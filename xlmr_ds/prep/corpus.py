@@ -10,6 +10,8 @@ files, read in name order. Formats (the suffix says which):
   `--text-field` names another) split on newlines;
 - parquet: `.parquet`, one document per row of a string column (the same `--text-field`), as FineWeb-2 ships.
 
+A line ends at LF, CRLF or a lone CR (old Mac text, or files that mix conventions), in text shards and in the
+text of records alike; U+2028, U+0085 and other Unicode separators are part of a line, as `wc -l` counts.
 Invalid UTF-8 is replaced by U+FFFD and counted, never a crash. The end of a shard ends a document. Work is
 shared between processes by byte ranges starting at line starts inside plain `.txt` shards and by whole
 shards for compressed and columnar ones (they cannot be entered in the middle); see `split_work`.
@@ -272,7 +274,7 @@ def iter_line_blocks(path: Path, start: int = 0, end: int | None = None,
                 break
             remaining -= len(chunk)
             data = carry + chunk
-            cut = data.rfind(b"\n") + 1
+            cut = end_of_last_line(data)
             if cut == 0:
                 carry = data
                 continue
@@ -282,11 +284,28 @@ def iter_line_blocks(path: Path, start: int = 0, end: int | None = None,
             yield carry
 
 
+_LINE_END = re.compile(r"\r\n?|\n")
+
+
+def split_lines(text: str) -> list[str]:
+    """`text` split at every line end: LF, CRLF, and a lone CR (old Mac files, or a mix of conventions), as
+    Python's universal newlines read them. Taking a lone CR for part of a line would merge the lines and the
+    documents around it without a word. Only these three end a line: U+2028, U+0085 and the like are text."""
+    return _LINE_END.split(text) if "\r" in text else text.split("\n")
+
+
+def end_of_last_line(data: bytes) -> int:
+    """The offset just after the last complete line end in `data` (0: none). A CR as the last byte is not
+    complete: the LF of a CRLF may follow in the next read."""
+    return max(data.rfind(b"\n"), data.rfind(b"\r", 0, len(data) - 1)) + 1
+
+
 def split_block_lines(text: str) -> list[str]:
-    """A decoded block -> its lines without newlines (and without a CR before the newline)."""
-    lines = text.split("\n")
+    """A decoded block (whole lines; the last may lack its line end) -> its lines without line ends.
+
+    Blocks are cut after a complete line end (end_of_last_line), so a CRLF never straddles two blocks and the
+    lines are the same whichever cuts a rank count makes."""
+    lines = split_lines(text)
     if lines and lines[-1] == "":
         lines.pop()
-    if "\r" in text:
-        lines = [line[:-1] if line.endswith("\r") else line for line in lines]
     return lines

@@ -27,8 +27,10 @@ from xlmr_ds.prep.corpus import (
     ReplacementCounter,
     Segment,
     Shard,
+    end_of_last_line,
     iter_line_blocks,
     split_block_lines,
+    split_lines,
     split_work,
 )
 
@@ -89,7 +91,7 @@ def _line_chunks(segment: Segment) -> Iterator[tuple[bytes, int]]:
         carry, consumed = b"", 0
         for chunk in _decompressed_chunks(raw, shard):
             data = carry + chunk
-            cut = data.rfind(b"\n") + 1
+            cut = end_of_last_line(data)
             carry = data[cut:]
             position = raw.tell()
             if cut:
@@ -116,9 +118,8 @@ def _text_blocks(segment: Segment, decoder: ReplacementCounter) -> Iterator[tupl
 
 
 def _document_lines(text: str) -> list[str]:
-    """A record's text as CC-100 lines: its non-blank lines, without CR before a newline."""
-    lines = [line.rstrip("\r") for line in text.split("\n")]
-    return [line for line in lines if line and not line.isspace()]
+    """A record's text as CC-100 lines: its non-blank lines, without their line ends (corpus.split_lines)."""
+    return [line for line in split_lines(text) if line and not line.isspace()]
 
 
 def _document_text(text: str) -> str:
@@ -158,7 +159,7 @@ def _json_record_chunks(segment: Segment, decoder: ReplacementCounter) -> Iterat
     try:
         for chunk, consumed in _line_chunks(segment):
             records = []
-            for line in decoder.decode(chunk).split("\n"):
+            for line in split_lines(decoder.decode(chunk)):
                 line_number += 1
                 if line and not line.isspace():
                     records.append((line_number, _parse_record(segment.shard, line_number, line)))
