@@ -18,6 +18,7 @@ setup(
         "deepspeed==0.19.8",
         "triton>=3.0; platform_system == 'Linux'",
         "sentencepiece>=0.2",
+        "tokenizers>=0.20",  # a Hugging Face directory's tokenizer.json (all that transformers 5 saves of one)
         "mpi4py>=4.0",
         "numpy>=1.26",
         "safetensors>=0.4",

@@ -13,7 +13,7 @@ The layers, top to bottom (README's layout table says what each holds):
     estimate | prep | launch       FLOPs, memory, plans | offline data preparation | multi-node pre-flight
     dataset | model                the online dataset and loader | the model
     kernels             Triton kernels and their references (the repo's kernels/, installed as xlmr_ds.kernels)
-    foundation          errors, jsonfile, vocab, world, accelerator, logs and the package itself
+    foundation          errors, jsonfile, outputs, vocab, world, accelerator, logs and the package itself
 
 The graph is read from the source with `ast`, so the test needs no import to run and checks every module.
 """
@@ -27,7 +27,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 FOUNDATION = ("xlmr_ds", "xlmr_ds.atomic", "xlmr_ds.errors", "xlmr_ds.jsonfile", "xlmr_ds.vocab", "xlmr_ds.world",
-              "xlmr_ds.accelerator", "xlmr_ds.logs")
+              "xlmr_ds.accelerator", "xlmr_ds.logs", "xlmr_ds.outputs")
 # Top to bottom; a tuple of several packages is one layer of siblings that must not import each other.
 LAYERS = (
     ("xlmr_ds.cli", "xlmr_ds.train", "xlmr_ds.finetune", "xlmr_ds.__main__"),

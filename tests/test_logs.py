@@ -8,16 +8,23 @@ import sys
 import pytest
 
 SCRIPT = """
-import logging, sys, warnings
-from xlmr_ds.logs import configure_logging, log
+import logging, os, sys, warnings
+from xlmr_ds.logs import configure_logging, library_output_silenced, log
 configure_logging(rank=int(sys.argv[1]), verbose=sys.argv[2] == "1")
 log("our line")
+with library_output_silenced():
+    print("DeepSpeed deepspeed.ops.comm.deepspeed_shm_comm_op built successfully")
+with library_output_silenced(stderr=True):
+    print("Processing zero checkpoint", file=sys.stderr)
+print("hub progress bars:", "off" if os.environ.get("HF_HUB_DISABLE_PROGRESS_BARS") == "1" else "on")
 logging.getLogger("DeepSpeed").warning("Attempting to get learning rate from scheduler before it has started")
 logging.getLogger("DeepSpeed").error("a DeepSpeed error")
 warnings.warn("`torch.distributed.all_gather_into_tensor` is deprecated", FutureWarning)
 warnings.warn("a warning of our own", UserWarning)
 """
-NOISE = ("Attempting to get learning rate", "all_gather_into_tensor")
+NOISE = ("Attempting to get learning rate", "all_gather_into_tensor", "built successfully", "Processing zero checkpoint")
+# transformers' "Loading weights" bars are Hugging Face progress bars, off unless verbose.
+BARS_OFF = "hub progress bars: off"
 
 CASES = [
     # (id, rank, -v, XLMR_DS_VERBOSE, our line shown, noise shown)
@@ -40,6 +47,7 @@ def test_our_lines_on_rank_0_and_the_libraries_noise_only_when_verbose(rank, ver
     output = result.stdout + result.stderr
     assert ("[xlmr-ds] our line" in result.stdout) == ours
     assert all((text in output) == noise for text in NOISE), output
+    assert (BARS_OFF in output) == (not noise), output
     assert "a DeepSpeed error" in output and "a warning of our own" in output  # errors and our warnings: always
 
 

@@ -6,6 +6,7 @@ training, benchmark or test process has to compile them while others wait.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 import time
@@ -107,7 +108,11 @@ def build_deepspeed_ops() -> None:
     select_deepspeed_accelerator()
     from deepspeed.comm.torch import build_shm_op
 
-    build_shm_op()
+    with open(os.devnull, "w") as sink, contextlib.redirect_stdout(sink):  # "... built successfully"
+        op = build_shm_op()
+    if op is not None:
+        where = os.environ.get("TORCH_EXTENSIONS_DIR", "torch's extension cache")
+        print(f"[xlmr-ds] DeepSpeed's shared-memory collectives for CPU runs are built, in {where}")
 
 
 if __name__ == "__main__":

@@ -12,6 +12,7 @@ import dataclasses
 from dataclasses import dataclass, field
 
 from xlmr_ds.dataset.config import DataConfig
+from xlmr_ds.errors import XLMRDSError
 from xlmr_ds.model.config import XLMRConfig, preset
 
 NONFINITE_POLICIES = ("stop", "skip")
@@ -22,14 +23,16 @@ DROPOUT_KEYS = ("sample", "rank")
 class ModelSettings:
     """Which model is trained, and how it runs."""
 
-    preset: str = "tiny"
-    """A named shape of xlmr_ds.model.PRESETS; its vocabulary is replaced by the dataset's."""
+    preset: str | None = "tiny"
+    """A named shape of xlmr_ds.model.PRESETS; its vocabulary is replaced by the dataset's. None with init_from:
+    the directory's shape, not given again."""
 
     config_file: str | None = None
     """A JSON file of XLMRConfig fields, used instead of the preset."""
 
     init_from: str | None = None
-    """A Hugging Face directory whose weights the run starts from (with a fresh optimizer)."""
+    """A Hugging Face directory whose weights and whole config (shape, LayerNorm epsilon, dropout) the run starts
+    from (with a fresh optimizer); a preset or config file given too must agree with it."""
 
     activation_checkpointing: bool = False
     """Recompute each block in backward instead of keeping its activations."""
@@ -41,8 +44,31 @@ class ModelSettings:
     benchmarks/GPU.md)."""
 
     def shape(self) -> XLMRConfig:
-        """The model's configuration before the dataset's vocabulary size is put in."""
-        return XLMRConfig.from_json(self.config_file) if self.config_file else preset(self.preset)
+        """The model's configuration before the dataset's vocabulary size is put in: init_from's config.json when
+        there is one, else the config file's or the preset's."""
+        given = XLMRConfig.from_json(self.config_file) if self.config_file else (
+            preset(self.preset) if self.preset else None)
+        if not self.init_from:
+            if given is None:
+                raise XLMRDSError("no model shape: give --model, --model-config or --init-from")
+            return given
+        from xlmr_ds.model.hf import read_hf_config
+
+        theirs = read_hf_config(self.init_from)
+        if given is not None:
+            self._check_agrees(given, theirs)
+        return theirs
+
+    def _check_agrees(self, given: XLMRConfig, theirs: XLMRConfig) -> None:
+        """A shape given beside init_from must be the directory's; the vocabulary is the dataset's in either."""
+        flag = f"--model-config {self.config_file}" if self.config_file else f"--model {self.preset}"
+        fields = [f.name for f in dataclasses.fields(XLMRConfig) if f.name != "vocab_size"]
+        differs = [f"{name} {getattr(theirs, name)} vs {getattr(given, name)}" for name in fields
+                   if getattr(theirs, name) != getattr(given, name)]
+        if differs:
+            raise XLMRDSError(f"--init-from {self.init_from}: its config.json disagrees with {flag}: "
+                              f"{', '.join(differs)} (config.json vs {flag.split()[0]}); leave {flag.split()[0]} out "
+                              f"to train the directory's shape")
 
 
 @dataclass(frozen=True)

@@ -9,8 +9,12 @@ the launchers pass on to every rank and DeepSpeed's own launcher process):
   from scheduler before it has started" (every step of a warmup that starts at step 0; our metrics show the
   learning rate) or "Unable to find hostfile" (a one-node launch is what was asked for);
 - torch.distributed's FutureWarning about all_gather_into_tensor (DeepSpeed's call, not ours);
-- transformers' advisory warnings, and the Python warnings a library raises about its own internals.
-Errors of any library still show, and so does everything with verbose.
+- transformers' advisory warnings and its "Loading weights" bars (Hugging Face's progress bars are off), and
+  the Python warnings a library raises about its own internals;
+- what a library print()s inside `library_output_silenced` blocks: DeepSpeed's "deepspeed_shm_comm_op built
+  successfully" from every process that starts a process group, and zero_to_fp32's lines and shard bar while
+  a checkpoint is consolidated (export, eval, fine-tuning from a run).
+Errors of any library still show (they are raised, not printed), and so does everything with verbose.
 """
 
 from __future__ import annotations
@@ -19,6 +23,8 @@ import logging
 import os
 import sys
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager, nullcontext, redirect_stderr, redirect_stdout
 
 from tqdm import tqdm
 
@@ -73,9 +79,24 @@ def configure_logging(rank: int = 0, verbose: bool | None = None) -> None:
     if not any(isinstance(f, _ErrorsOnly) for f in deepspeed_logger.filters):
         deepspeed_logger.addFilter(_ErrorsOnly())
     os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+    # Read by huggingface_hub when transformers is imported (later, only by the commands that need it).
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
     logging.getLogger("transformers").setLevel(logging.ERROR)
     for category, message in _LIBRARY_WARNINGS:
         warnings.filterwarnings("ignore", message=message, category=category)
+
+
+@contextmanager
+def library_output_silenced(stderr: bool = False) -> Iterator[None]:
+    """What a library print()s to stdout inside the block goes nowhere, unless verbose (the module docstring
+    says where it is used); to stderr too with `stderr` (zero_to_fp32's shard bar). Never stderr around the
+    start of a process group: DeepSpeed's op builders silence the compiler by redirecting the file descriptor
+    behind sys.stderr, and with ours in its place the compiler's lines would reach the terminal instead."""
+    if verbose_requested():
+        yield
+        return
+    with open(os.devnull, "w") as sink, redirect_stdout(sink), (redirect_stderr(sink) if stderr else nullcontext()):
+        yield
 
 
 def log(message: str) -> None:

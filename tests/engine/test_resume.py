@@ -47,6 +47,28 @@ def test_an_incomplete_newest_checkpoint_is_ignored_and_reported(training_args, 
     assert losses(tmp_path) == losses(unbroken_runs(2))
 
 
+def _files(directory):
+    return {str(p.relative_to(directory)): (p.read_bytes(), p.stat().st_mtime_ns) for p in directory.rglob("*")
+            if p.is_file()}
+
+
+@pytest.mark.parametrize("processes,launcher", [(2, "deepspeed"), (1, "python")],
+                         ids=["same world size", "another world size"])
+def test_a_rerun_with_nothing_left_to_train_changes_no_record(processes, launcher, training_args, unbroken_runs,
+                                                              tmp_path):
+    # The run is at its last step; a rerun with another setting must not rewrite sampling.json for steps it did
+    # not train, add a summary line to metrics.jsonl, open monitor files or write a universal form, and says
+    # what differs from the checkpoint.
+    save = tmp_path / "run"
+    shutil.copytree(unbroken_runs(2), save)
+    before = _files(save)
+    result = train([*training_args(2, save, 4), "--block-size", "32"], processes=processes, launcher=launcher)
+    output = result.stdout + result.stderr
+    assert "nothing to train" in output and "step_00000004 is at step 4 and this run has 4 steps" in output
+    assert "settings changed since step_00000004: " in output and "data.block_size: 64 -> 32" in output, output
+    assert _files(save) == before
+
+
 def test_keep_deletes_older_checkpoints_only_after_a_newer_one_is_complete(training_args, tmp_path):
     train(training_args(2, tmp_path, 4, "--save-every", "1", "--keep", "2"))
     assert [c.step for c in list_checkpoints(tmp_path)] == [3, 4]

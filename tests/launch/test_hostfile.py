@@ -51,8 +51,10 @@ def test_invalid_hostfiles_name_the_file_and_line(tmp_path, text, message):
     assert "\n" not in str(error.value) and str(error.value).startswith(str(path))
 
 
-@pytest.mark.parametrize("content,message", [(None, "hostfile not found"), (b"node1 slots=1\n\xff\n", "not UTF-8")],
-                         ids=["missing", "binary"])
+@pytest.mark.parametrize("content,message", [
+    (None, "hostfile not found"), (b"node1 slots=1\n\xff\n", "not UTF-8"),
+    ("\ufeffnode1 slots=1\n".encode(), "starts with a byte-order mark, which DeepSpeed's launcher reads as part of"),
+], ids=["missing", "binary", "byte-order mark"])
 def test_unreadable_hostfiles(tmp_path, content, message):
     path = tmp_path / "hostfile"
     if content is not None:

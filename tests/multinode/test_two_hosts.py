@@ -164,7 +164,7 @@ UNREACHABLE = [
      # minutes more when DeepSpeed's CPU comm op is (re)built first.
      DEEPSPEED + " --dist-timeout-minutes 0.25", 300,
      ["node3: ssh: connect to host node3 port 22: No route to host",
-      "xlmr_ds.train: error: the job's processes did not all connect within --dist-timeout-minutes=0.25"]),
+      "xlmr-ds train: error: the job's processes did not all connect within --dist-timeout-minutes=0.25"]),
 ]
 
 

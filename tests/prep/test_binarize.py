@@ -35,7 +35,7 @@ EDGE_CASES = (
 def reference_dataset(path: Path, tokenizer: XLMRTokenizer):
     """The expected sequences and document indices, computed the simple way from the whole file."""
     sequences, document_indices = [], [0]
-    for raw in re.split(rb"\r\n|\r|\n", path.read_bytes()):
+    for raw in re.split(rb"\r\n|\r|\n", path.read_bytes().removeprefix("\ufeff".encode())):
         line = raw.decode("utf-8", errors="replace")
         if line.strip():
             sequences.append(tokenizer.encode(line).tolist() + [2])
@@ -53,6 +53,7 @@ def corpus_with_edge_cases(corpus_dir, tmp_path_factory):
         (directory / source.name).write_bytes(source.read_bytes())
     (directory / "xx.txt").write_bytes(EDGE_CASES)
     (directory / "tiny.txt").write_bytes(b"one line\n")
+    (directory / "bom.txt").write_bytes("\ufeffa line after a byte-order mark.\nthe next line.\n".encode())
     (directory / "empty.txt").write_bytes(b"")
     (directory / "blank.txt").write_bytes(b"\n  \n\n")
     return directory

@@ -1,13 +1,16 @@
 """Every line-end convention reads as the same lines and documents, in every shard format and however the
 shard is cut into reads: LF, CRLF, a lone CR (old Mac text) and files that mix them. Unicode separators
-(U+2028, U+2029, U+0085) are part of a line, as `wc -l` counts lines."""
+(U+2028, U+2029, U+0085) are part of a line, as `wc -l` counts lines. A byte-order mark that starts a shard
+is not text."""
 
 from __future__ import annotations
 
 import gzip
 import json
+from pathlib import Path
 
 import pytest
+import zstandard
 
 from xlmr_ds.prep import shard_reader
 from xlmr_ds.prep.corpus import ReplacementCounter, discover_corpus, end_of_last_line
@@ -30,16 +33,19 @@ def _text_lines(documents: list[list[str]]) -> list[str]:
     return [line for document in documents for line in [*document, ""]]
 
 
-def _write(directory, shard_format: str, line_end: str) -> None:
+def _write(directory, shard_format: str, line_end: str, byte_order_mark: bool = False) -> None:
     end = LINE_ENDS[line_end]
-    if shard_format == "jsonl":  # the convention inside each record's text; records one per LF line
+    if shard_format in ("jsonl", "jsonl.zst"):  # the convention inside each record's text; records one per LF line
         content = "".join(json.dumps({"text": end(document)}) + "\n" for document in DOCUMENTS).encode()
     elif shard_format == "jsonl-records":  # the convention between the records themselves
         content = end([json.dumps({"text": "\n".join(document)}) for document in DOCUMENTS]).encode()
     else:
         content = end(_text_lines(DOCUMENTS)).encode()
-    name = {"txt": "en.txt", "txt.gz": "en.txt.gz", "jsonl": "en.jsonl", "jsonl-records": "en.jsonl"}[shard_format]
-    (directory / name).write_bytes(gzip.compress(content) if name.endswith(".gz") else content)
+    content = "\ufeff".encode() + content if byte_order_mark else content
+    name = {"txt": "en.txt", "txt.gz": "en.txt.gz", "jsonl": "en.jsonl", "jsonl-records": "en.jsonl",
+            "jsonl.zst": "en.jsonl.zst"}[shard_format]
+    compress = {".gz": gzip.compress, ".zst": zstandard.ZstdCompressor().compress}.get(Path(name).suffix)
+    (directory / name).write_bytes(compress(content) if compress else content)
 
 
 def _documents(lines: list[str]) -> list[list[str]]:
@@ -62,6 +68,13 @@ CASES = [(shard_format, line_end) for shard_format in ("txt", "txt.gz", "jsonl",
 def test_every_line_end_reads_as_the_same_documents(tmp_path, monkeypatch, shard_format, line_end, read_bytes):
     monkeypatch.setattr(shard_reader, "_CHUNK", read_bytes)
     _write(tmp_path, shard_format, line_end)
+    (source,) = discover_corpus(tmp_path)
+    assert _documents(list(iter_language_lines(source, ReplacementCounter()))) == DOCUMENTS
+
+
+@pytest.mark.parametrize("shard_format", ["txt", "txt.gz", "jsonl", "jsonl.zst"])
+def test_a_byte_order_mark_that_starts_a_shard_is_not_text(tmp_path, shard_format):
+    _write(tmp_path, shard_format, "crlf", byte_order_mark=True)
     (source,) = discover_corpus(tmp_path)
     assert _documents(list(iter_language_lines(source, ReplacementCounter()))) == DOCUMENTS
 

@@ -20,7 +20,7 @@ from pathlib import Path
 import psutil
 from launch import train_command
 
-ERROR = re.compile(r"xlmr_ds\.train: error: [^\r\n]*")
+ERROR = re.compile(r"xlmr-ds train: error: [^\r\n]*")
 
 
 def errors(output: str) -> list[str]:

@@ -27,6 +27,7 @@ import pytest
 import zstandard
 from launch import environment, train
 from released_size_spm import write_bpe_spm, write_every_ab_piece_spm, write_released_size_spm
+from transformers_dirs import edit_json, save_transformers_model, swap_s_and_pad
 
 from xlmr_ds.prep.spm_train import train_sentencepiece
 
@@ -237,7 +238,7 @@ CASES = [
     Case("corpus-10mb-line", "xlmr-ds", lambda i: i.binarize(i.corpus({"en.txt": b"short.\n" + b"word " * 2_000_000 + b"\nend.\n"})), "manifest.json", succeeds=True),
     Case("spm-model-missing", "xlmr-ds", lambda i: i.binarize(str(i.corpus_dir), i.root / "x.model"), "x.model: SentencePiece model not found"),
     Case("spm-model-not-a-model", "xlmr-ds", lambda i: i.binarize(str(i.corpus_dir), Path(i.text(b"junk", "junk.model"))), "junk.model: not a SentencePiece model"),
-    Case("binarize-out-is-a-file", "xlmr-ds", lambda i: [*i.binarize(str(i.corpus_dir))[:-1], i.text("x", "out")], "out: exists and is not a directory; choose another --out"),
+    Case("binarize-out-is-a-file", "xlmr-ds", lambda i: [*i.binarize(str(i.corpus_dir))[:-1], i.text("x", "out")], "out: exists and is not a directory; choose another path"),
     # datasets
     Case("dataset-truncated-bin", "xlmr-ds", lambda i: ["data", "inspect", i.dataset(lambda d: _truncate(d / "en.bin", 100)) + "/en"], "en.bin: 100 bytes, but its index describes"),
     Case("dataset-truncated-idx", "xlmr-ds", lambda i: ["data", "inspect", i.dataset(lambda d: _truncate(d / "en.idx", 200)) + "/en"], "en.idx: 200 bytes, but"),
@@ -269,7 +270,7 @@ CASES = [
     Case("task-label-missing-from-training", "xlmr-ds", lambda i: i.finetune("--test", "de=" + i.text("a\tb\tmaybe\n", "test.tsv")), "test.tsv:1: label 'maybe' does not occur in the training files (their labels: contradiction, entailment)"),
     Case("task-token-without-label", "xlmr-ds", lambda i: i.finetune("--test", "en=" + i.text("en:a\tO\n", "t.conll"), task="token-classification", train=i.text("en:a\tB-PER\nen:b\n", "train.conll")), "train.conll:2: one column ('en:b'); expected `token<TAB>label`"),
     Case("task-test-language-without-file", "xlmr-ds", lambda i: i.finetune("--test", "de"), "--test de: expected LANG=FILE (for example de=xnli.test.tsv)"),
-    Case("task-model-without-tokenizer", "xlmr-ds", lambda i: i.finetune("--test", "de=" + i.text("a\tb\tentailment\n", "t.tsv"), model=i.hf_without_tokenizer()), "hf: no sentencepiece.bpe.model, so its text cannot be tokenized"),
+    Case("task-model-without-tokenizer", "xlmr-ds", lambda i: i.finetune("--test", "de=" + i.text("a\tb\tentailment\n", "t.tsv"), model=i.hf_without_tokenizer()), "hf: no sentencepiece.bpe.model or tokenizer.json, so its text cannot be tokenized"),
     Case("parallel-line-counts-differ", "xlmr-ds", lambda i: ["eval", "retrieval", "--model", i.checkpoint(), "--pairs", "de=" + i.text("a\nb\n", "en.txt") + ":" + i.text("a\n", "de.txt")], "en.txt has 2 lines but"),
     Case("transfer-task-file-unknown-key", "xlmr-ds", lambda i: ["eval", "transfer", "--ckpt", i.checkpoint(), "--task-config", i.text(json.dumps({"task": "retrieval", "pairs": ["de=a:b"], "layers": 3}), "task.json")], "task.json: unknown key 'layers'; did you mean 'layer'?"),
     Case("demo-task-unknown-language", "xlmr-ds", lambda i: ["task", "demo", "--out", str(i.root / "out"), "--languages", "en", "qq-zz"], "--languages: 'qq-zz' is not a CLDR locale Babel knows"),
@@ -300,6 +301,46 @@ CASES = [
     Case("report-word-order-not-json", "xlmr-ds", lambda i: ["report", "--run", i.checkpoint(), "--out", str(i.root / "r.md"), "--word-order", i.text("{loss", "eval.json")], "eval.json: invalid JSON at line 1"),
     Case("report-word-order-not-shuffled", "xlmr-ds", lambda i: ["report", "--run", i.checkpoint(), "--out", str(i.root / "r.md"), "--word-order", i.text('{"languages": {"en": {"loss": 5.0}}}', "eval.json")], "eval.json: no loss_shuffled_order; write it with `xlmr-ds eval --shuffled-order`"),
     Case("fill-mask-pickle-weights", "xlmr-ds", lambda i: ["fill-mask", "--model", i.hf_pickle_only(), "a <mask>."], "holds only pytorch_model.bin; xlmr-ds reads Hugging Face weights only from safetensors"),
+    # task files as users have them: byte-order marks, quoting, headers, prefixes, paths with '=' and ':'
+    Case("task-bom-before-xnli-mt-header", "xlmr-ds", lambda i: i.finetune("--epochs", "1", "--test", "de=" + i.text("a b\ta c\tentailment\n", "test.tsv"), train=i.text("\ufeffpremise\thypo\tlabel\na b\ta c\tentailment\nx y\tz\tcontradictory\n", "multinli.train.en.tsv")), "2 training examples (en), labels contradiction, entailment;", succeeds=True),
+    Case("task-tsv-written-by-csv", "xlmr-ds", lambda i: i.finetune("--epochs", "1", "--test", "de=" + i.text("a b\ta c\tentailment\n", "test.tsv"), train=i.text('"a\tb"\ta c\tentailment\r\n"x ""y"""\tz\tcontradiction\r\n', "train.tsv")), "2 training examples (language unknown), labels contradiction, entailment;", succeeds=True),
+    Case("task-header-is-not-a-class", "xlmr-ds", lambda i: i.finetune("--epochs", "1", "--test", "de=" + i.text("a b\ta c\tentailment\n", "test.tsv"), train=i.text("sentence1\tsentence2\tlabel\na b\ta c\tentailment\nx y\tz\tcontradiction\n", "train.tsv")), "2 training examples (language unknown), labels contradiction, entailment;", succeeds=True),
+    Case("task-column-name-as-a-label", "xlmr-ds", lambda i: i.finetune("--test", "de=" + i.text("a b\ta c\tentailment\n", "test.tsv"), train=i.text("a b\ta c\tentailment\nsentence1\tsentence2\tlabel\n", "train.tsv")), "train.tsv:2: the label 'label' is a column name; a header is read only as the first line"),
+    Case("task-colon-in-tokens", "xlmr-ds", lambda i: i.finetune("--epochs", "1", "--test", "de=" + i.text("Berlin\tB-LOC\nist\tO\n", "test.conll"), task="token-classification", train=i.text("smb://host\tO\nParis\tB-LOC\n", "train.conll")), "1 training examples (language unknown), labels B-LOC, O;", succeeds=True),
+    Case("task-line-separator-in-jsonl", "xlmr-ds", lambda i: i.finetune("--epochs", "1", "--test", "de=" + i.text("a b\ta c\tentailment\n", "test.tsv"), train=i.text('{"premise": "a\u2028b", "hypothesis": "a c", "label": "entailment"}\n{"premise": "x y", "hypothesis": "z", "label": "contradiction"}\n', "train.jsonl")), "2 training examples (language unknown), labels contradiction, entailment;", succeeds=True),
+    Case("task-several-languages-without-lang", "xlmr-ds", lambda i: i.finetune("--test", "de=" + i.text("a b\ta c\tentailment\n", "test.tsv"), train=i.text("language\tgold_label\tsentence1\tsentence2\nde\tentailment\ta\tb\nen\tcontradiction\tc\td\n", "xnli.dev.tsv")), "xnli.dev.tsv: rows in 2 languages (de, en); name the one to read with LANG=FILE"),
+    Case("task-valid-language-unknown", "xlmr-ds", lambda i: i.finetune("--valid", i.text("a b\ta c\tentailment\n", "xnli.dev.tsv"), "--test", "de=" + i.text("a b\ta c\tentailment\n", "test.tsv")), "xnli.dev.tsv: its language is not known (no language column, `lang:` prefix or language code in its name); give it as LANG=FILE"),
+    Case("task-path-with-equals", "xlmr-ds", lambda i: i.finetune("--epochs", "1", "--test", "de=" + i.text("a b\ta c\tentailment\n", "test.tsv"), train=i.text("a b\ta c\tentailment\nx y\tz\tcontradiction\n", "lang=en/train.tsv")), "2 training examples (language unknown), labels contradiction, entailment;", succeeds=True),
+    Case("task-test-language-not-a-code", "xlmr-ds", lambda i: i.finetune("--test", "xx=" + i.text("a b\ta c\tentailment\n", "t.tsv")), "t.tsv: expected LANG=FILE; 'xx' is not a language code CLDR names (for example de=xnli.test.tsv)"),
+    Case("parallel-path-with-colon", "xlmr-ds", lambda i: ["eval", "retrieval", "--model", i.checkpoint(), "--pairs", "de=" + i.text("a b\nc\n", "run_10:30/en.txt") + ":" + i.text("x y\nz\n", "run_10:30/de.txt")], "accuracy@1", succeeds=True),
+    Case("parallel-bom-and-line-separator", "xlmr-ds", lambda i: ["eval", "retrieval", "--model", i.checkpoint(), "--pairs", "de=" + i.text("\ufeffa\u2028b\nc\n", "en.txt") + ":" + i.text("x y\nz\n", "de.txt")], "accuracy@1", succeeds=True),
+    # models that xlmr-ds did not write: classifiers, transformers' own directories
+    Case("fill-mask-classifier", "xlmr-ds", lambda i: ["fill-mask", "--model", str(save_transformers_model(i.root / "hf", "XLMRobertaForSequenceClassification", i.spm)), "a <mask>."], "hf: config.json's architectures is XLMRobertaForSequenceClassification, which has no masked-LM head; fill-mask needs a masked LM"),
+    Case("fill-mask-several-masks", "xlmr-ds", lambda i: ["fill-mask", "--model", str(save_transformers_model(i.root / "hf", spm_model=i.spm)), "a <mask> b <mask>."], "  -> <mask> 2: ", succeeds=True),
+    Case("report-hf-classifier", "xlmr-ds", lambda i: ["report", "--run", i.checkpoint(), "--out", str(i.root / "r.md"), "--hf", str(save_transformers_model(i.root / "hf", "XLMRobertaForSequenceClassification", i.spm)), "--fill-mask", "a <mask>."], "hf: config.json's architectures is XLMRobertaForSequenceClassification, which has no masked-LM head; report --hf needs a masked LM"),
+    Case("eval-hf-classifier", "xlmr-ds", lambda i: ["eval", "--hf", str(save_transformers_model(i.root / "hf", "XLMRobertaForSequenceClassification")), "--data", str(i.good_dataset), "--samples", "2"], "hf: config.json's architectures is XLMRobertaForSequenceClassification, which has no masked-LM head; eval --hf needs a masked LM"),
+    Case("eval-hf-transformers-masked-lm", "xlmr-ds", lambda i: ["eval", "--hf", str(save_transformers_model(i.root / "hf")), "--data", str(i.good_dataset), "--samples", "2"], "mean over", succeeds=True),
+    Case("init-from-takes-the-directorys-shape", "train", lambda i: i.train("--init-from", str(save_transformers_model(i.root / "hf")), model=()), "1 layers of width 64 (2 heads, FFN 96), 128 positions, LayerNorm eps 1e-12, dropout 0.1 (attention 0.1), as its config.json says", succeeds=True),
+    Case("init-from-shape-differs-from-model", "train", lambda i: i.train("--init-from", str(save_transformers_model(i.root / "hf"))), "its config.json disagrees with --model tiny: hidden_size 64 vs 128, num_layers 1 vs 2, num_heads 2 vs 4, ffn_size 96 vs 512, max_position_embeddings 130 vs 514, layer_norm_eps 1e-12 vs 1e-05"),
+    Case("init-from-relative-positions", "train", lambda i: i.train("--init-from", str(edit_json(save_transformers_model(i.root / "hf") / "config.json", position_embedding_type="relative_key").parent), model=()), "position_embedding_type='relative_key' cannot be represented by xlmr-ds (expected 'absolute')"),
+    Case("init-from-classifier", "train", lambda i: i.train("--init-from", str(save_transformers_model(i.root / "hf", "XLMRobertaForSequenceClassification")), model=()), "--init-from needs a masked LM"),
+    Case("init-from-other-vocabulary", "train", lambda i: i.train("--init-from", str(save_transformers_model(i.root / "hf", vocab_size=302)), model=()), "the model has 302 ids but the data's tokenizer 502; binarize the data with the model's tokenizer"),
+    Case("finetune-transformers5-directory", "xlmr-ds", lambda i: i.finetune("--test", "de=" + i.text("a\tb\tentailment\n", "t.tsv"), "--epochs", "1", model=str(save_transformers_model(i.root / "hf", spm_model=i.spm))), "results:", succeeds=True),
+    Case("finetune-from-a-classifier", "xlmr-ds", lambda i: i.finetune("--test", "de=" + i.text("a\tb\tentailment\n", "t.tsv"), "--epochs", "1", model=str(save_transformers_model(i.root / "hf", "XLMRobertaForSequenceClassification", i.spm))), "results:", succeeds=True),
+    Case("retrieval-transformers5-directory", "xlmr-ds", lambda i: ["eval", "retrieval", "--model", str(save_transformers_model(i.root / "hf", spm_model=i.spm)), "--pairs", "de=" + i.text("a b\nc d\n", "en.txt") + ":" + i.text("x y\nz w\n", "de.txt")], "accuracy@1", succeeds=True),
+    Case("extend-vocab-tokenizer-json-only", "xlmr-ds", lambda i: i.extend_vocab(str(save_transformers_model(i.root / "hf", spm_model=i.spm)), i.spm), "hf: its tokenizer is tokenizer.json, not a SentencePiece model; extending the vocabulary needs the SentencePiece model the new one extends"),
+    Case("tokenizer-json-not-xlmr-ids", "xlmr-ds", lambda i: i.finetune("--test", "de=" + i.text("a\tb\tentailment\n", "t.tsv"), model=str(swap_s_and_pad(save_transformers_model(i.root / "hf", spm_model=i.spm)))), "hf/tokenizer.json: <s> is id 1; xlmr-ds needs XLM-R's ids: <s>=0, <pad>=1, </s>=2, <unk>=3 and <mask> last (id 501 of its 502)"),
+    # output paths and reruns
+    Case("model-config-with-byte-order-mark", "xlmr-ds", lambda i: ["info", "--model-config", i.text("\ufeff" + json.dumps({"hidden_size": 64, "num_layers": 2, "num_heads": 2, "ffn_size": 128}), "model.json")], "2 layers, hidden 64, ffn 128", succeeds=True),
+    Case("hostfile-with-byte-order-mark", "xlmr-ds", lambda i: ["launch", "check", "--hostfile", i.text("\ufeffnode1 slots=1\n", "hosts")], "hosts: starts with a byte-order mark, which DeepSpeed's launcher reads as part of the first host's name"),
+    Case("corpus-with-byte-order-mark", "xlmr-ds", lambda i: i.binarize(i.corpus({"en.txt": "\ufeffa line.\n".encode(), "fr.txt": b"une ligne.\n"})), "manifest.json", succeeds=True),
+    Case("train-save-under-a-file", "train", lambda i: i.train("--save", i.text("x", "notes") + "/run"), "notes is a file, so nothing can be written under it; choose another path"),
+    Case("export-out-is-a-file", "xlmr-ds", lambda i: ["export", "--ckpt", i.checkpoint(), "--out", i.text("x", "hf")], "hf: exists and is not a directory; choose another path"),
+    Case("compare-out-is-a-directory", "xlmr-ds", lambda i: ["compare", i.checkpoint(), "--out", str(i.root)], "is a directory, not a file name"),
+    Case("report-out-under-a-file", "xlmr-ds", lambda i: ["report", "--run", i.checkpoint(), "--out", i.text("x", "notes") + "/report.md"], "notes is a file, so nothing can be written under it"),
+    Case("spm-train-out-under-a-file", "xlmr-ds", lambda i: ["spm", "train", "--input", str(i.corpus_dir), "--vocab-size", "300", "--out", i.text("x", "notes") + "/spm"], "notes is a file, so nothing can be written under it"),
+    Case("resume-batch-size-changed", "train", lambda i: i.train("--save", i.checkpoint(), steps="6", config=i.config(train_batch_size=16, gradient_accumulation_steps=8)), "step_00000004: trained with a global batch of 8 samples, but "),
+    Case("eval-json-is-a-directory", "xlmr-ds", lambda i: ["eval", "--ckpt", i.checkpoint(), "--data", str(i.good_dataset), "--json", str(i.root)], "is a directory, not a file name"),
 ]
 
 

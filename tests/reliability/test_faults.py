@@ -63,10 +63,10 @@ def test_a_hung_rank_ends_the_others_within_the_timeout_even_without_a_launcher(
     assert ranks[0].wait(timeout=120) == 124
     assert 15 - 5 < time.monotonic() - hung < 15 + 30
     assert len(ranks[0].errors()) == 1 and re.fullmatch(
-        r"xlmr_ds\.train: error: no progress for \d+ s during step 3 \(limit 15 s, --dist-timeout-minutes\): "
+        r"xlmr-ds train: error: no progress for \d+ s during step 3 \(limit 15 s, --dist-timeout-minutes\): "
         r"another process of the job has probably died or hangs; exiting so that the job can be restarted, "
         r"it resumes from the newest complete checkpoint", ranks[0].errors()[0]), ranks[0].output()[-2000:]
-    assert "[rank 0] xlmr_ds.train: error: no progress" in ranks[0].output()
+    assert "[rank 0] xlmr-ds train: error: no progress" in ranks[0].output()
     assert "Traceback" not in ranks[0].output()
 
 
@@ -129,7 +129,7 @@ def test_a_full_disk_during_a_save_is_one_line_and_the_previous_checkpoint_resum
     result = train(training_args(2, save, 4, "--save-every", "1"), check=False)
     output = result.stdout + result.stderr
     assert result.returncode != 0 and "Traceback" not in output
-    full = (f"xlmr_ds.train: error: saving checkpoint {save / 'step_00000002'} failed: no space left on the device "
+    full = (f"xlmr-ds train: error: saving checkpoint {save / 'step_00000002'} failed: no space left on the device "
             f"of {save}; free space there or point --save at a larger disk; the newest complete checkpoint, "
             f"{save / 'step_00000001'}, is intact and --resume auto uses it")
     lines = errors(output)
@@ -176,7 +176,7 @@ def test_nan_loss_with_stop_names_the_step_and_saves_nothing_after_it(training_a
     assert result.returncode == 1 and "Traceback" not in output
     lines = errors(output)
     assert lines and set(lines) == {
-        f"xlmr_ds.train: error: the loss is nan at step 3 (not finite on 1 of 2 processes); stopping (--nonfinite-loss stop): DeepSpeed "
+        f"xlmr-ds train: error: the loss is nan at step 3 (not finite on 1 of 2 processes); stopping (--nonfinite-loss stop): DeepSpeed "
         f"skipped the update and nothing was saved after it; the newest complete checkpoint is "
         f"{save / 'step_00000002'}. Lower the learning rate or check the data, then resume (--resume auto), or pass "
         f"--nonfinite-loss skip to skip such steps"}, output[-3000:]

@@ -72,7 +72,7 @@ def test_the_watchdog_ends_only_a_process_without_progress(beats, then_idle, end
                             text=True, timeout=60)
     if ends_by_watchdog:
         assert result.returncode == 124 and "finished" not in result.stdout
-        assert re.match(r"\[rank 1\] xlmr_ds\.train: error: no progress for \d+\.\d s during step 7 \(limit 0\.5 s, "
+        assert re.match(r"\[rank 1\] xlmr-ds train: error: no progress for \d+\.\d s during step 7 \(limit 0\.5 s, "
                         r"--dist-timeout-minutes\): another process of the job has probably died or hangs", result.stderr)
         assert time.monotonic() - started < 5.0  # it did not wait for the 5 s of idleness to end
     else:  # 2 s of work with a beat every 0.2 s: never 0.5 s without progress

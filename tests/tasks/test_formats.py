@@ -1,9 +1,12 @@
 """Task files as users have them are read into the same examples; bad lines are one error naming file:line."""
 
+import csv
+import io
 import json
+from pathlib import Path
 
 import pytest
-from task_factory import write_conll, write_jsonl, write_squad, write_xnli, write_xnli_mt
+from task_factory import XNLI_HEADER, write_conll, write_jsonl, write_squad, write_xnli, write_xnli_mt
 
 from xlmr_ds.errors import XLMRDSError
 from xlmr_ds.tasks.formats import TaskFile
@@ -109,8 +112,117 @@ def _question(**changes) -> str:
     return _squad([{"context": "Ort Paris.", "qas": [{k: v for k, v in qa.items() if v is not None}]}])
 
 
+def _csv_written(rows, **options) -> str:
+    """What Python's csv module writes for `rows` as TSV (its default: QUOTE_MINIMAL, "\\r\\n" line ends)."""
+    buffer = io.StringIO()
+    csv.writer(buffer, delimiter="\t", **options).writerows(rows)
+    return buffer.getvalue()
+
+
+def _xnli_text(rows_by_language) -> str:
+    """An XNLI-1.0 file as distributed: no quoting, a `"` in a sentence is written as it is."""
+    return "\t".join(XNLI_HEADER) + "\n" + "".join(
+        "\t".join([language, label, "(x)", "(y)", "(X x)", "(Y y)", a, b, "0", "0", "fiction"]) + "\n"
+        for language, rows in rows_by_language.items() for a, b, label in rows)
+
+
+def _records(examples) -> list:
+    if hasattr(examples[0], "tokens"):
+        return [list(zip(e.tokens, e.labels)) for e in examples]
+    if hasattr(examples[0], "answers"):
+        return [(e.id, e.question, e.context, e.answers) for e in examples]
+    return [(e.text_a, e.text_b, e.label) for e in examples]
+
+
+BOM = "\ufeff"
+QUOTED = [('a "quoted" premise', "tab\there", "entailment"), ('"Why not?"', "plain", "neutral")]
+XNLI_QUOTES = [('"Hello," he said.', '"Yes."', "neutral"), ('"Go', 'home."', "entailment"),
+               ('He said ""no"".', "b", "neutral")]
+SEPARATORS = "a\u2028b\u2029c\x85d"  # LINE SEPARATOR, PARAGRAPH SEPARATOR, NEXT LINE: text, not line ends
+SQUAD_SEPARATED = {"context": f"{SEPARATORS} Paris.", "qas": [
+    {"id": "s", "question": "Wo?", "answers": [{"text": "Paris", "answer_start": len(SEPARATORS) + 1}]}]}
+# (name, task, file name, content, the language asked, the records read, the language found)
+READ_AS_WRITTEN = [
+    # colons in tokens: a prefix is XTREME's only when every token of the file has the same one
+    ("conll: a token with a colon kept", "token-classification", "train.conll",
+     "smb://host\tO\nParis\tB-LOC\n", None, [[("smb://host", "O"), ("Paris", "B-LOC")]], None),
+    ("conll: tokens like prefixes, but not all the same", "token-classification", "train.conll",
+     "de:facto\tO\nfr:oui\tO\n", None, [[("de:facto", "O"), ("fr:oui", "O")]], None),
+    ("xtreme: the prefix cut once, a colon after it kept", "token-classification", "test",
+     "en:smb://host\tO\nen:Paris\tB-LOC\n", None, [[("smb://host", "O"), ("Paris", "B-LOC")]], "en"),
+    ("conll: a no-break space inside a token", "token-classification", "t.conll",
+     "10\u00a0000\tO\nEuro\tO\n", None, [[("10\u00a0000", "O"), ("Euro", "O")]], None),
+    # byte-order marks
+    ("xnli-mt with a byte-order mark", "pair-classification", "multinli.train.de.tsv",
+     f"{BOM}premise\thypo\tlabel\na\tb\tcontradictory\n", None, [("a", "b", "contradiction")], "de"),
+    ("xnli-1.0 with a byte-order mark", "pair-classification", "xnli.test.tsv",
+     BOM + _xnli_text({"de": ROWS[:1]}), None, [ROWS[0]], "de"),
+    ("conll with a byte-order mark before -DOCSTART-", "token-classification", "eng.testa",
+     f"{BOM}-DOCSTART- -X- -X- O\n\nEU NNP B-NP B-ORG\n", None, [[("EU", "B-ORG")]], None),
+    ("xtreme with a byte-order mark", "token-classification", "dev", f"{BOM}nl:Jan\tB-PER\nnl:leeft\tO\n", None,
+     [[("Jan", "B-PER"), ("leeft", "O")]], "nl"),
+    ("jsonl with a byte-order mark", "sequence-classification", "s.jsonl",
+     BOM + json.dumps({"text": "good", "label": "pos"}) + "\n", None, [("good", None, "pos")], None),
+    ("squad with a byte-order mark", "question-answering", "xquad.de.json", BOM + _question(), None,
+     [("q1", "Wo?", "Ort Paris.", ((4, "Paris"),))], "de"),
+    # quoting: what Python's csv module writes is read back; XNLI's unquoted `"` are kept
+    ("tsv written by csv: a tab and quotes in quotes", "pair-classification", "pairs.tsv", _csv_written(QUOTED),
+     None, QUOTED, None),
+    ("tsv written by csv, every field quoted", "pair-classification", "pairs.tsv",
+     _csv_written(QUOTED, quoting=csv.QUOTE_ALL), None, QUOTED, None),
+    ("xnli-1.0 as distributed: quotes kept verbatim", "pair-classification", "xnli.dev.tsv",
+     _xnli_text({"en": XNLI_QUOTES}), "en", XNLI_QUOTES, "en"),
+    ("a field that opens a quote it never closes", "pair-classification", "pairs.tsv",
+     '"unclosed premise\tb\tentailment\nx\ty\tneutral\n', None,
+     [('"unclosed premise', "b", "entailment"), ("x", "y", "neutral")], None),
+    ("a quote inside an unquoted field", "sequence-classification", "s.tsv", 'the "best" film\tpos\n', None,
+     [('the "best" film', None, "pos")], None),
+    # a header is never an example
+    ("plain tsv with a header", "sequence-classification", "s.tsv", "text\tlabel\ngood film\tpos\nbad film\tneg\n",
+     None, [("good film", None, "pos"), ("bad film", None, "neg")], None),
+    ("a header in another order", "pair-classification", "p.tsv", "label\tsentence1\tsentence2\nentailment\ta\tb\n",
+     None, [("a", "b", "entailment")], None),
+    ("a header naming its text otherwise", "sequence-classification", "s.tsv", "review\tlabel\ngood\tpos\n", None,
+     [("good", None, "pos")], None),
+    ("a header with a language column", "pair-classification", "p.tsv",
+     "language\tpremise\thypothesis\tgold_label\nsw\ta\tb\tneutral\n", None, [("a", "b", "neutral")], "sw"),
+    # line ends: "\n" and "\r\n" only, as `wc -l`; other Unicode line breaks are text
+    ("tsv: Unicode line breaks inside text", "sequence-classification", "s.tsv",
+     f"{SEPARATORS}\tpos\r\nplain\tneg\n", None, [(SEPARATORS, None, "pos"), ("plain", None, "neg")], None),
+    ("jsonl: Unicode line breaks inside a string", "sequence-classification", "s.jsonl",
+     json.dumps({"text": SEPARATORS, "label": "pos"}, ensure_ascii=False) + "\n", None,
+     [(SEPARATORS, None, "pos")], None),
+    ("squad: Unicode line breaks inside a context", "question-answering", "s.json",
+     json.dumps({"data": [{"paragraphs": [SQUAD_SEPARATED]}]}, ensure_ascii=False), None,
+     [("s", "Wo?", f"{SEPARATORS} Paris.", ((len(SEPARATORS) + 1, "Paris"),))], None),
+    ("conll: a Unicode line break inside a token", "token-classification", "t.conll", "a\u2028b\tO\n", None,
+     [[("a\u2028b", "O")]], None),
+    # the language in a name is one only when it is a language code
+    ("xnli.dev.tsv: 'dev' is no language", "pair-classification", "xnli.dev.tsv", "a\tb\tentailment\n", None,
+     [("a", "b", "entailment")], None),
+    ("panx_all.iob2: 'all' is no language", "token-classification", "panx_all.iob2", "Jan\tB-PER\n", None,
+     [[("Jan", "B-PER")]], None),
+    ("train-sw.tsv names Swahili", "sequence-classification", "train-sw.tsv", "a\tpos\n", None,
+     [("a", None, "pos")], "sw"),
+    ("xnli.test.tsv with one language reads its column", "pair-classification", "xnli.test.tsv",
+     _xnli_text({"th": ROWS[:1]}), None, [ROWS[0]], "th"),
+]
+
+
+@pytest.mark.parametrize("name,task,filename,content,asked,records,language", READ_AS_WRITTEN,
+                         ids=[c[0] for c in READ_AS_WRITTEN])
+def test_files_are_read_as_their_writers_meant(tmp_path, name, task, filename, content, asked, records, language):
+    path = tmp_path / filename
+    path.write_text(content, encoding="utf-8", newline="")
+    examples, found = KINDS[task].read(TaskFile(path, asked))
+    assert _records(examples) == records
+    assert found == language
+
+
 # (name, task, file name, content, the language asked, the error expected: a regex)
 BAD_FILES = [
+    ("conll: old Mac line ends", "token-classification", "n.conll", "Jan\tB-PER\rlives\tO\r", None,
+     r"n\.conll:1: a carriage return inside the line \(old Mac line ends\?\)"),
     ("squad: invalid JSON", "question-answering", "s.json", '{"data": [\n  {"paragraphs": }]}\n', None, r"s\.json:2: invalid JSON"),
     ("squad: no data list", "question-answering", "s.json", '{"version": "1.1"}', None,
      r"s\.json: `data` is missing; expected a list of articles"),
@@ -146,6 +258,23 @@ BAD_FILES = [
     ("prefix of another language", "token-classification", "n.conll", "en:Jan\tB-PER\n", "de",
      r"n\.conll: its tokens are prefixed en, not 'de'"),
     ("not utf-8", "token-classification", "n.conll", b"Jan\tO\n\xff\tO\n", None, r"n\.conll:2: not UTF-8"),
+    ("several languages, none asked", "pair-classification", "xnli.dev.tsv", _xnli_text({"de": ROWS, "en": ROWS}),
+     None, r"xnli\.dev\.tsv: rows in 2 languages \(de, en\); name the one to read with LANG=FILE"),
+    ("jsonl: several languages, none asked", "sequence-classification", "d.jsonl",
+     '{"text": "a", "label": "x", "language": "de"}\n{"text": "b", "label": "y", "language": "fr"}\n', None,
+     r"d\.jsonl: rows in 2 languages \(de, fr\); name the one to read with LANG=FILE"),
+    ("a class named like a column", "sequence-classification", "s.tsv", "good\tpos\ntext\tlabel\n", None,
+     r"s\.tsv:2: the label 'label' is a column name; a header is read only as the first line"),
+    ("a header without the second text", "pair-classification", "p.tsv", "text\tlabel\na\tb\n", None,
+     r"p\.tsv:1: the header names no second text column \(text_b, sentence2, hypothesis, hypo\)"),
+    ("a header without a text column", "sequence-classification", "s.tsv", "id\tnote\tlabel\n1\ta\tpos\n", None,
+     r"s\.tsv:1: the header names no text column \(text_a, text, sentence, sentence1, premise\)"),
+    ("a quoted field across lines", "pair-classification", "t.tsv", _csv_written([("two\nlines", "b", "c")]), None,
+     r"t\.tsv:1: 1 column, expected 3 tab-separated columns \(text_a<TAB>text_b<TAB>label\); a quoted field "
+     r"must close on its line"),
+    ("quotes that join fields, no header to tell", "pair-classification", "t.tsv", '"Go\thome."\tentailment\n', None,
+     r't\.tsv:1: 2 columns, expected 3 tab-separated columns .*; read with csv quoting, a field that starts with `"` '
+     r'runs to one that ends with `"`: quote as csv does'),
 ]
 
 
@@ -162,8 +291,26 @@ def test_bad_task_files_are_one_error_naming_the_line(tmp_path, name, task, file
         KINDS[task].read(TaskFile(path, asked))
 
 
+# (spec, the path read, the language asked): LANG= only where a language code comes before the first '='
+ACCEPTED_SPECS = [
+    ("de=xnli.test.tsv", "xnli.test.tsv", "de"),
+    ("xnli.test.tsv", "xnli.test.tsv", None),
+    ("tasks/lang=de/train.conll", "tasks/lang=de/train.conll", None),
+    ("de=tasks/lang=de/test.conll", "tasks/lang=de/test.conll", "de"),
+    ("run=3/train.tsv", "run=3/train.tsv", None),
+    ("zh-Hans=test.zh.tsv", "test.zh.tsv", "zh-Hans"),
+    ("pt_BR=a=b.tsv", "a=b.tsv", "pt_BR"),
+]
+
+
+@pytest.mark.parametrize("spec,path,language", ACCEPTED_SPECS, ids=[c[0] for c in ACCEPTED_SPECS])
+def test_task_file_specs_split_at_a_language_code(spec, path, language):
+    assert TaskFile.parse(spec, "--train") == TaskFile(Path(path), language)
+
+
 @pytest.mark.parametrize("spec,required,error", [
     ("de.tsv", True, "expected LANG=FILE"), ("=x.tsv", False, "with both parts"), ("de=", False, "with both parts"),
+    ("xx=t.tsv", True, r"--test xx=t\.tsv: expected LANG=FILE; 'xx' is not a language code"),
 ])
 def test_task_file_specs(spec, required, error):
     with pytest.raises(XLMRDSError, match=error):

@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 from task_factory import corpus_words
 
-from xlmr_ds.engine.retrieval import default_layer, evaluate_retrieval
+from xlmr_ds.engine.retrieval import default_layer, evaluate_retrieval, read_parallel
 from xlmr_ds.errors import XLMRDSError
 from xlmr_ds.tasks.settings import RetrievalPair, RetrievalSettings
 from xlmr_ds.tasks.task_config import parse_pair
@@ -94,3 +94,62 @@ def test_bad_parallel_files(pretrained_hf, parallel, tmp_path):
     for spec in ("ru=a.txt", "a.txt:b.txt", "=a:b"):
         with pytest.raises(XLMRDSError, match="expected LANG=SRC:TGT"):
             parse_pair(spec, "--pairs")
+
+
+BREAKS = "x\u2028y\u2029z\x85w"  # Unicode line breaks that are text inside a sentence, not line ends
+# (name, source file's bytes, target file's bytes, the source's sentences, the target's sentences)
+PARALLEL_FILES = [
+    ("plain", b"one\ntwo\n", b"eins\nzwei\n", ["one", "two"], ["eins", "zwei"]),
+    ("a byte-order mark on one side", "\ufeffone\ntwo\n".encode(), b"eins\nzwei", ["one", "two"], ["eins", "zwei"]),
+    ("CRLF line ends", b"one\r\ntwo\r\n", b"eins\nzwei\n", ["one", "two"], ["eins", "zwei"]),
+    ("Unicode line breaks inside a sentence", f"{BREAKS}\ntwo\n".encode(), b"eins\nzwei\n", [BREAKS, "two"],
+     ["eins", "zwei"]),
+]
+
+
+@pytest.mark.parametrize("name,source,target,source_lines,target_lines", PARALLEL_FILES,
+                         ids=[c[0] for c in PARALLEL_FILES])
+def test_parallel_files_are_read_line_by_line(tmp_path, name, source, target, source_lines, target_lines):
+    (tmp_path / "src.txt").write_bytes(source)
+    (tmp_path / "tgt.txt").write_bytes(target)
+    pair = RetrievalPair("de", str(tmp_path / "src.txt"), str(tmp_path / "tgt.txt"))
+    assert read_parallel(pair) == (source_lines, target_lines)
+
+
+# (name, the source file's bytes (the target: two lines), the error expected)
+BAD_PARALLEL_FILES = [
+    ("not UTF-8", b"one\n\xff\n", r"src\.txt:2: not UTF-8"),
+    ("old Mac line ends on both sides would pair one giant line", b"one\rtwo\r",
+     r"src\.txt:1: a carriage return inside the line \(old Mac line ends\?\)"),
+]
+
+
+@pytest.mark.parametrize("source,error", [c[1:] for c in BAD_PARALLEL_FILES], ids=[c[0] for c in BAD_PARALLEL_FILES])
+def test_bad_parallel_file_is_one_error(tmp_path, source, error):
+    (tmp_path / "src.txt").write_bytes(source)
+    (tmp_path / "tgt.txt").write_bytes(b"eins\nzwei\n")
+    with pytest.raises(XLMRDSError, match=error):
+        read_parallel(RetrievalPair("de", str(tmp_path / "src.txt"), str(tmp_path / "tgt.txt")))
+
+
+# (spec, relative to a folder holding run_10:30/{en,de}.txt and a, b:c, a:b, c; the pair read, or the error)
+PAIR_SPECS = [
+    ("de=run_10:30/en.txt:run_10:30/de.txt", ("de", "run_10:30/en.txt", "run_10:30/de.txt")),
+    ("de=a:b:c", r"'de=a:b:c': more than one ':' in it parts two existing files \(a \| b:c, a:b \| c\)"),
+    ("de=a:b", ("de", "a", "b")),  # one ':': the files are looked for when read
+    ("de=lang=x/a.txt:b.txt", ("de", "lang=x/a.txt", "b.txt")),
+    ("de=run_10:30/en.txt:run_10:30/none.txt", r"no ':' in it parts two existing files; expected LANG=SRC:TGT"),
+    ("run=a:b:c", r"'run=a:b:c': expected LANG=SRC:TGT .*; 'run' is not a language code"),
+]
+
+
+@pytest.mark.parametrize("spec,expected", PAIR_SPECS, ids=[c[0] for c in PAIR_SPECS])
+def test_pair_specs_split_where_both_files_exist(tmp_path, spec, expected):
+    (tmp_path / "run_10:30").mkdir()
+    for name in ("run_10:30/en.txt", "run_10:30/de.txt", "a", "b:c", "a:b", "c"):
+        (tmp_path / name).write_text("a\n")
+    if isinstance(expected, str):
+        with pytest.raises(XLMRDSError, match=expected):
+            parse_pair(spec, "--pairs", tmp_path)
+    else:
+        assert parse_pair(spec, "--pairs", tmp_path) == RetrievalPair(*expected)

@@ -1,7 +1,8 @@
 """What every command's parser shares: one-line errors, value checks written once, command groups, --model.
 
-Two kinds of checks, both here so that each is written once: argparse types (`positive_int`, ...) for a
-value that is wrong on its own, reported by argparse as `argument --steps: -1 must be at least 1` (exit 2);
+Two kinds of checks, both here so that each is written once: argparse types (`positive_int`, ...,
+`output_directory` and `output_file` for every path a command writes) for a value that is wrong on its own,
+reported by argparse as `argument --steps: -1 must be at least 1` (exit 2), before any work starts;
 and `require_at_least` for commands that check their flags after parsing, as `--steps=-3 must be at least 1`
 (exit 1, like every other error a command finds in its input).
 """
@@ -12,6 +13,7 @@ import argparse
 
 from xlmr_ds.errors import XLMRDSError
 from xlmr_ds.model.config import PRESETS, XLMRConfig, preset
+from xlmr_ds.outputs import check_output_directory, check_output_file, check_output_prefix
 
 
 class OneLineErrorParser(argparse.ArgumentParser):
@@ -38,6 +40,26 @@ def _number(kind, minimum, strict: bool, words: str):
 positive_int = _number(int, 1, False, "must be at least 1")
 non_negative_int = _number(int, 0, False, "must be 0 or more")
 positive_float = _number(float, 0.0, True, "must be more than 0")
+
+
+def _output_path(check, name: str):
+    def parse(value: str) -> str:
+        try:
+            check(value)
+        except XLMRDSError as error:
+            raise argparse.ArgumentTypeError(str(error)) from None
+        return value
+    parse.__name__ = name
+    return parse
+
+
+output_directory = _output_path(check_output_directory, "output directory")
+"""A directory the command writes: not a file, not under one (xlmr_ds/outputs.py)."""
+output_file = _output_path(check_output_file, "output file")
+"""A file the command writes: not a directory, not under a file."""
+spm_prefix = _output_path(lambda prefix: check_output_prefix(prefix, (".model", ".vocab")), "output prefix")
+"""PREFIX of a SentencePiece model's PREFIX.model and PREFIX.vocab."""
+OUTPUT_TYPES = (output_directory, output_file, spm_prefix)
 
 
 def require_at_least(args: argparse.Namespace, minimum: int, *names: str) -> None:

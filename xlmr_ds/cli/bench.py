@@ -11,11 +11,12 @@ import argparse
 import json
 from pathlib import Path
 
-from xlmr_ds.cli.arguments import require_at_least
+from xlmr_ds.cli.arguments import output_file, require_at_least
 from xlmr_ds.cli.table import format_table
 from xlmr_ds.engine.ds_config import shipped_configs_dir
 from xlmr_ds.errors import XLMRDSError
 from xlmr_ds.model.config import PRESETS, preset
+from xlmr_ds.outputs import write_text_atomically
 from xlmr_ds.tools.bench import BENCH_TASKS, SHORT_TIMED_SECONDS, BenchSettings, compare
 
 DEFAULT_CONFIGS = {"cpu": "tiny_cpu_zero2.json", "cuda": "base_zero2_bf16.json"}
@@ -52,7 +53,8 @@ def register(commands) -> None:
                         help="runs of each implementation, interleaved hf, ours, hf, ours, ... (default 3)")
     parser.add_argument("--data-gap", action="store_true",
                         help="also time xlmr-ds on one fixed batch: the difference is what the data path costs")
-    parser.add_argument("--json", metavar="FILE", help="write the results, with the hardware named, here")
+    parser.add_argument("--json", type=output_file, metavar="FILE",
+                        help="write the results, with the hardware named, here")
     parser.add_argument("--timeout", type=int, default=3600, help="seconds per run (default 3600)")
     parser.set_defaults(run=run)
 
@@ -107,7 +109,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"data gap: {report['data_gap']:+.1%} of the step (median of {args.repeats} pairs of runs with data "
               f"and on a fixed batch)")
     if args.json:
-        Path(args.json).write_text(json.dumps(report, indent=2) + "\n")
+        write_text_atomically(args.json, json.dumps(report, indent=2) + "\n")
     if args.compare:
         pairs = ", ".join(f"{ratio:.2f}" for ratio in report["pair_ratios"])
         print(f"pairs (xlmr-ds / hf, in run order): {pairs}")

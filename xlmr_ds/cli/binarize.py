@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import socket
 
-from xlmr_ds.cli.arguments import add_text_field_argument
+from xlmr_ds.cli.arguments import add_text_field_argument, output_directory
 from xlmr_ds.cli.table import format_table
 from xlmr_ds.errors import XLMRDSError
 from xlmr_ds.prep.binarize import binarize_corpus
@@ -17,7 +17,7 @@ def register(commands) -> None:
     parser.add_argument("--input", required=True, metavar="DIR",
                         help="corpus directory: per language <lang>.txt[.xz|.gz|.zst] or a <lang>/ folder of shards")
     parser.add_argument("--spm", required=True, metavar="MODEL", help="SentencePiece model (PREFIX.model)")
-    parser.add_argument("--out", required=True, metavar="OUT", help="output directory")
+    parser.add_argument("--out", required=True, type=output_directory, metavar="OUT", help="output directory")
     add_text_field_argument(parser)
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     parser.set_defaults(run=run)

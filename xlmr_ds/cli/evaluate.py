@@ -10,14 +10,16 @@ from __future__ import annotations
 import argparse
 import csv
 import dataclasses
+import io
 import json
 import os
 from pathlib import Path
 
-from xlmr_ds.cli.arguments import positive_int, require_at_least
+from xlmr_ds.cli.arguments import output_directory, output_file, positive_int, require_at_least
 from xlmr_ds.cli.table import format_table
 from xlmr_ds.dataset.config import DataConfig
 from xlmr_ds.errors import XLMRDSError
+from xlmr_ds.outputs import write_text_atomically
 
 
 def register(commands) -> None:
@@ -39,8 +41,8 @@ def register(commands) -> None:
     parser.add_argument("--shuffled-order", action="store_true",
                         help="also the loss with each block's tokens in a random order (labels move with their "
                              "tokens): what the model takes from word order; none before it has learned any")
-    parser.add_argument("--json", metavar="FILE", help="also write the table as JSON")
-    parser.add_argument("--csv", metavar="FILE", help="also write the table as CSV")
+    parser.add_argument("--json", type=output_file, metavar="FILE", help="also write the table as JSON")
+    parser.add_argument("--csv", type=output_file, metavar="FILE", help="also write the table as CSV")
     parser.set_defaults(run=run)
     kinds = parser.add_subparsers(title="other evaluations", dest="evaluation", metavar="{retrieval,transfer}",
                                   parser_class=type(parser))
@@ -55,14 +57,14 @@ def _register_retrieval(kinds) -> None:
     parser = kinds.add_parser("retrieval", help="parallel sentence retrieval (Tatoeba/BUCC style), no fine-tuning")
     parser.add_argument("--model", required=True, metavar="CKPT_DIR|HF_DIR",
                         help="a pretraining --save directory (newest complete checkpoint, or --step) or a Hugging "
-                             "Face directory with its sentencepiece.bpe.model")
+                             "Face directory with its tokenizer (sentencepiece.bpe.model or tokenizer.json)")
     parser.add_argument("--step", type=int, help="with a pretraining directory: the checkpoint")
     parser.add_argument("--pairs", required=True, nargs="+", metavar="LANG=SRC:TGT",
                         help="parallel files, one sentence per line, line i of SRC translating line i of TGT")
     parser.add_argument("--layer", type=int, help="hidden states after this many blocks (default: the middle one)")
     parser.add_argument("--max-length", type=positive_int, default=defaults.max_length)
     parser.add_argument("--batch-size", type=positive_int, default=defaults.batch_size)
-    parser.add_argument("--out", metavar="DIR", help="also write results.json/.csv/.md there")
+    parser.add_argument("--out", type=output_directory, metavar="DIR", help="also write results.json/.csv/.md there")
     parser.set_defaults(run=run_retrieval)
 
 
@@ -92,7 +94,8 @@ def _register_transfer(kinds) -> None:
     parser.add_argument("--task-config", required=True, metavar="FILE",
                         help="JSON task file (README: Cross-lingual transfer; xlmr_ds/tasks/task_config.py)")
     parser.add_argument("--all-checkpoints", action="store_true", help="every complete checkpoint, not the newest")
-    parser.add_argument("--out", metavar="DIR", help="default: RUN_DIR/transfer/<task file name>")
+    parser.add_argument("--out", type=output_directory, metavar="DIR",
+                        help="default: RUN_DIR/transfer/<task file name>")
     parser.add_argument("--local_rank", type=int, default=int(os.environ.get("LOCAL_RANK", 0)),
                         help=argparse.SUPPRESS)  # added by the deepspeed launcher
     parser.set_defaults(run=run_transfer, exits_without_finalizing=True)
@@ -117,8 +120,9 @@ HELD_OUT_SETTINGS = ("seed", "valid_fraction", "block_size", "split_seed")
 def _load(args: argparse.Namespace):
     """(model, the data settings the model was trained with, or {})."""
     if args.hf:
-        from xlmr_ds.model.hf import load_hf
+        from xlmr_ds.model.hf import load_hf, require_masked_lm
 
+        require_masked_lm(args.hf, "eval --hf")  # a classifier has no LM head to score masked tokens with
         return load_hf(args.hf), {}
     from xlmr_ds.engine.export import choose_checkpoint, load_checkpoint_model
 
@@ -166,11 +170,12 @@ def run(args: argparse.Namespace) -> int:
               + (f"; with the tokens shuffled {mean['loss_shuffled_order']:.4f} (word order is worth "
                  f"{mean['loss_shuffled_order'] - mean['loss']:+.4f} nats)" if args.shuffled_order else ""))
     if args.json:
-        Path(args.json).write_text(json.dumps({"settings": settings, "languages": results}, indent=2) + "\n")
+        write_text_atomically(args.json, json.dumps({"settings": settings, "languages": results}, indent=2) + "\n")
     if args.csv:
-        with open(args.csv, "w", newline="") as out:
-            writer = csv.writer(out)
-            writer.writerow(["language", *(key for key, _, _ in columns)])
-            for lang, r in results.items():
-                writer.writerow([lang, *(r[key] for key, _, _ in columns)])
+        table = io.StringIO(newline="")
+        writer = csv.writer(table)
+        writer.writerow(["language", *(key for key, _, _ in columns)])
+        for lang, r in results.items():
+            writer.writerow([lang, *(r[key] for key, _, _ in columns)])
+        write_text_atomically(args.csv, table.getvalue(), newline="")
     return 0

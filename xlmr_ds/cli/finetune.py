@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 import os
 
-from xlmr_ds.cli.arguments import positive_float, positive_int
+from xlmr_ds.cli.arguments import output_directory, positive_float, positive_int
 from xlmr_ds.cli.table import format_table
 from xlmr_ds.errors import XLMRDSError
 from xlmr_ds.logs import configure_logging, error_line
@@ -22,14 +22,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--task", required=True, choices=TASKS)
     parser.add_argument("--model", required=True, metavar="CKPT_DIR|HF_DIR",
                         help="a pretraining --save directory (newest complete checkpoint, or --step) or a Hugging "
-                             "Face directory with its sentencepiece.bpe.model")
+                             "Face directory with its tokenizer (sentencepiece.bpe.model or tokenizer.json); a "
+                             "classifier's encoder too (its head is replaced)")
     parser.add_argument("--step", type=int, help="with a pretraining directory: the checkpoint to fine-tune")
     parser.add_argument("--train", required=True, nargs="+", metavar="[LANG=]FILE",
                         help="training files; several languages for translate-train-all (the languages are the "
                              "source: from LANG=, an XNLI language column, `lang:` token prefixes or the name)")
     parser.add_argument("--valid", nargs="+", default=[], metavar="[LANG=]FILE", help="dev files, to pick the epoch")
     parser.add_argument("--test", required=True, nargs="+", metavar="LANG=FILE", help="one test file per language")
-    parser.add_argument("--out", required=True, metavar="DIR", help="results, metrics.jsonl and the model")
+    parser.add_argument("--out", required=True, type=output_directory, metavar="DIR",
+                        help="results, metrics.jsonl and the model")
     parser.add_argument("--deepspeed_config", metavar="FILE",
                         help="DeepSpeed JSON config (default: the shipped ds_configs/finetune.json, ZeRO-0)")
     parser.add_argument("--epochs", type=positive_int, default=_DEFAULTS.epochs)

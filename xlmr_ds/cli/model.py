@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 import time
 
-from xlmr_ds.cli.arguments import add_command_group
+from xlmr_ds.cli.arguments import add_command_group, output_directory
 from xlmr_ds.vocab import NEW_ROW_INITS
 
 
@@ -18,7 +18,7 @@ def register(commands) -> None:
                         help="a Hugging Face directory with its sentencepiece.bpe.model, or a pretraining --save "
                              "directory (newest complete checkpoint) or one of its step_* directories")
     extend.add_argument("--spm", required=True, metavar="NEW.model", help="the extended tokenizer (xlmr-ds spm extend)")
-    extend.add_argument("--out", required=True, metavar="HF_DIR",
+    extend.add_argument("--out", required=True, type=output_directory, metavar="HF_DIR",
                         help="the grown model, with NEW.model's tokenizer files")
     extend.add_argument("--init", choices=NEW_ROW_INITS, default="mean",
                         help="a new piece's embedding: mean of the old embeddings of the pieces the old tokenizer "

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import argparse
 import json
-from pathlib import Path
 
-from xlmr_ds.cli.arguments import add_model_arguments, model_config_from_args, require_at_least
+from xlmr_ds.cli.arguments import add_model_arguments, model_config_from_args, output_file, require_at_least
 from xlmr_ds.cli.table import format_table
 from xlmr_ds.engine.ds_config import shipped_configs_dir
 from xlmr_ds.errors import XLMRDSError
+from xlmr_ds.outputs import write_text_atomically
 
 GIB = 1024**3
 
@@ -28,7 +28,8 @@ def register(commands) -> None:
     parser.add_argument("--mfu", type=float, default=0.4, help="model FLOP utilization to assume (default 0.4)")
     parser.add_argument("--peak-tflops", type=float, help="override the table's bf16 peak per GPU")
     parser.add_argument("--activation-checkpointing", action="store_true")
-    parser.add_argument("--write-config", metavar="FILE", help="write the DeepSpeed config this plan would use")
+    parser.add_argument("--write-config", type=output_file, metavar="FILE",
+                        help="write the DeepSpeed config this plan would use")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     parser.set_defaults(run=run)
 
@@ -64,7 +65,7 @@ def run(args: argparse.Namespace) -> int:
     ds_config = planned_ds_config(name if args.model_config is None else "large", args.zero, plan,
                                   args.global_batch, shipped_configs_dir())
     if args.write_config:
-        Path(args.write_config).write_text(json.dumps(ds_config, indent=2) + "\n")
+        write_text_atomically(args.write_config, json.dumps(ds_config, indent=2) + "\n")
     if args.json:
         print(json.dumps({
             "parameters": plan.parameters, "weights": plan.weights, "gradients": plan.gradients,

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import argparse
 
+from xlmr_ds.cli.arguments import output_file
 from xlmr_ds.tools.report import write_report
 
 
 def register(commands) -> None:
     parser = commands.add_parser("report", help="write a Markdown report with plots of a training run")
     parser.add_argument("--run", dest="run_dir", required=True, metavar="DIR", help="the training --save directory")
-    parser.add_argument("--out", required=True, metavar="FILE", help="report.md (plots go beside it)")
+    parser.add_argument("--out", required=True, type=output_file, metavar="FILE", help="report.md (plots go beside it)")
     parser.add_argument("--hf", metavar="HF_DIR", help="an exported model for fill-mask examples")
     parser.add_argument("--fill-mask", nargs="*", default=[], metavar="TEXT", help="sentences with <mask>")
     parser.add_argument("--finetune", metavar="DIR", help="an `xlmr-ds finetune --out` directory: its zero-shot table")

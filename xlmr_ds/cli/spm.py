@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 import time
 
-from xlmr_ds.cli.arguments import add_command_group, add_text_field_argument, positive_int
+from xlmr_ds.cli.arguments import add_command_group, add_text_field_argument, positive_int, spm_prefix
 from xlmr_ds.cli.table import format_table
 from xlmr_ds.prep.spm_extend import extend_sentencepiece
 from xlmr_ds.prep.spm_train import train_sentencepiece
@@ -19,7 +19,8 @@ def register(commands) -> None:
     train.add_argument("--input", required=True, metavar="DIR",
                        help="corpus directory: per language <lang>.txt[.xz|.gz|.zst] or a <lang>/ folder of shards")
     add_text_field_argument(train)
-    train.add_argument("--out", required=True, metavar="PREFIX", help="writes PREFIX.model and PREFIX.vocab")
+    train.add_argument("--out", required=True, type=spm_prefix, metavar="PREFIX",
+                       help="writes PREFIX.model and PREFIX.vocab")
     train.add_argument("--vocab-size", required=True, type=int, metavar="N",
                        help="SentencePiece pieces (XLM-R: 250000); the model's vocabulary is N + 2")
     train.add_argument("--alpha", type=float, default=0.3, help="language sampling exponent (default 0.3)")
@@ -35,7 +36,7 @@ def register(commands) -> None:
                         help="corpus directory of <lang>.txt files: the new languages' text, and the old languages' "
                              "text that must tokenize as before")
     extend.add_argument("--add", required=True, type=int, metavar="N", help="pieces to add (at most)")
-    extend.add_argument("--out", required=True, metavar="PREFIX",
+    extend.add_argument("--out", required=True, type=spm_prefix, metavar="PREFIX",
                         help="writes PREFIX.model, PREFIX.vocab and PREFIX.extension.json")
     extend.add_argument("--new-languages", nargs="+", metavar="LANG",
                         help="the languages of --input to train pieces on (default: all of them); the others are "

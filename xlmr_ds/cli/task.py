@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import argparse
 
-from xlmr_ds.cli.arguments import add_command_group
+from xlmr_ds.cli.arguments import add_command_group, output_directory
 from xlmr_ds.prep.demo_task import DEFAULT_LANGUAGES
 
 
 def register(commands) -> None:
     task_commands = add_command_group(commands, "task", "fine-tuning and evaluation task files")
     demo = task_commands.add_parser("demo", help="the demo's task: country, language or currency name? (CLDR)")
-    demo.add_argument("--out", required=True, metavar="DIR")
+    demo.add_argument("--out", required=True, type=output_directory, metavar="DIR")
     demo.add_argument("--languages", nargs="+", default=list(DEFAULT_LANGUAGES),
                       help=f"task languages, English included (default {' '.join(DEFAULT_LANGUAGES)})")
     demo.add_argument("--seed", type=int, default=0)

@@ -23,6 +23,8 @@ from xlmr_ds.cli.arguments import (
     OneLineErrorParser,
     add_model_arguments,
     non_negative_int,
+    output_directory,
+    output_file,
     positive_float,
     positive_int,
 )
@@ -42,7 +44,9 @@ from xlmr_ds.errors import XLMRDSError
 from xlmr_ds.logs import configure_logging, error_line, whole_line
 from xlmr_ds.world import launcher_placement
 
-PROG = "xlmr_ds.train"
+PROG = "xlmr-ds train"
+"""How the job names itself in its errors, however it was started: as every other command does."""
+MODULE = "xlmr_ds.train"
 
 
 def _default(settings: type, name: str):
@@ -53,6 +57,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--deepspeed_config", required=True, metavar="FILE", help="DeepSpeed JSON config")
     parser.add_argument("--data", required=True, metavar="OUT", help="an `xlmr-ds binarize` output directory")
     add_model_arguments(parser, default=_default(ModelSettings, "preset"))
+    # Not given is kept apart from the default preset: with --init-from the shape is the directory's, and only a
+    # --model the user gave must agree with it (run_config puts the default in otherwise).
+    parser.set_defaults(model=None)
     parser.add_argument("--steps", type=positive_int,
                         help="optimizer steps to reach (required without --recipe; with one, its length)")
     parser.add_argument("--recipe", metavar="FILE",
@@ -61,8 +68,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--exit-at-step", type=positive_int, metavar="K",
                         help="save and exit once step K is done (time-limited jobs); --steps still sets the "
                              "schedule's length, so a later run continues the same learning-rate curve")
-    parser.add_argument("--save", metavar="DIR", help="checkpoints, metrics.jsonl and monitor output")
-    parser.add_argument("--metrics-file", metavar="FILE",
+    parser.add_argument("--save", type=output_directory, metavar="DIR",
+                        help="checkpoints, metrics.jsonl and monitor output")
+    parser.add_argument("--metrics-file", type=output_file, metavar="FILE",
                         help="where metrics.jsonl goes (default: --save/metrics.jsonl; this allows one without --save)")
     parser.add_argument("--save-every", type=non_negative_int, default=_default(CheckpointSettings, "save_every"),
                         metavar="K", help="save every K steps")
@@ -73,7 +81,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--keep", type=non_negative_int, default=_default(CheckpointSettings, "keep"), metavar="K",
                         help="keep the newest K complete checkpoints (0: keep all)")
     parser.add_argument("--seed", type=int, default=_default(DataConfig, "seed"))
-    parser.add_argument("--init-from", metavar="HF_DIR", help="start from Hugging Face weights, fresh optimizer")
+    parser.add_argument("--init-from", metavar="HF_DIR",
+                        help="start from Hugging Face weights, fresh optimizer; the shape, LayerNorm epsilon and "
+                             "dropout are its config.json's (a --model or --model-config given too must agree)")
     parser.add_argument("--resume", default=_default(CheckpointSettings, "resume"), metavar="auto|none|PATH",
                         help="auto: newest complete checkpoint in --save (default)")
     parser.add_argument("--branch-from", metavar="CKPT",
@@ -120,7 +130,8 @@ def run_config(args: argparse.Namespace) -> RunConfig:
         data=DataConfig(args.data, block_size=args.block_size, seed=args.seed, valid_fraction=args.valid_fraction,
                         recipe=args.recipe),
         optimization=OptimizationSettings(args.deepspeed_config, args.steps, args.exit_at_step),
-        model=ModelSettings(args.model, args.model_config, args.init_from,
+        model=ModelSettings(args.model or (None if args.init_from else _default(ModelSettings, "preset")),
+                            args.model_config, args.init_from,
                             args.activation_checkpointing, args.dropout_keys),
         checkpointing=CheckpointSettings(args.save, args.save_every, args.keep, args.resume, args.branch_from),
         logging=LoggingSettings(args.metrics_file, args.eval_every, args.eval_samples, args.peak_tflops),
@@ -166,6 +177,6 @@ def run(args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     parser = OneLineErrorParser(prog=PROG, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter,
-                                help_command=f"python -m {PROG}")
+                                help_command=f"python -m {MODULE}")
     add_arguments(parser)
     return run(parser.parse_args(argv))

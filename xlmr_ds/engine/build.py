@@ -7,26 +7,30 @@ import torch
 from torch import nn
 
 from xlmr_ds.errors import XLMRDSError
+from xlmr_ds.logs import log
 from xlmr_ds.model import XLMRConfig, XLMRForMaskedLM
-from xlmr_ds.model.hf import load_hf
+from xlmr_ds.model.hf import load_hf, require_masked_lm
 from xlmr_ds.model.modeling import initialize_module
 
 
 def build_model(config: XLMRConfig, ds_config: dict, stage: int, init_from: str | None,
                 activation_checkpointing: bool = False) -> XLMRForMaskedLM:
-    """The model to train: Hugging Face weights from `init_from`, or freshly initialized (partitioned as it is
-    built under ZeRO-3)."""
+    """The model to train: Hugging Face weights from `init_from` (whose config.json `config` is, with the data's
+    vocabulary), or freshly initialized (partitioned as it is built under ZeRO-3)."""
     if init_from:
+        require_masked_lm(init_from, "--init-from")  # pretraining goes on with the LM head it was trained with
         model = load_hf(init_from, activation_checkpointing=activation_checkpointing)
-        if not isinstance(model, XLMRForMaskedLM):
-            raise XLMRDSError(f"--init-from {init_from}: a {type(model).__name__}; pretraining continues from a "
-                              f"masked LM (an `xlmr-ds export` directory or an XLMRobertaForMaskedLM)")
-        shape = ("vocab_size", "hidden_size", "num_layers", "num_heads", "ffn_size", "max_position_embeddings")
-        theirs, ours = ({f: getattr(c, f) for f in shape} for c in (model.config, config))
-        if theirs != ours:
-            differs = ", ".join(f"{f} {theirs[f]} vs {ours[f]}" for f in shape if theirs[f] != ours[f])
-            raise XLMRDSError(f"--init-from {init_from}: not the model this run trains ({differs}; weights vs "
-                              f"--model with this data's vocabulary)")
+        if model.config.vocab_size != config.vocab_size:
+            raise XLMRDSError(f"--init-from {init_from}: the model has {model.config.vocab_size:,} ids but the data's "
+                              f"tokenizer {config.vocab_size:,}; binarize the data with the model's tokenizer")
+        if model.config != config:
+            differs = ", ".join(f"{name} {value} vs {getattr(config, name)}"
+                                for name, value in model.config.to_dict().items() if value != getattr(config, name))
+            raise XLMRDSError(f"--init-from {init_from}: not the model this run trains ({differs}; weights vs run)")
+        log(f"--init-from {init_from}: {config.num_layers} layers of width {config.hidden_size} ({config.num_heads} "
+            f"heads, FFN {config.ffn_size}), {config.max_sequence_length} positions, LayerNorm eps "
+            f"{config.layer_norm_eps:g}, dropout {config.hidden_dropout:g} (attention {config.attention_dropout:g}), "
+            f"as its config.json says")
         return model
     if stage < 3:
         return XLMRForMaskedLM(config, activation_checkpointing=activation_checkpointing)

@@ -9,6 +9,7 @@ from pathlib import Path
 from xlmr_ds.accelerator import select_deepspeed_accelerator
 from xlmr_ds.engine.checkpoint import CheckpointInfo, complete_checkpoints, verify_files
 from xlmr_ds.errors import XLMRDSError
+from xlmr_ds.logs import library_output_silenced
 from xlmr_ds.model import XLMRConfig, XLMRForMaskedLM
 from xlmr_ds.model.hf import save_hf
 
@@ -33,7 +34,8 @@ def load_checkpoint_model(info: CheckpointInfo) -> XLMRForMaskedLM:
     select_deepspeed_accelerator()
     from deepspeed.utils.zero_to_fp32 import get_fp32_state_dict_from_zero_checkpoint
 
-    state = get_fp32_state_dict_from_zero_checkpoint(str(info.path.parent), tag=info.path.name)
+    with library_output_silenced(stderr=True):  # its lines and shard bar tell a user nothing they can act on
+        state = get_fp32_state_dict_from_zero_checkpoint(str(info.path.parent), tag=info.path.name)
     state = {key: value.contiguous() for key, value in state.items()}
     state.setdefault("lm_head.decoder.weight", state["embeddings.word.weight"])  # the tie, stored once
     model = XLMRForMaskedLM(XLMRConfig.from_dict(info.marker["model_config"]))

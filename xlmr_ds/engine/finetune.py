@@ -42,9 +42,9 @@ from xlmr_ds.engine.ds_config import load_ds_config, prepare_ds_config, route_mo
 from xlmr_ds.engine.metrics import MetricsLog
 from xlmr_ds.engine.pretrained import Pretrained, load_pretrained
 from xlmr_ds.errors import XLMRDSError
-from xlmr_ds.logs import log, progress_bar
+from xlmr_ds.logs import library_output_silenced, log, progress_bar
 from xlmr_ds.model.modeling import XLMRModel
-from xlmr_ds.prep.tokenizer import XLMRTokenizer
+from xlmr_ds.prep.tokenizer import Tokenizer
 from xlmr_ds.tasks.encoding import Encoded, LabelSet
 from xlmr_ds.tasks.formats import TaskFile
 from xlmr_ds.tasks.kinds import KINDS, TaskKind
@@ -84,7 +84,9 @@ def _eval_sets(kind: TaskKind, files: tuple[TaskFile, ...], tokenizer, labels, m
     sets, seen = [], set()
     for file in files:
         examples, language = kind.read(file)
-        language = language or file.path.stem
+        if language is None:  # a name's stem ("dev") is no language to report a score under
+            raise XLMRDSError(f"{flag} {file.path}: its language is not known (no language column, `lang:` prefix "
+                              f"or language code in its name); give it as LANG=FILE")
         if language in seen:
             raise XLMRDSError(f"{flag} {file.path}: language {language!r} is given twice; one file per language")
         seen.add(language)
@@ -92,7 +94,7 @@ def _eval_sets(kind: TaskKind, files: tuple[TaskFile, ...], tokenizer, labels, m
     return sets
 
 
-def load_task_data(settings: FinetuneSettings, tokenizer: XLMRTokenizer, max_length: int) -> TaskData:
+def load_task_data(settings: FinetuneSettings, tokenizer: Tokenizer, max_length: int) -> TaskData:
     """Every file read, checked and encoded: a bad line fails here, before any training."""
     kind, stride = KINDS[settings.task], settings.doc_stride
     train_examples, source = [], []
@@ -165,8 +167,9 @@ class FineTuner:
         self.deepspeed = deepspeed
         # A process alone meets on a free port of its own, so that two single-process jobs on one machine
         # (a transfer sweep beside a fine-tune) do not both take the default 29500.
-        deepspeed.init_distributed(timeout=timedelta(minutes=self.dist_timeout_minutes),
-                                   distributed_port=rendezvous_port())
+        with library_output_silenced():  # "deepspeed_shm_comm_op built successfully", from every process
+            deepspeed.init_distributed(timeout=timedelta(minutes=self.dist_timeout_minutes),
+                                       distributed_port=rendezvous_port())
         self.rank, self.world_size = dist.get_rank(), dist.get_world_size()
         on_gpu = torch.cuda.is_available()
         self.device = torch.device("cuda", torch.cuda.current_device()) if on_gpu else torch.device("cpu")

@@ -1,6 +1,7 @@
 """A pretrained model and its tokenizer from what a user points at: a Hugging Face directory (config.json,
-safetensors, sentencepiece.bpe.model) or a pretraining run (its --save directory, newest complete checkpoint
-or the one at `step`; or one step_* directory)."""
+safetensors, and sentencepiece.bpe.model or a transformers 5 tokenizer.json; any XLM-R head, whose encoder is what
+fine-tuning and retrieval use) or a pretraining run (its --save directory, newest complete checkpoint or the one at
+`step`; or one step_* directory)."""
 
 from __future__ import annotations
 
@@ -12,15 +13,13 @@ from xlmr_ds.engine.checkpoint import MARKER, tag_for
 from xlmr_ds.engine.export import choose_checkpoint, load_checkpoint_model
 from xlmr_ds.errors import XLMRDSError
 from xlmr_ds.model.modeling import XLMRModel
-from xlmr_ds.prep.tokenizer import XLMRTokenizer
-
-HF_TOKENIZER_FILE = "sentencepiece.bpe.model"
+from xlmr_ds.prep.tokenizer import Tokenizer, XLMRTokenizer, tokenizer_of_directory
 
 
 @dataclass
 class Pretrained:
     model: XLMRModel
-    tokenizer: XLMRTokenizer
+    tokenizer: Tokenizer
     description: str
     """What was loaded, for logs and results: the directory, and the step for a checkpoint."""
 
@@ -39,11 +38,8 @@ def load_pretrained(source: str | Path, step: int | None = None) -> Pretrained:
     if is_hf_directory(path):
         from xlmr_ds.model.hf import load_hf
 
-        tokenizer_file = path / HF_TOKENIZER_FILE
-        if not tokenizer_file.is_file():
-            raise XLMRDSError(f"{path}: no {HF_TOKENIZER_FILE}, so its text cannot be tokenized; export the model "
-                              f"with its tokenizer (xlmr-ds export --spm MODEL)")
-        return Pretrained(load_hf(path), XLMRTokenizer(tokenizer_file), str(path))
+        tokenizer = tokenizer_of_directory(path)  # before the weights: a missing tokenizer is found at once
+        return Pretrained(load_hf(path), tokenizer, str(path))
     if (path / MARKER).is_file():  # one checkpoint directory
         path, step = path.parent, int(path.name.removeprefix("step_"))
     info = choose_checkpoint(path, step)

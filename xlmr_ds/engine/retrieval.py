@@ -4,7 +4,8 @@ neighbour by cosine similarity among the other side's sentences is its retrieved
 both directions; the table's metric is their mean.
 
 Parallel files are plain UTF-8 text, one sentence per line, line i of the source translating line i of the
-target; both must have the same number of lines and no empty line.
+target; both must have the same number of lines and no empty line. Lines are read as task files' are
+(tasks/formats.py): a leading byte-order mark dropped, split at "\\n" (or "\\r\\n") only, as `wc -l` counts them.
 """
 
 from __future__ import annotations
@@ -18,8 +19,9 @@ from xlmr_ds.engine.pretrained import Pretrained, load_pretrained
 from xlmr_ds.errors import XLMRDSError
 from xlmr_ds.logs import log
 from xlmr_ds.model.modeling import XLMRModel
-from xlmr_ds.prep.tokenizer import XLMRTokenizer
+from xlmr_ds.prep.tokenizer import Tokenizer
 from xlmr_ds.tasks.encoding import Encoded, collate
+from xlmr_ds.tasks.formats import read_lines
 from xlmr_ds.tasks.results import ResultTable
 from xlmr_ds.tasks.settings import RetrievalPair, RetrievalSettings
 from xlmr_ds.vocab import BOS_ID, EOS_ID
@@ -37,10 +39,13 @@ def read_parallel(pair: RetrievalPair) -> tuple[list[str], list[str]]:
     for path in (Path(pair.source), Path(pair.target)):
         if not path.is_file():
             raise XLMRDSError(f"{path}: not found (--pairs {pair.language}=SRC:TGT)")
-        lines = path.read_text(encoding="utf-8").splitlines()
+        lines = read_lines(path)  # as every task file: a byte-order mark dropped, lines split at "\n" only
         for number, line in enumerate(lines, start=1):
             if not line.strip():
                 raise XLMRDSError(f"{path}:{number}: an empty line; parallel files hold one sentence per line")
+            if "\r" in line:  # a sentence holds none: these are old Mac line ends, which would pair wrong lines
+                raise XLMRDSError(f"{path}:{number}: a carriage return inside the line (old Mac line ends?); "
+                                  f"parallel files end their lines with \\n or \\r\\n")
         if not lines:
             raise XLMRDSError(f"{path}: empty; expected one sentence per line")
         sides.append(lines)
@@ -51,7 +56,7 @@ def read_parallel(pair: RetrievalPair) -> tuple[list[str], list[str]]:
 
 
 @torch.no_grad()
-def sentence_embeddings(model: XLMRModel, tokenizer: XLMRTokenizer, sentences: list[str], layer: int,
+def sentence_embeddings(model: XLMRModel, tokenizer: Tokenizer, sentences: list[str], layer: int,
                         max_length: int, batch_size: int, device: torch.device) -> torch.Tensor:
     """(sentences, hidden): the mean of the hidden states after `layer` blocks over each sentence's tokens."""
     encoded = [Encoded((BOS_ID, *ids[: max_length - 2].tolist(), EOS_ID), 0)

@@ -53,7 +53,7 @@ from xlmr_ds.errors import XLMRDSError
 from xlmr_ds.estimate.flops import device_peak_tflops, encoder_forward_flops, lm_head_forward_flops
 from xlmr_ds.jsonfile import write_json_atomically
 from xlmr_ds.kernels import DropoutKeys, mlm_mask
-from xlmr_ds.logs import log, progress_bar
+from xlmr_ds.logs import library_output_silenced, log, progress_bar
 from xlmr_ds.vocab import IGNORE_INDEX
 from xlmr_ds.world import rendezvous_port
 
@@ -93,8 +93,9 @@ class Trainer:
         import deepspeed
 
         self.deepspeed = deepspeed
-        deepspeed.init_distributed(timeout=timedelta(minutes=config.policies.dist_timeout_minutes),
-                                   distributed_port=rendezvous_port())
+        with library_output_silenced():  # "deepspeed_shm_comm_op built successfully", from every process
+            deepspeed.init_distributed(timeout=timedelta(minutes=config.policies.dist_timeout_minutes),
+                                       distributed_port=rendezvous_port())
         self.rank, self.world_size = dist.get_rank(), dist.get_world_size()
         on_gpu = torch.cuda.is_available()
         self.device = torch.device("cuda", torch.cuda.current_device()) if on_gpu else torch.device("cpu")
@@ -145,6 +146,12 @@ class Trainer:
         self.batch_changes = any(p.batch.start != p.batch.end or p.batch.start != batch_size for p in self.plan.phases)
 
         resume_from, universal = self._resume_point()
+        self.resumed_from = resume_from.path if resume_from else None
+        if resume_from is not None and resume_from.step >= self.total_steps:
+            # Nothing left to train: no model, no DeepSpeed engine (its monitors would open new event files),
+            # no record rewritten; train() says so.
+            self.step = resume_from.step
+            return
         torch.manual_seed(config.seed)  # the same initial weights on every rank
         model = build_model(self.model_config, self.ds_config, self.stage, config.model.init_from,
                             config.model.activation_checkpointing)
@@ -222,6 +229,7 @@ class Trainer:
         ckpt.verify_files(resume_from)
         consumed = resume_from.marker["state"]["data"]["consumed_samples"]
         if consumed != self.plan.samples_before(resume_from.step):
+            self._refuse_changed_batch_size(resume_from, consumed)
             raise XLMRDSError(f"{resume_from.path}: {consumed} samples consumed by step {resume_from.step}, but this "
                               f"run's recipe reaches step {resume_from.step} after "
                               f"{self.plan.samples_before(resume_from.step)}: its phases before step "
@@ -239,8 +247,8 @@ class Trainer:
             log(f"the recipe's phases differ from those {resume_from.path.name} was saved with (changed: "
                 f"{', '.join(changed) or 'the number of phases'}); the run goes on with the new ones")
         saved_world = resume_from.marker["world_size"]
-        if saved_world == self.world_size:
-            return resume_from, False
+        if saved_world == self.world_size or resume_from.step >= self.total_steps:
+            return resume_from, False  # (with nothing left to train, no universal form is written either)
         log(f"checkpoint saved by {saved_world} processes, resuming on {self.world_size}: loading DeepSpeed's "
             f"universal form")
         if self.rank == 0:
@@ -248,6 +256,21 @@ class Trainer:
         dist.barrier()
         self.ds_config.setdefault("checkpoint", {})["load_universal"] = True
         return resume_from, True
+
+    def _refuse_changed_batch_size(self, resume_from: ckpt.CheckpointInfo, consumed: int) -> None:
+        """Without a recipe (now or then) the only thing that moves the samples before a step is the DeepSpeed
+        config's global batch size: say so, rather than speak of phases the user never wrote."""
+        saved_recipe = resume_from.marker.get("run_config", {}).get("data", {}).get("recipe")
+        if self.config.data.recipe is not None or saved_recipe is not None:
+            return
+        step, saved_batch = resume_from.step, consumed // max(resume_from.step, 1)
+        batch = self.plan.batch_size(0)
+        raise XLMRDSError(f"{resume_from.path}: trained with a global batch of {saved_batch} samples, but "
+                          f"{self.config.optimization.deepspeed_config} gives {batch} (train_batch_size = micro batch "
+                          f"x gradient_accumulation_steps x {self.world_size} processes); a run resumes with the "
+                          f"batch size it was trained with: restore it, or change it from step {step} on with a "
+                          f"--recipe whose first phase runs {step} steps at batch_size {saved_batch} (README: "
+                          f"Recipes), or train into a new --save")
 
     def _start_branch(self, source: ckpt.CheckpointInfo) -> None:
         """The branch's directory begins with where it came from (branch.json) and the source run's metrics up
@@ -285,6 +308,11 @@ class Trainer:
     def train(self) -> int:
         steps, exit_at = self.total_steps, self.config.optimization.exit_at_step
         eval_every, save_every = self.config.logging.eval_every, self.config.checkpointing.save_every
+        if self.step >= steps:
+            log(f"nothing to train: {self.resumed_from} is at step {self.step} and this run has "
+                f"{steps} steps; its records are left as they are (raise --steps, or choose a new --save, to train "
+                f"more)")
+            return 0
         batches = iter(self.loader)
         progress = progress_bar(total=steps, initial=self.step, desc="train", unit="step", rank=self.rank)
         self.watchdog = ProgressWatchdog(self.config.policies.dist_timeout_minutes * 60, self.rank, self.world_size)

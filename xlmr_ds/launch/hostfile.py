@@ -59,4 +59,7 @@ def read_hostfile(path: str | Path) -> list[tuple[str, int]]:
         raise XLMRDSError(f"{path}: is a directory, not a hostfile") from None
     except UnicodeDecodeError as error:
         raise XLMRDSError(f"{path}: not UTF-8 text (byte {error.start}); a hostfile is plain text") from None
+    if text.startswith("\ufeff"):
+        raise XLMRDSError(f"{path}: starts with a byte-order mark, which DeepSpeed's launcher reads as part of the "
+                          f"first host's name; save the file without it")
     return parse_hostfile(text, str(path))

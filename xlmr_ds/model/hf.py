@@ -19,6 +19,7 @@ import tempfile
 from pathlib import Path
 
 import torch
+from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 
 from xlmr_ds.errors import XLMRDSError
@@ -80,7 +81,7 @@ _TIED_COPIES = {
 }
 _IGNORED_PREFIXES = ("roberta.pooler.", "roberta.embeddings.position_ids", "roberta.embeddings.token_type_ids")
 
-# HF config key -> (XLMRConfig field or None, required value when the field is None).
+# HF config key -> XLMRConfig field.
 _CONFIG_FIELDS = {
     "vocab_size": "vocab_size",
     "hidden_size": "hidden_size",
@@ -96,6 +97,25 @@ _CONFIG_FIELDS = {
     "hidden_dropout_prob": "hidden_dropout",
     "attention_probs_dropout_prob": "attention_dropout",
     "initializer_range": "initializer_range",
+}
+# What transformers' XLMRobertaConfig takes for a key config.json leaves out (not our defaults: its layer_norm_eps
+# is 1e-12, its type_vocab_size 2); tests/model/test_hf_directories.py checks them against XLMRobertaConfig().
+_HF_DEFAULTS = {
+    "vocab_size": 30522,
+    "hidden_size": 768,
+    "num_hidden_layers": 12,
+    "num_attention_heads": 12,
+    "intermediate_size": 3072,
+    "max_position_embeddings": 512,
+    "type_vocab_size": 2,
+    "pad_token_id": 1,
+    "bos_token_id": 0,
+    "eos_token_id": 2,
+    "layer_norm_eps": 1e-12,
+    "hidden_dropout_prob": 0.1,
+    "attention_probs_dropout_prob": 0.1,
+    "initializer_range": 0.02,
+    "hidden_act": "gelu",
 }
 # Settings our architecture fixes; a Hugging Face config with another value cannot be represented.
 _FIXED_SETTINGS = {
@@ -132,13 +152,15 @@ def hf_parameter_names(num_layers: int, architecture: str = _MASKED_LM) -> dict[
 
 
 def config_from_hf(hf_config: dict, source: str) -> XLMRConfig:
+    """Our config of a Hugging Face config (a key it leaves out means transformers' default, as transformers reads
+    it); a setting our architecture cannot represent is refused, naming the key."""
+    hf_config = {**_HF_DEFAULTS, **{key: value for key, value in hf_config.items() if value is not None}}
     for key, allowed in _FIXED_SETTINGS.items():
         value = hf_config.get(key)
         if value not in allowed:
             expected = " or ".join(repr(a) for a in allowed if a is not None)
             raise XLMRDSError(f"{source}: {key}={value!r} cannot be represented by xlmr-ds (expected {expected})")
-    values = {ours: hf_config[theirs] for theirs, ours in _CONFIG_FIELDS.items() if hf_config.get(theirs) is not None}
-    return XLMRConfig(**values)
+    return XLMRConfig(**{ours: hf_config[theirs] for theirs, ours in _CONFIG_FIELDS.items()})
 
 
 def config_to_hf(config: XLMRConfig, architecture: str = _MASKED_LM, labels: tuple[str, ...] = (),
@@ -188,6 +210,51 @@ def _read_safetensors(directory: Path) -> dict[str, torch.Tensor]:
     return tensors
 
 
+def _weight_names(directory: Path) -> set[str]:
+    """The names of a directory's weights, from the safetensors header (or index) alone: nothing is loaded."""
+    weights = require_safetensors(directory)
+    if weights.name == "model.safetensors":
+        with safe_open(weights, framework="pt") as tensors:
+            return set(tensors.keys())
+    return set(json.loads(weights.read_text())["weight_map"])
+
+
+def _read_config(directory: Path) -> dict:
+    config_path = directory / "config.json"
+    if not config_path.exists():
+        raise XLMRDSError(f"{directory}: no config.json; expected a Hugging Face model directory")
+    try:
+        hf_config = json.loads(config_path.read_text())
+    except json.JSONDecodeError as error:
+        raise XLMRDSError(f"{config_path}: invalid JSON at line {error.lineno}: {error.msg}") from None
+    if not isinstance(hf_config, dict):
+        raise XLMRDSError(f"{config_path}: a model config must be a JSON object")
+    return hf_config
+
+
+def read_hf_config(directory: str | Path) -> XLMRConfig:
+    """Our config of a Hugging Face directory's config.json: its whole shape, LayerNorm epsilon and dropout."""
+    return config_from_hf(_read_config(Path(directory)), str(directory))
+
+
+def require_masked_lm(directory: str | Path, use: str) -> None:
+    """Refuse, in one line, a Hugging Face directory without a masked-LM head before anything loads it: its
+    config.json `architectures` names another head (a classifier), or its weights hold no lm_head.*. `use` is
+    what needs the head (fill-mask, eval --hf, --init-from); transformers would fill a missing head with random
+    weights and answer from them."""
+    directory = Path(directory)
+    names = _weight_names(directory)
+    named = (_read_config(directory).get("architectures") or [_MASKED_LM])[0]
+    wanted = f"{use} needs a masked LM (an `xlmr-ds export` directory or an XLMRobertaForMaskedLM)"
+    if not named.endswith("ForMaskedLM"):
+        raise XLMRDSError(f"{directory}: config.json's architectures is {named}, which has no masked-LM head; "
+                          f"{wanted}")
+    missing = sorted(set(_HEADS[_MASKED_LM][1].values()) - names)
+    if missing:
+        raise XLMRDSError(f"{directory}: its weights have no masked-LM head (no {missing[0]}, {len(missing)} lm_head.* "
+                          f"weights missing in all); {wanted}")
+
+
 def _state_dict_from_hf(hf_state: dict[str, torch.Tensor], config: XLMRConfig, source: str,
                         architecture: str) -> dict:
     names = hf_parameter_names(config.num_layers, architecture)
@@ -231,13 +298,7 @@ def load_hf(path_or_model, **model_options) -> XLMRModel:
     (kernel_backend, activation_checkpointing)."""
     if isinstance(path_or_model, (str, os.PathLike)):
         directory = Path(path_or_model)
-        config_path = directory / "config.json"
-        if not config_path.exists():
-            raise XLMRDSError(f"{directory}: no config.json; expected a Hugging Face model directory")
-        try:
-            hf_config = json.loads(config_path.read_text())
-        except json.JSONDecodeError as error:
-            raise XLMRDSError(f"{config_path}: invalid JSON at line {error.lineno}: {error.msg}") from None
+        hf_config = _read_config(directory)
         source = str(directory)
         hf_state = _read_safetensors(directory)
     else:
@@ -251,14 +312,30 @@ def load_hf(path_or_model, **model_options) -> XLMRModel:
         model = cls(config, **model_options)
     else:
         model = cls(config, _labels(hf_config, source), hf_config.get("classifier_dropout"), **model_options)
-    model.load_state_dict(_state_dict_from_hf(hf_state, config, source, architecture), strict=True)
+    state = _state_dict_from_hf(hf_state, config, source, architecture)
+    _check_shapes(state, model, source)
+    model.load_state_dict(state, strict=True)
     return model
 
 
-def write_tokenizer_files(directory: Path, sentencepiece_model: Path, max_length: int) -> None:
-    """sentencepiece.bpe.model plus the configs transformers' XLMRobertaTokenizer reads; with transformers
-    installed, also its converted tokenizer.json (so loading needs no conversion)."""
-    shutil.copyfile(sentencepiece_model, directory / "sentencepiece.bpe.model")
+def _check_shapes(state: dict[str, torch.Tensor], model: XLMRModel, source: str) -> None:
+    """A weight whose shape is not the one config.json gives, named in one line (load_state_dict's error is a
+    multi-line list)."""
+    expected = model.state_dict()
+    for name, tensor in state.items():
+        if tuple(tensor.shape) != tuple(expected[name].shape):
+            theirs = hf_parameter_names(model.config.num_layers, architecture_of(model)).get(name, name)
+            raise XLMRDSError(f"{source}: weight {theirs!r} has shape {tuple(tensor.shape)} but config.json gives "
+                              f"{tuple(expected[name].shape)}")
+
+
+def write_tokenizer_files(directory: Path, tokenizer_file: Path, max_length: int) -> None:
+    """The tokenizer file (a SentencePiece model, written as sentencepiece.bpe.model; or a tokenizers
+    tokenizer.json, as transformers 5 saves one) plus the configs transformers' XLMRobertaTokenizer reads; from a
+    SentencePiece model, with transformers installed, also its converted tokenizer.json (so loading needs no
+    conversion)."""
+    from_json = tokenizer_file.name.endswith(".json")
+    shutil.copyfile(tokenizer_file, directory / ("tokenizer.json" if from_json else "sentencepiece.bpe.model"))
     specials = {"bos_token": "<s>", "eos_token": "</s>", "unk_token": "<unk>", "sep_token": "</s>",
                 "pad_token": "<pad>", "cls_token": "<s>",
                 "mask_token": {"content": "<mask>", "lstrip": True, "rstrip": False, "normalized": False,
@@ -266,6 +343,8 @@ def write_tokenizer_files(directory: Path, sentencepiece_model: Path, max_length
     (directory / "special_tokens_map.json").write_text(json.dumps(specials, indent=2) + "\n")
     (directory / "tokenizer_config.json").write_text(json.dumps(
         {"tokenizer_class": "XLMRobertaTokenizer", "model_max_length": max_length, **specials}, indent=2) + "\n")
+    if from_json:
+        return
     try:
         from transformers import XLMRobertaTokenizer
     except ImportError:
@@ -277,9 +356,9 @@ def save_hf(model: XLMRModel, out_dir, tokenizer_model: str | Path | None = None
             extra_files: dict[str, str] | None = None) -> None:
     """Write a directory that transformers' AutoModelForMaskedLM (or, for a task head,
     AutoModelForSequenceClassification / AutoModelForTokenClassification / AutoModelForQuestionAnswering) loads:
-    config.json and model.safetensors, and given the SentencePiece model also the tokenizer files (so that
-    AutoTokenizer and pipeline("fill-mask"), pipeline("text-classification"), pipeline("token-classification")
-    or pipeline("question-answering") load it too);
+    config.json and model.safetensors, and given the tokenizer (a SentencePiece model or a tokenizer.json) also the
+    tokenizer files (so that AutoTokenizer and pipeline("fill-mask"), pipeline("text-classification"),
+    pipeline("token-classification") or pipeline("question-answering") load it too);
     the directory appears only once everything in it is complete (`extra_files`, name -> text, with it)."""
     out_dir = Path(out_dir)
     architecture = architecture_of(model)

@@ -28,6 +28,7 @@ from xlmr_ds.dataset.indexed import bin_path, idx_path, token_dtype, write_index
 from xlmr_ds.dataset.manifest import MANIFEST, write_manifest
 from xlmr_ds.errors import XLMRDSError
 from xlmr_ds.logs import progress_bar
+from xlmr_ds.outputs import check_output_directory
 from xlmr_ds.prep.corpus import (
     LanguageSource,
     ReplacementCounter,
@@ -176,9 +177,7 @@ def binarize_corpus(input_dir: str | Path, spm_model: str | Path, out_dir: str |
     """Binarize every language; returns (stats per language on rank 0, else None; elapsed seconds)."""
     corpus = discover_corpus(input_dir)
     tokenizer = XLMRTokenizer(spm_model)
-    out_dir = Path(out_dir)
-    if out_dir.exists() and not out_dir.is_dir():
-        raise XLMRDSError(f"{out_dir}: exists and is not a directory; choose another --out")
+    out_dir = check_output_directory(out_dir, "--out")
     tmp_dir = out_dir / ".binarize-tmp"
     out_dir_is_new = not out_dir.exists()
     if world.rank == 0:

@@ -11,7 +11,8 @@ files, read in name order. Formats (the suffix says which):
 - parquet: `.parquet`, one document per row of a string column (the same `--text-field`), as FineWeb-2 ships.
 
 A line ends at LF, CRLF or a lone CR (old Mac text, or files that mix conventions), in text shards and in the
-text of records alike; U+2028, U+0085 and other Unicode separators are part of a line, as `wc -l` counts.
+text of records alike; U+2028, U+0085 and other Unicode separators are part of a line, as `wc -l` counts. A
+UTF-8 byte-order mark at the start of a text or JSON-lines shard is dropped.
 Invalid UTF-8 is replaced by U+FFFD and counted, never a crash. The end of a shard ends a document. Work is
 shared between processes by byte ranges starting at line starts inside plain `.txt` shards and by whole
 shards for compressed and columnar ones (they cannot be entered in the middle); see `split_work`.

@@ -42,6 +42,7 @@ import numpy as np
 from xlmr_ds.errors import XLMRDSError
 from xlmr_ds.jsonfile import read_json_object, write_json_atomically
 from xlmr_ds.logs import progress_bar
+from xlmr_ds.outputs import check_output_directory
 from xlmr_ds.prep.corpus import LANGUAGE_NAME, LanguageSource, ReplacementCounter, discover_raw_shards, split_work
 from xlmr_ds.prep.doc_filters import FILTERS, FilterSettings, failed_filter
 from xlmr_ds.prep.langid import LanguageIdentifier, default_model_path
@@ -134,8 +135,7 @@ def _check_settings(settings: BuildSettings) -> None:
 
 def _check_out(out_dir: Path) -> None:
     """OUT may be new, empty, or an earlier build's output (complete or killed); nothing else is overwritten."""
-    if out_dir.exists() and not out_dir.is_dir():
-        raise XLMRDSError(f"--out {out_dir}: exists and is not a directory")
+    check_output_directory(out_dir, "--out")
     if out_dir.is_dir() and any(out_dir.iterdir()) and not ((out_dir / STATS).exists() or (out_dir / TMP).exists()):
         raise XLMRDSError(f"--out {out_dir}: holds files that are not a corpus build's output (no {STATS}); "
                           f"choose a new or empty directory")

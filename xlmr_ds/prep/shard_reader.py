@@ -37,6 +37,7 @@ from xlmr_ds.prep.corpus import (
 DEFAULT_TEXT_FIELD = "text"
 _CHUNK = 1 << 20
 _PARQUET_BATCH_ROWS = 1024
+_BYTE_ORDER_MARK = "\ufeff".encode()
 _DAMAGED = (EOFError, lzma.LZMAError, gzip.BadGzipFile, zlib.error, zstandard.ZstdError, OSError)
 
 
@@ -81,7 +82,17 @@ def _decompressed_chunks(raw: BinaryIO, shard: Shard) -> Iterator[bytes]:
 
 
 def _line_chunks(segment: Segment) -> Iterator[tuple[bytes, int]]:
-    """(bytes of whole lines, disk bytes consumed) for the segment; the last chunk may lack its newline."""
+    """(bytes of whole lines, disk bytes consumed) for the segment; the last chunk may lack its newline. A UTF-8
+    byte-order mark at the start of a shard (editors on Windows write one) is dropped: it is not text."""
+    chunks = _file_line_chunks(segment)
+    if segment.start == 0:
+        for block, consumed in chunks:
+            yield block.removeprefix(_BYTE_ORDER_MARK), consumed
+            break
+    yield from chunks
+
+
+def _file_line_chunks(segment: Segment) -> Iterator[tuple[bytes, int]]:
     shard = segment.shard
     if shard.splittable:
         for block in iter_line_blocks(shard.path, segment.start, segment.end, _CHUNK):

@@ -1,20 +1,27 @@
-"""The one mapping between SentencePiece ids and XLM-R ids, used everywhere.
+"""The one mapping between SentencePiece ids and XLM-R ids, used everywhere; and the tokenizers that give XLM-R ids.
 
 XLM-R ids follow the fairseq dictionary (facts.md, xlmr_ds/vocab.py): <s>=0, <pad>=1, </s>=2, <unk>=3, then
 every SentencePiece piece p >= 3 gets id p + 1, and <mask> is the last id. The SentencePiece model must keep its
 default specials (unk=0, <s>=1, </s>=2, no pad), as the released XLM-R sentencepiece.bpe.model does and as
 `xlmr-ds spm train` writes; so vocab_size = pieces + 2.
+
+`Tokenizer` is what fine-tuning, retrieval and evaluation ask of a tokenizer. Two files give one: a SentencePiece
+model (`XLMRTokenizer`: binarizing, vocabulary extension and everything else xlmr-ds writes) and a `tokenizers`
+tokenizer.json (`FastTokenizer`: what transformers 5's XLMRobertaTokenizer saves, without sentencepiece.bpe.model),
+accepted when its ids are XLM-R's. `tokenizer_of_directory` picks by what a Hugging Face directory holds.
 """
 
 from __future__ import annotations
 
 import bisect
 import hashlib
+from abc import ABC, abstractmethod
 from functools import cached_property
 from pathlib import Path
 
 import numpy as np
 import sentencepiece as spm
+import tokenizers
 
 from xlmr_ds import vocab
 from xlmr_ds.dataset.manifest import tokenizer_file
@@ -25,8 +32,60 @@ from xlmr_ds.vocab import BOS_ID, EOS_ID, SPECIAL_TOKENS, UNK_ID
 _SPM_UNK, _SPM_BOS, _SPM_EOS = 0, 1, 2
 _FIRST_PIECE = 3
 
+HF_SPM_FILE = "sentencepiece.bpe.model"
+"""The SentencePiece model in a Hugging Face directory (what `xlmr-ds export --spm` and transformers 4 write)."""
 
-class XLMRTokenizer:
+HF_TOKENIZER_JSON = "tokenizer.json"
+"""The `tokenizers` file in a Hugging Face directory (all that transformers 5's XLMRobertaTokenizer saves)."""
+
+WORD_START = "\u2581"
+"""SentencePiece's word-boundary mark: a piece that is only this covers no character of the text."""
+
+
+class Tokenizer(ABC):
+    """Text to XLM-R ids (<s> and </s> left to the caller), whichever file the tokenizer was read from."""
+
+    model_file: Path
+    """The file it was read from; a fine-tuned model's directory gets a copy."""
+
+    @property
+    @abstractmethod
+    def vocab_size(self) -> int:
+        """Number of XLM-R ids, <mask> (the last) included."""
+
+    @property
+    def mask_id(self) -> int:
+        return vocab.mask_id(self.vocab_size)
+
+    @property
+    def special_ids(self) -> tuple[int, ...]:
+        """Ids that MLM masking never chooses."""
+        return vocab.special_ids(self.vocab_size)
+
+    @abstractmethod
+    def encode_batch(self, lines: list[str]) -> list[np.ndarray]:
+        """XLM-R ids of each line, without <s> or </s>."""
+
+    @abstractmethod
+    def encode_with_offsets(self, text: str) -> tuple[list[int], list[tuple[int, int]]]:
+        """XLM-R ids of `text` and the characters [begin, end) of `text` each piece covers, leading whitespace
+        left out (`▁Paris` covers "Paris"; a bare `▁` covers nothing)."""
+
+    def encode(self, text: str) -> np.ndarray:
+        return self.encode_batch([text])[0]
+
+    @abstractmethod
+    def decode(self, xlmr_ids) -> str:
+        """The text of XLM-R ids; <pad> and <mask> are left out."""
+
+    @abstractmethod
+    def id_to_piece(self, xlmr_id: int) -> str:
+        """The piece (or special token) of an XLM-R id."""
+
+
+class XLMRTokenizer(Tokenizer):
+    """A SentencePiece model, its ids moved to XLM-R's."""
+
     def __init__(self, model_file: str | Path):
         self.model_file = Path(model_file)
         if not self.model_file.is_file():
@@ -52,15 +111,6 @@ class XLMRTokenizer:
     def vocab_size(self) -> int:
         """Number of XLM-R ids: <s> <pad> </s> <unk>, the pieces from SentencePiece id 3, and <mask>."""
         return self.pieces + 2
-
-    @property
-    def mask_id(self) -> int:
-        return vocab.mask_id(self.vocab_size)
-
-    @property
-    def special_ids(self) -> tuple[int, ...]:
-        """Ids that MLM masking never chooses."""
-        return vocab.special_ids(self.vocab_size)
 
     @cached_property
     def sha256(self) -> str:
@@ -95,12 +145,10 @@ class XLMRTokenizer:
         return out
 
     def encode_batch(self, lines: list[str]) -> list[np.ndarray]:
-        """XLM-R ids of each line, without <s> or </s>."""
         return [self.to_xlmr_ids(ids) for ids in self.sp.Encode(lines)]
 
     def encode_with_offsets(self, text: str) -> tuple[list[int], list[tuple[int, int]]]:
-        """XLM-R ids of `text` and the characters [begin, end) of `text` each piece covers, leading whitespace
-        left out (`▁Paris` covers "Paris"; a bare `▁` covers nothing), from SentencePiece's own alignment."""
+        """As Tokenizer says, from SentencePiece's own alignment."""
         proto = self.sp.EncodeAsProto(text)
         # SentencePiece aligns pieces to UTF-8 byte offsets of the original text; map them to characters.
         byte_starts = np.cumsum([0] + [len(char.encode("utf-8")) for char in text]).tolist()
@@ -167,9 +215,6 @@ class XLMRTokenizer:
             return None
         return buffers
 
-    def encode(self, text: str) -> np.ndarray:
-        return self.encode_batch([text])[0]
-
     def decode(self, xlmr_ids) -> str:
         return self.sp.Decode(self.to_spm_ids(xlmr_ids))
 
@@ -180,6 +225,82 @@ class XLMRTokenizer:
         if xlmr_id == self.mask_id:
             return "<mask>"
         return self.sp.IdToPiece(xlmr_id - 1)
+
+
+# Mixed-script text that a tokenizer.json is tried on: every id it gives must be a piece (<unk> included).
+_SAMPLE_TEXT = ("The quick brown fox jumps over the lazy dog. Съешь же ещё этих мягких булок. Γειά σου κόσμε. "
+                "مرحبا بالعالم. नमस्ते दुनिया. 今日は良い天気です。 你好，世界。 12,345.67 — «ok»")
+
+
+class FastTokenizer(Tokenizer):
+    """A `tokenizers` tokenizer.json, accepted when its ids are XLM-R's: <s>=0, <pad>=1, </s>=2, <unk>=3 and
+    <mask> last, and text encoded to pieces between them. Ids and offsets are those of transformers'
+    AutoTokenizer on the same file, except that a bare `▁` covers nothing (as XLMRTokenizer's)."""
+
+    def __init__(self, tokenizer_file: str | Path):
+        self.model_file = Path(tokenizer_file)
+        if not self.model_file.is_file():
+            raise XLMRDSError(f"{self.model_file}: tokenizer.json not found")
+        try:
+            self.backend = tokenizers.Tokenizer.from_file(str(self.model_file))
+        except Exception as error:  # tokenizers raises a bare Exception for a file it cannot read
+            raise XLMRDSError(f"{self.model_file}: not a tokenizers tokenizer.json ({error})") from None
+        # Settings saved with the file (padding to a length, truncation) would change what callers cut and pad.
+        self.backend.no_padding()
+        self.backend.no_truncation()
+        self._check_xlmr_ids()
+
+    def _check_xlmr_ids(self) -> None:
+        needed = (f"xlmr-ds needs XLM-R's ids: <s>=0, <pad>=1, </s>=2, <unk>=3 and <mask> last "
+                  f"(id {self.mask_id} of its {self.vocab_size:,})")
+        for token, wanted in {**SPECIAL_TOKENS, "<mask>": self.mask_id}.items():
+            found = self.backend.token_to_id(token)
+            if found != wanted:
+                raise XLMRDSError(f"{self.model_file}: {token} is {'missing' if found is None else f'id {found}'}; "
+                                  f"{needed}")
+        ids = self.encode(_SAMPLE_TEXT)
+        stray = ids[(ids < UNK_ID) | (ids >= self.mask_id)]
+        if stray.size:
+            raise XLMRDSError(f"{self.model_file}: plain text encodes to id {stray[0]} "
+                              f"({self.id_to_piece(int(stray[0]))!r}), not a piece; {needed}")
+
+    @property
+    def vocab_size(self) -> int:
+        return self.backend.get_vocab_size(with_added_tokens=True)
+
+    def encode_batch(self, lines: list[str]) -> list[np.ndarray]:
+        encodings = self.backend.encode_batch(list(lines), add_special_tokens=False)
+        return [np.asarray(encoding.ids, dtype=np.int64) for encoding in encodings]
+
+    def encode_with_offsets(self, text: str) -> tuple[list[int], list[tuple[int, int]]]:
+        """As Tokenizer says. tokenizers gives a bare `▁` the span of the character it stands before (the
+        boundary mark is prepended to the word); here it covers nothing, as SentencePiece's alignment has it."""
+        encoding = self.backend.encode(text, add_special_tokens=False)
+        spans = []
+        for piece, (begin, end) in zip(encoding.tokens, encoding.offsets, strict=True):
+            while begin < end and text[begin].isspace():
+                begin += 1
+            spans.append((begin, begin) if piece == WORD_START else (begin, end))
+        return list(encoding.ids), spans
+
+    def decode(self, xlmr_ids) -> str:
+        return self.backend.decode([int(i) for i in np.asarray(xlmr_ids).tolist()], skip_special_tokens=True)
+
+    def id_to_piece(self, xlmr_id: int) -> str:
+        return self.backend.id_to_token(int(xlmr_id))
+
+
+def tokenizer_of_directory(directory: str | Path) -> Tokenizer:
+    """The tokenizer of a Hugging Face directory: its sentencepiece.bpe.model (what xlmr-ds binarizes with), else
+    its tokenizer.json (a directory transformers 5 wrote)."""
+    directory = Path(directory)
+    if (directory / HF_SPM_FILE).is_file():
+        return XLMRTokenizer(directory / HF_SPM_FILE)
+    if (directory / HF_TOKENIZER_JSON).is_file():
+        return FastTokenizer(directory / HF_TOKENIZER_JSON)
+    raise XLMRDSError(f"{directory}: no {HF_SPM_FILE} or {HF_TOKENIZER_JSON}, so its text cannot be tokenized; save "
+                      f"the model with its tokenizer (`xlmr-ds export --spm MODEL`, or transformers' "
+                      f"tokenizer.save_pretrained into the directory)")
 
 
 def tokenizer_for_dataset(out_dir: str | Path, manifest: dict, spm_model: str | Path | None = None) -> XLMRTokenizer:

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import torch
 
 from xlmr_ds.errors import XLMRDSError
-from xlmr_ds.prep.tokenizer import XLMRTokenizer
+from xlmr_ds.prep.tokenizer import Tokenizer
 from xlmr_ds.tasks.formats import TextExample, TokenExample
 from xlmr_ds.vocab import BOS_ID, EOS_ID, IGNORE_INDEX, PAD_ID, UNK_ID
 
@@ -75,7 +75,7 @@ def truncate_longest_first(a: list[int], b: list[int] | None, budget: int) -> No
             a.pop()
 
 
-def encode_text_examples(tokenizer: XLMRTokenizer, examples: Sequence[TextExample], labels: LabelSet,
+def encode_text_examples(tokenizer: Tokenizer, examples: Sequence[TextExample], labels: LabelSet,
                          max_length: int) -> list[Encoded]:
     texts_a = tokenizer.encode_batch([e.text_a for e in examples])
     pairs = examples and examples[0].text_b is not None
@@ -90,7 +90,7 @@ def encode_text_examples(tokenizer: XLMRTokenizer, examples: Sequence[TextExampl
     return encoded
 
 
-def encode_token_examples(tokenizer: XLMRTokenizer, examples: Sequence[TokenExample], labels: LabelSet,
+def encode_token_examples(tokenizer: Tokenizer, examples: Sequence[TokenExample], labels: LabelSet,
                           max_length: int) -> list[Encoded]:
     encoded = []
     for example in examples:

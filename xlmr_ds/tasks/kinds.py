@@ -21,7 +21,7 @@ from xlmr_ds.model.heads import (
     XLMRForSequenceClassification,
     XLMRForTokenClassification,
 )
-from xlmr_ds.prep.tokenizer import XLMRTokenizer
+from xlmr_ds.prep.tokenizer import Tokenizer
 from xlmr_ds.tasks.answers import answer_scores
 from xlmr_ds.tasks.encoding import LabelSet, collate, encode_text_examples, encode_token_examples, word_predictions
 from xlmr_ds.tasks.formats import TASKS, TaskFile, read_qa_examples, read_text_examples, read_token_examples
@@ -43,7 +43,7 @@ class TaskKind:
     read: Callable[[TaskFile], tuple[list, str | None]]
     """A task file's examples and the language the file gives (None: it gives none)."""
 
-    encode: Callable[[XLMRTokenizer, list, LabelSet, int, int], list]
+    encode: Callable[[Tokenizer, list, LabelSet, int, int], list]
     """(tokenizer, examples, labels, max_length, doc_stride) -> the model's inputs: one per example, or one per
     window of a context for question answering."""
 

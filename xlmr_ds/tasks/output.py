@@ -7,6 +7,7 @@ import tempfile
 from pathlib import Path
 
 from xlmr_ds.errors import XLMRDSError
+from xlmr_ds.outputs import check_output_directory
 
 
 class StagedOutput:
@@ -26,8 +27,8 @@ class StagedOutput:
     @staticmethod
     def check(out: str | Path, marker: str = "results.json") -> None:
         """Refuse an --out that holds anything but an earlier result, before any work is done."""
-        out = Path(out)
-        if out.exists() and (not out.is_dir() or (any(out.iterdir()) and not (out / marker).is_file())):
+        out = check_output_directory(out, "--out")
+        if out.is_dir() and any(out.iterdir()) and not (out / marker).is_file():
             raise XLMRDSError(f"--out {out}: exists and is not an earlier result (no {marker}); "
                               f"choose a new directory")
 

@@ -7,7 +7,7 @@ tests/tasks/test_spans.py compares the ids): a context longer than fits is cut i
 the context's end. The question is cut to MAX_QUESTION_PIECES first (BERT's max_query_length).
 
 Each position of a window knows the context characters its piece covers ([begin, end), leading whitespace
-left out, so that `▁Paris` covers "Paris"; XLMRTokenizer.encode_with_offsets). Training
+left out, so that `▁Paris` covers "Paris"; Tokenizer.encode_with_offsets). Training
 labels the answer's first and last piece; a window that does not hold the whole answer is labelled (0, 0), the
 <s> position, as the SQuAD recipe of BERT and transformers does. A prediction is the span of context pieces,
 over all windows of an example, with the highest start + end score, at most `max_answer_pieces` long.
@@ -22,7 +22,7 @@ import numpy as np
 import torch
 
 from xlmr_ds.errors import XLMRDSError
-from xlmr_ds.prep.tokenizer import XLMRTokenizer
+from xlmr_ds.prep.tokenizer import Tokenizer
 from xlmr_ds.tasks.formats import QAExample
 from xlmr_ds.vocab import BOS_ID, EOS_ID, PAD_ID
 
@@ -73,7 +73,7 @@ def _answer_label(offsets: Sequence[tuple[int, int] | None], answer: tuple[int, 
     return (first, last) if first <= last else NO_ANSWER
 
 
-def encode_qa_examples(tokenizer: XLMRTokenizer, examples: Sequence[QAExample], max_length: int,
+def encode_qa_examples(tokenizer: Tokenizer, examples: Sequence[QAExample], max_length: int,
                        stride: int) -> list[SpanFeature]:
     """Every window of every example; labels from each example's first answer."""
     questions = tokenizer.encode_batch([e.question.lstrip() for e in examples])

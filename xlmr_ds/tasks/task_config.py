@@ -25,6 +25,7 @@ from pathlib import Path
 from xlmr_ds.errors import XLMRDSError
 from xlmr_ds.jsonfile import read_json_object
 from xlmr_ds.tasks.formats import TASKS, TaskFile
+from xlmr_ds.tasks.language_codes import is_language_code
 from xlmr_ds.tasks.settings import SELECT_ON, FinetuneSettings, RetrievalPair, RetrievalSettings
 
 RETRIEVAL = "retrieval"
@@ -42,12 +43,23 @@ _TYPES = {
 }
 
 
-def parse_pair(spec: str, where: str) -> RetrievalPair:
+def parse_pair(spec: str, where: str, base: Path | None = None) -> RetrievalPair:
+    """LANG=SRC:TGT: LANG a language code before the first `=`; SRC:TGT parted at its only `:`, or, where the
+    paths hold `:` too (run_10:30/en.txt), at the one `:` whose sides are both files (relative to `base`)."""
     language, sep, files = spec.partition("=")
-    source, colon, target = files.partition(":")
-    if not (sep and colon and language and source and target):
-        raise XLMRDSError(f"{where} {spec!r}: expected LANG=SRC:TGT (two parallel files, line by line)")
-    return RetrievalPair(language, source, target)
+    splits = [(files[:i], files[i + 1:]) for i, c in enumerate(files) if c == ":" and 0 < i < len(files) - 1]
+    if not (sep and is_language_code(language) and splits):
+        why = f"; {language!r} is not a language code CLDR names" if sep and language else ""
+        raise XLMRDSError(f"{where} {spec!r}: expected LANG=SRC:TGT (two parallel files, line by line){why}")
+    if len(splits) == 1:
+        return RetrievalPair(language, *splits[0])  # whether they exist is said when they are read
+    base = base or Path(".")
+    existing = [(s, t) for s, t in splits if (base / s).is_file() and (base / t).is_file()]
+    if len(existing) != 1:
+        parts = f" ({', '.join(f'{s} | {t}' for s, t in existing)})" if existing else ""
+        raise XLMRDSError(f"{where} {spec!r}: {'more than one' if existing else 'no'} ':' in it parts two existing "
+                          f"files{parts}; expected LANG=SRC:TGT")
+    return RetrievalPair(language, *existing[0])
 
 
 def _files(values, key: str, source: str, required: bool, language_required: bool = False) -> tuple[TaskFile, ...]:
@@ -101,7 +113,7 @@ def read_task_config(path: str | Path, model: str, out: str) -> FinetuneSettings
             raise XLMRDSError(f"{source}: 'pairs' must be a non-empty list of \"LANG=SRC:TGT\" strings")
         resolved = []
         for spec in pairs:
-            pair = parse_pair(spec, f"{source}: pairs")
+            pair = parse_pair(spec, f"{source}: pairs", base)
             resolved.append(RetrievalPair(pair.language, str(base / pair.source), str(base / pair.target)))
         options = {k: values[k] for k in ("layer", "max_length", "batch_size") if k in values}
         return RetrievalSettings(model, tuple(resolved), out, **options)

@@ -32,6 +32,7 @@ from xlmr_ds.engine.ds_config import load_ds_config
 from xlmr_ds.engine.guards.teardown import exit_process, release_shared_memory_buffer, shut_down_process_group
 from xlmr_ds.estimate.flops import device_peak_tflops, encoder_forward_flops, training_flops
 from xlmr_ds.kernels.mlm_masking_reference import MaskingConfig, mask_tokens
+from xlmr_ds.logs import library_output_silenced
 from xlmr_ds.model import XLMRConfig, XLMRForMaskedLM, preset
 from xlmr_ds.tasks.kinds import KINDS
 from xlmr_ds.tools.bench import CLASSIFICATION_LABELS, IMPLEMENTATIONS, BenchSettings
@@ -130,7 +131,8 @@ def run_worker(settings: BenchSettings, impl: str) -> dict:
     import deepspeed
     import torch.distributed as dist
 
-    deepspeed.init_distributed()
+    with library_output_silenced():  # "deepspeed_shm_comm_op built successfully", from every process
+        deepspeed.init_distributed()
     rank, world = dist.get_rank(), dist.get_world_size()
     on_gpu = torch.cuda.is_available()
     device = torch.device("cuda", torch.cuda.current_device()) if on_gpu else torch.device("cpu")

@@ -62,6 +62,10 @@ def extend_model_vocabulary(model_source: str | Path, new_spm: str | Path, out_d
     if not isinstance(model, XLMRForMaskedLM):
         raise XLMRDSError(f"{model_source}: a {type(model).__name__}; the vocabulary is extended on a masked LM "
                           f"(an `xlmr-ds export` directory, a pretraining run or an XLMRobertaForMaskedLM)")
+    if not isinstance(old, XLMRTokenizer):  # the new pieces are SentencePiece pieces, placed after the old ones
+        raise XLMRDSError(f"{model_source}: its tokenizer is {old.model_file.name}, not a SentencePiece model; "
+                          f"extending the vocabulary needs the SentencePiece model the new one extends (put it "
+                          f"there as sentencepiece.bpe.model)")
     if model.config.vocab_size != old.vocab_size:
         raise XLMRDSError(f"{pretrained.description}: the model has {model.config.vocab_size:,} ids but its tokenizer "
                           f"{old.model_file} gives {old.vocab_size:,}; they do not belong together")

@@ -50,17 +50,30 @@ def _plot(path: Path, series: dict[str, tuple[list, list]], ylabel: str, title: 
     plt.close(figure)
 
 
+def answers_per_mask(predictions: list) -> list[list[dict]]:
+    """transformers' fill-mask pipeline's answers as one list per <mask>, in the prompt's order: it returns a flat
+    list for one mask and a list of lists for several (each mask predicted with the others left masked)."""
+    return predictions if predictions and isinstance(predictions[0], list) else [predictions]
+
+
 def fill_mask_examples(hf_dir: Path, texts: list[str]) -> list[tuple[str, list[tuple[str, float]]]]:
-    """Each text's top-3 answers as SentencePiece pieces (the word-boundary mark ▁ kept, so that an answer
-    that is only the boundary shows as `▁`, not as a blank) with their probabilities."""
+    """Each mask's top-3 answers as SentencePiece pieces (the word-boundary mark ▁ kept, so that an answer that
+    is only the boundary shows as `▁`, not as a blank) with their probabilities: (the text, numbered by mask when
+    it has several; the answers)."""
     from transformers import pipeline
 
-    from xlmr_ds.model.hf import require_safetensors
+    from xlmr_ds.model.hf import require_masked_lm
 
-    require_safetensors(hf_dir)
+    require_masked_lm(hf_dir, "report --hf")
     fill = pipeline("fill-mask", model=str(hf_dir), tokenizer=str(hf_dir), model_kwargs={"use_safetensors": True})
     pieces = fill.tokenizer.convert_ids_to_tokens
-    return [(text, [(pieces(p["token"]), p["score"]) for p in fill(text, top_k=3)]) for text in texts]
+    examples = []
+    for text in texts:
+        per_mask = answers_per_mask(fill(text, top_k=3))
+        for number, predictions in enumerate(per_mask, start=1):
+            label = f"{text} (<mask> {number})" if len(per_mask) > 1 else text
+            examples.append((label, [(pieces(p["token"]), p["score"]) for p in predictions]))
+    return examples
 
 
 def _script(character: str) -> str:
@@ -190,6 +203,7 @@ def write_report(run_dir: str | Path, out: str | Path, hf_dir: str | Path | None
     transfer_lines = transfer_section(Path(finetune_dir) if finetune_dir else None,
                                       Path(retrieval_dir) if retrieval_dir else None) \
         if finetune_dir or retrieval_dir else []
+    examples = fill_mask_examples(Path(hf_dir), fill_mask) if hf_dir and fill_mask else []
     out.parent.mkdir(parents=True, exist_ok=True)
     steps = [r["step"] for r in train]
     _plot(out.parent / "loss.png", {"training loss": (steps, [r["loss"] for r in train]),
@@ -225,10 +239,9 @@ def write_report(run_dir: str | Path, out: str | Path, hf_dir: str | Path | None
                          f"{after.get('accuracy', float('nan')):.3f} |" if before is not None else
                          f"| {language} | - | {after['perplexity']:,.1f} | {after.get('accuracy', float('nan')):.3f} |")
         lines.append("")
-    if hf_dir and fill_mask:
+    if examples:
         lines += ["## Fill-mask with the exported model", "",
                   f"`transformers` pipeline on `{hf_dir}`; answers as pieces (`▁` marks a word start):", ""]
-        examples = fill_mask_examples(Path(hf_dir), fill_mask)
         for text, predictions in examples:
             shown = ", ".join(f"`{token}` ({score:.3f})" for token, score in predictions)
             lines.append(f"- {text} -> {shown}")

@@ -49,7 +49,7 @@ class ProgressWatchdog:
     def _expire(self, idle: float) -> None:
         prefix = f"[rank {self.rank}] " if self.world_size > 1 else ""
         shown = f"{idle:.{0 if idle >= 10 else 1}f}"
-        error_line(f"{prefix}xlmr_ds.train: error: no progress for {shown} s during {self._activity} "
+        error_line(f"{prefix}xlmr-ds train: error: no progress for {shown} s during {self._activity} "
                    f"(limit {self.timeout_s:g} s, --dist-timeout-minutes): another process of the job has probably "
                    f"died or hangs; exiting so that the job can be restarted, it resumes from the newest complete "
                    f"checkpoint")
