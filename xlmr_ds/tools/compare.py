@@ -281,10 +281,9 @@ def _validation_sections(validated: list[RunCurves], runs: list[RunCurves], toke
         return "-" if value is None else f"{value:.2f}"
 
     skipped = [run.name for run in runs if not run.validated]
-    lines = ["## Validation", ""]
-    if skipped:
-        lines += [f"Not validated (trained without --eval-every): {', '.join(skipped)}; they are compared on "
-                  f"training loss only.", ""]
+    not_validated = [f"Not validated (trained without --eval-every): {', '.join(skipped)}; they are compared on "
+                     f"training loss only."] if skipped else []
+    lines = ["## Validation", "", *not_validated, *([""] if skipped else [])]
     lines += [f"Resource groups (thirds of the languages of `{data_dir}` by training tokens): "
               + "; ".join(f"{group}: {', '.join(groups[group])}" for group in GROUPS) + ".", "",
               "## Final validation perplexity", "", "Per group, exp of the mean loss of its languages.", "",
@@ -299,7 +298,7 @@ def _validation_sections(validated: list[RunCurves], runs: list[RunCurves], toke
         for lang in groups[group]:
             lines.append(f"| {lang} | {tokens[lang]:,} | {group} | "
                          + " | ".join(cell(finals[run.name].get(lang)) for run in validated) + " |")
-    findings = list(alpha)
+    findings = [*not_validated, *alpha]
     if reach:
         reached = reach_finding(validated, reach)
         lines += ["", f"## Steps to reach {reach}'s final loss of {validated[-1].name}", "", *reached]
