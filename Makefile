@@ -54,7 +54,7 @@ DEMO_STEPS ?= 4500
 DEMO_FIRST_STEPS ?= 3600
 DEMO_EVERY ?= 900
 # The cross-lingual step: a CLDR task fine-tuned on English and tested on every task language, and retrieval
-# of parallel country names (xlmr_ds/prep/demo_task.py says what they are and their licence).
+# of parallel country names (xlmr_ds/prep/demo/task.py says what they are and their licence).
 DEMO_TASK_LANGS ?= en de fr es it nl ru
 DEMO_FT_EPOCHS ?= 8
 DEMO_FT_LR ?= 1e-3

@@ -4,7 +4,7 @@ Triton kernels (flash_attention.py: fused attention, padded and packed; masked_s
 fused_bias_gelu.py; fused_residual_layernorm.py; keyed_dropout.py keys their dropout by sample),
 each beside a plain reference (reference.py, philox.py, mlm_masking_reference.py, which the data loader also
 masks with). `dispatch` picks the implementation in one place; the Triton modules are imported only when used.
-This package imports nothing of xlmr_ds but its foundation modules (errors, vocab).
+This package imports nothing of xlmr_ds but its foundation modules (errors, logs, vocab).
 
 From the repository root the current directory is on sys.path (`python -m xlmr_ds ...`, `python -m pytest`), so
 `import kernels` finds this folder first. It would shadow the PyPI package `kernels`, which transformers (5.25 and
@@ -37,18 +37,19 @@ if __name__ == "kernels":
     _put_the_installed_package_in_place()
 else:
     from xlmr_ds.kernels.dispatch import (
-        ATTENTION_BACKEND_ENV,
-        ATTENTION_BACKENDS,
+        DEPRECATED_KERNEL_BACKEND_ENV,
+        KERNEL_BACKEND_ENV,
+        KERNEL_BACKENDS,
         attention,
         attention_varlen,
         bias_gelu,
         dropout,
         dropout_add_layer_norm,
         mlm_mask,
-        resolve_attention_backend,
+        resolve_kernel_backend,
     )
     from xlmr_ds.kernels.keyed_dropout import BatchDropoutSeeds, DropoutKeys, SiteSeeds, site_of
 
-    __all__ = ["ATTENTION_BACKENDS", "ATTENTION_BACKEND_ENV", "BatchDropoutSeeds", "DropoutKeys", "SiteSeeds",
-               "attention", "attention_varlen", "bias_gelu", "dropout", "dropout_add_layer_norm", "mlm_mask",
-               "resolve_attention_backend", "site_of"]
+    __all__ = ["DEPRECATED_KERNEL_BACKEND_ENV", "KERNEL_BACKENDS", "KERNEL_BACKEND_ENV", "BatchDropoutSeeds",
+               "DropoutKeys", "SiteSeeds", "attention", "attention_varlen", "bias_gelu", "dropout",
+               "dropout_add_layer_norm", "mlm_mask", "resolve_kernel_backend", "site_of"]

@@ -1,12 +1,14 @@
 """The single place where kernel implementations are chosen.
 
-Attention backends (the same choice routes a block's other fused ops, bias+GELU and
-dropout+residual+LayerNorm): "triton" (the fused kernels in flash_attention.py; the Triton masked softmax
-for head dims the fused kernel does not take), "torch" (torch's scaled_dot_product_attention), "eager" (the explicit
-reference in reference.py) and "auto": Triton for CUDA tensors, torch elsewhere. The environment variable
-XLMR_DS_ATTENTION forces a backend for every call, so tests and users can compare implementations without
-touching code. The Triton modules are imported on first use: Triton decides at import time whether its
-kernels run compiled or in the CPU interpreter (TRITON_INTERPRET=1), and CPU-only jobs never need it.
+The kernel backend picks the implementation of every fused op of a block, attention, bias+GELU and
+dropout+residual+LayerNorm: "triton" (the Triton kernels: flash_attention.py, with the Triton masked softmax
+for head dims the fused kernel does not take, fused_bias_gelu.py, fused_residual_layernorm.py), "torch"
+(torch's scaled_dot_product_attention and PyTorch ops), "eager" (attention as the explicit reference in
+reference.py, PyTorch ops for the rest) and "auto": Triton for CUDA tensors, torch elsewhere. The environment
+variable XLMR_DS_KERNELS forces a backend for every call, so tests and users can compare implementations
+without touching code; XLMR_DS_ATTENTION is read as its deprecated alias. The Triton modules are imported on
+first use: Triton decides at import time whether its kernels run compiled or in the CPU interpreter
+(TRITON_INTERPRET=1), and CPU-only jobs never need it.
 """
 
 from __future__ import annotations
@@ -20,9 +22,12 @@ import torch.nn.functional as F
 from xlmr_ds.errors import XLMRDSError
 from xlmr_ds.kernels.keyed_dropout import SiteSeeds, keep_mask, keyed_dropout
 from xlmr_ds.kernels.reference import eager_attention, key_padding_bias
+from xlmr_ds.logs import error_line
 
-ATTENTION_BACKENDS = ("auto", "torch", "eager", "triton")
-ATTENTION_BACKEND_ENV = "XLMR_DS_ATTENTION"
+KERNEL_BACKENDS = ("auto", "torch", "eager", "triton")
+KERNEL_BACKEND_ENV = "XLMR_DS_KERNELS"
+DEPRECATED_KERNEL_BACKEND_ENV = "XLMR_DS_ATTENTION"
+"""A deprecated alias of KERNEL_BACKEND_ENV that scripts and users still set: read, with a one-line warning."""
 MASKING_BACKENDS = ("auto", "numpy", "triton")
 
 
@@ -33,25 +38,47 @@ def triton_runs_on(device: torch.device) -> bool:
     return os.environ.get("TRITON_INTERPRET", "0") not in ("", "0") and device.type == "cpu"
 
 
-def resolve_attention_backend(backend: str = "auto", device: torch.device | str = "cpu") -> str:
+def forced_kernel_backend() -> str | None:
+    """The backend the environment forces for every call (XLMR_DS_KERNELS, else its deprecated alias), or None."""
+    forced = os.environ.get(KERNEL_BACKEND_ENV)
+    if forced:
+        return _checked_forced(KERNEL_BACKEND_ENV, forced)
+    forced = os.environ.get(DEPRECATED_KERNEL_BACKEND_ENV)
+    if forced:
+        _warn_deprecated_once(forced)
+        return _checked_forced(DEPRECATED_KERNEL_BACKEND_ENV, forced)
+    return None
+
+
+def _checked_forced(variable: str, forced: str) -> str:
+    if forced not in KERNEL_BACKENDS:
+        raise XLMRDSError(f"{variable}={forced!r} is not a kernel backend; use one of {', '.join(KERNEL_BACKENDS)}")
+    return forced
+
+
+_warned_deprecated: set[str] = set()
+
+
+def _warn_deprecated_once(value: str) -> None:
+    """One line per process: the backend is resolved at every kernel call."""
+    if value not in _warned_deprecated:
+        _warned_deprecated.add(value)
+        error_line(f"xlmr-ds: warning: {DEPRECATED_KERNEL_BACKEND_ENV} is deprecated (it picks every fused kernel, "
+                   f"not only attention); set {KERNEL_BACKEND_ENV}={value} instead")
+
+
+def resolve_kernel_backend(backend: str = "auto", device: torch.device | str = "cpu") -> str:
     """The concrete backend ("triton", "torch" or "eager") for a requested one on `device`, after the
     environment override."""
-    forced = os.environ.get(ATTENTION_BACKEND_ENV)
-    if forced:
-        if forced not in ATTENTION_BACKENDS:
-            raise XLMRDSError(
-                f"{ATTENTION_BACKEND_ENV}={forced!r} is not an attention backend; use one of "
-                f"{', '.join(ATTENTION_BACKENDS)}"
-            )
-        backend = forced
-    if backend not in ATTENTION_BACKENDS:
-        raise XLMRDSError(f"attention backend {backend!r} is unknown; use one of {', '.join(ATTENTION_BACKENDS)}")
+    backend = forced_kernel_backend() or backend
+    if backend not in KERNEL_BACKENDS:
+        raise XLMRDSError(f"kernel backend {backend!r} is unknown; use one of {', '.join(KERNEL_BACKENDS)}")
     device = torch.device(device)
     if backend == "auto":
         return "triton" if device.type == "cuda" else "torch"
     if backend == "triton" and not triton_runs_on(device):
         raise XLMRDSError(
-            f"the triton attention backend needs CUDA tensors (got {device.type}); on CPU set TRITON_INTERPRET=1 "
+            f"the triton kernel backend needs CUDA tensors (got {device.type}); on CPU set TRITON_INTERPRET=1 "
             "before starting Python to run the kernels in Triton's interpreter, or use backend torch"
         )
     return backend
@@ -83,7 +110,7 @@ def attention(
     """
     if scale is None:
         scale = query.shape[-1] ** -0.5
-    chosen = resolve_attention_backend(backend, query.device)
+    chosen = resolve_kernel_backend(backend, query.device)
     keyed = dropout_seeds is not None and dropout_p > 0.0
     if chosen == "triton":
         return _triton_attention(query, key, value, attention_mask, dropout_p, scale, dropout_seeds if keyed else None)
@@ -111,7 +138,7 @@ def attention_varlen(
 ) -> torch.Tensor:
     """Attention over packed sequences (tokens, heads, head_dim), sequence b = tokens cu_seqlens[b]:cu_seqlens[b+1].
 
-    Only the Triton backend has a packed kernel; callers use it when resolve_attention_backend says "triton".
+    Only the Triton backend has a packed kernel; callers use it when resolve_kernel_backend says "triton".
     """
     from xlmr_ds.kernels.flash_attention import flash_attention_varlen
 
@@ -151,7 +178,7 @@ def _triton_attention(query, key, value, attention_mask, dropout_p, scale, dropo
 
 def bias_gelu(x: torch.Tensor, bias: torch.Tensor, backend: str = "auto") -> torch.Tensor:
     """gelu(x + bias): one Triton pass on the Triton backend, PyTorch elsewhere."""
-    if resolve_attention_backend(backend, x.device) == "triton":
+    if resolve_kernel_backend(backend, x.device) == "triton":
         from xlmr_ds.kernels.fused_bias_gelu import bias_gelu as triton_bias_gelu
 
         return triton_bias_gelu(x, bias)
@@ -164,7 +191,7 @@ def dropout_add_layer_norm(x: torch.Tensor, residual: torch.Tensor, weight: torc
     """LayerNorm(residual + dropout(x)): one Triton pass on the Triton backend, PyTorch elsewhere.
     dropout_p is applied as given: the caller passes 0.0 in eval mode. dropout_seeds keys it by sample."""
     keyed = dropout_seeds is not None and dropout_p > 0.0
-    if resolve_attention_backend(backend, x.device) == "triton":
+    if resolve_kernel_backend(backend, x.device) == "triton":
         from xlmr_ds.kernels.fused_residual_layernorm import dropout_add_layer_norm as triton_add_norm
 
         if keyed:

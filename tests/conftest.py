@@ -10,7 +10,7 @@ sys.path.insert(0, str(Path(__file__).parent / "engine"))
 from corpus_factory import write_corpus  # noqa: E402
 from launch import train  # noqa: E402  (tests/engine/launch.py)
 
-from xlmr_ds.prep.spm_train import train_sentencepiece  # noqa: E402
+from xlmr_ds.prep.spm.train import train_sentencepiece  # noqa: E402
 
 # Every process a test starts can load the test-only plugins (fault injection, fp16 on CPU) that its
 # environment asks for: tests/plugins/sitecustomize.py.
@@ -84,3 +84,17 @@ def unbroken_runs(training_args, tmp_path_factory):
             cache[key] = save
         return cache[key]
     return get
+
+
+@pytest.fixture(scope="session")
+def pretrained_hf(spm_model, tmp_path_factory) -> Path:
+    """A tiny randomly initialized XLM-R with the test tokenizer, as an `xlmr-ds export` directory."""
+    from xlmr_ds.model import XLMRForMaskedLM, preset
+    from xlmr_ds.model.hf import save_hf
+    from xlmr_ds.tokenizer import XLMRTokenizer
+
+    config = preset("tiny", vocab_size=XLMRTokenizer(spm_model).vocab_size, max_position_embeddings=130)
+    torch.manual_seed(0)
+    out = tmp_path_factory.mktemp("pretrained") / "hf"
+    save_hf(XLMRForMaskedLM(config), out, tokenizer_model=spm_model)
+    return out

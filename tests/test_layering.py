@@ -11,7 +11,7 @@ The layers, top to bottom (README's layout table says what each holds):
     config              the run's settings
     tasks               fine-tuning task files, their encoding, settings and scores
     estimate | prep | launch       FLOPs, memory, plans | offline data preparation | multi-node pre-flight
-    dataset | model                the online dataset and loader | the model
+    dataset | model | tokenizer    the online dataset and loader | the model | text to XLM-R ids (run time)
     kernels             Triton kernels and their references (the repo's kernels/, installed as xlmr_ds.kernels)
     foundation          errors, jsonfile, outputs, vocab, world, accelerator, logs and the package itself
 
@@ -26,7 +26,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-FOUNDATION = ("xlmr_ds", "xlmr_ds.atomic", "xlmr_ds.errors", "xlmr_ds.jsonfile", "xlmr_ds.vocab", "xlmr_ds.world",
+FOUNDATION = ("xlmr_ds", "xlmr_ds.errors", "xlmr_ds.jsonfile", "xlmr_ds.vocab", "xlmr_ds.world",
               "xlmr_ds.accelerator", "xlmr_ds.logs", "xlmr_ds.outputs")
 # Top to bottom; a tuple of several packages is one layer of siblings that must not import each other.
 LAYERS = (
@@ -36,7 +36,7 @@ LAYERS = (
     ("xlmr_ds.config",),
     ("xlmr_ds.tasks",),
     ("xlmr_ds.estimate", "xlmr_ds.prep", "xlmr_ds.launch"),
-    ("xlmr_ds.dataset", "xlmr_ds.model"),
+    ("xlmr_ds.dataset", "xlmr_ds.model", "xlmr_ds.tokenizer"),
     ("xlmr_ds.kernels",),
     FOUNDATION,
 )

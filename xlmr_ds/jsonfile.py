@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 from xlmr_ds.errors import XLMRDSError
@@ -26,12 +25,3 @@ def read_json_object(path: str | Path, what: str) -> dict:
     if not isinstance(value, dict):
         raise XLMRDSError(f"{path}: a {what} must be a JSON object")
     return value
-
-
-def write_json_atomically(path: str | Path, value: object) -> None:
-    """`value` as indented JSON in `path`, written under a temporary name and renamed: readers see the old file
-    or the whole new one."""
-    path = Path(path)
-    temporary = path.with_name(f".{path.name}.tmp")
-    temporary.write_text(json.dumps(value, indent=1) + "\n")
-    os.replace(temporary, path)

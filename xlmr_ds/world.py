@@ -1,5 +1,5 @@
 """Which process this is, and the process group of a data job (binarization, index building): MPI when
-launched by mpiexec, torch.distributed when a training job has it up, else one process.
+launched by mpiexec, else one process (a training job passes its own runtime, engine/runtime.py, instead).
 
 Only the few collectives the data code needs, so it reads the same with one rank or many. MPI is imported
 only under an MPI launcher: importing mpi4py initializes MPI, which a torch.distributed job must not pay for.
@@ -113,25 +113,6 @@ class MPIWorld:
 
 def data_world() -> SingleProcess | MPIWorld:
     return MPIWorld() if launched_by_mpi() else SingleProcess()
-
-
-def job_rank() -> int:
-    """Global rank of this process in a torch.distributed or MPI job; 0 when alone."""
-    import torch.distributed as dist
-
-    if dist.is_available() and dist.is_initialized():
-        return dist.get_rank()
-    return data_world().rank if launched_by_mpi() else 0
-
-
-def job_barrier() -> None:
-    """Wait for every process of the job: torch.distributed when it is up, else MPI under mpiexec."""
-    import torch.distributed as dist
-
-    if dist.is_available() and dist.is_initialized():
-        dist.barrier()
-    elif launched_by_mpi():
-        data_world().barrier()
 
 
 def fail_together(world, work: Callable[[], T]) -> T:

@@ -19,8 +19,8 @@ from pathlib import Path
 
 import pytest
 
-from xlmr_ds.prep.corpus import discover_corpus
-from xlmr_ds.prep.tokenizer import XLMRTokenizer
+from xlmr_ds.prep.corpus.shards import discover_corpus
+from xlmr_ds.tokenizer import XLMRTokenizer
 
 MPIEXEC = str(Path(sys.executable).parent / "mpiexec")
 REPORT = re.compile(r"([\d,.]+) MB in ([\d.]+) s with (\d+) rank\(s\)(?: on [^:]+)?: ([\d,.]+) MB/s")
@@ -123,8 +123,8 @@ BUILD_REPORT = re.compile(r"in ([\d.]+) s with (\d+) worker\(s\): ([\d,]+) docum
 
 @pytest.fixture(scope="module")
 def demo_crawl(tmp_path_factory):
-    from xlmr_ds.prep.demo_corpus import write_demo_corpus
-    from xlmr_ds.prep.demo_crawl import write_demo_crawl
+    from xlmr_ds.prep.demo.corpus import write_demo_corpus
+    from xlmr_ds.prep.demo.crawl import write_demo_crawl
 
     root = tmp_path_factory.mktemp("bench-crawl")
     write_demo_corpus(root / "corpus", seed=2, scale=1.0)
@@ -148,9 +148,9 @@ def test_corpus_build_throughput_against_fasttext_and_hashing(benchmark, demo_cr
 
     import fasttext
 
-    from xlmr_ds.prep.corpus_build import BuildSettings, build_corpus
-    from xlmr_ds.prep.langid import default_model_path
-    from xlmr_ds.prep.paragraphs import paragraph_hashes
+    from xlmr_ds.prep.corpus.build import BuildSettings, build_corpus
+    from xlmr_ds.prep.corpus.langid import default_model_path
+    from xlmr_ds.prep.corpus.paragraphs import paragraph_hashes
     from xlmr_ds.world import SingleProcess
 
     documents = [[line for line in json.loads(record)["text"].split("\n") if line.strip()]

@@ -230,7 +230,7 @@ def test_recipe_single_phase_is_xlmr():
 
 @pytest.mark.parametrize("path", sorted((Path(__file__).parents[2] / "recipes").glob("*.json")), ids=lambda p: p.name)
 def test_shipped_recipes_load_and_name_demo_corpus_languages(path):
-    from xlmr_ds.prep.demo_corpus import FAKER_LANGUAGES, MIMESIS_LANGUAGES
+    from xlmr_ds.prep.demo.corpus import FAKER_LANGUAGES, MIMESIS_LANGUAGES
 
     recipe = load_recipe(path)
     recipe.check_against(sorted({*MIMESIS_LANGUAGES, *FAKER_LANGUAGES}), max_sequence_length=512)

@@ -13,7 +13,7 @@ from transformers import AutoModelForMaskedLM, AutoTokenizer, pipeline
 from xlmr_ds.engine.checkpoint import list_checkpoints
 from xlmr_ds.engine.export import choose_checkpoint, load_checkpoint_model
 from xlmr_ds.engine.metrics import read_metrics
-from xlmr_ds.prep.tokenizer import XLMRTokenizer
+from xlmr_ds.tokenizer import XLMRTokenizer
 
 pytestmark = [pytest.mark.multiprocess, pytest.mark.slow]
 

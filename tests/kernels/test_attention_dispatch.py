@@ -2,8 +2,21 @@ import pytest
 import torch
 
 from xlmr_ds.errors import XLMRDSError
-from xlmr_ds.kernels import ATTENTION_BACKEND_ENV, attention, resolve_attention_backend
+from xlmr_ds.kernels import (
+    DEPRECATED_KERNEL_BACKEND_ENV,
+    KERNEL_BACKEND_ENV,
+    attention,
+    dispatch,
+    resolve_kernel_backend,
+)
 from xlmr_ds.kernels.reference import eager_attention, key_padding_bias
+
+
+@pytest.fixture(autouse=True)
+def no_backend_forced(monkeypatch):
+    """Each test sets the variables it is about; one set in the shell that runs the tests must not count."""
+    monkeypatch.delenv(KERNEL_BACKEND_ENV, raising=False)
+    monkeypatch.delenv(DEPRECATED_KERNEL_BACKEND_ENV, raising=False)
 
 
 def _inputs(batch=2, heads=3, seq=10, dim=16, dtype=torch.float64, seed=0):
@@ -25,33 +38,42 @@ def _inputs(batch=2, heads=3, seq=10, dim=16, dtype=torch.float64, seed=0):
     ("torch", "triton", "cuda", "triton"),
 ])
 def test_backend_resolution_and_the_environment_override(requested, env, device, expected, monkeypatch):
-    if env is None:
-        monkeypatch.delenv(ATTENTION_BACKEND_ENV, raising=False)
-    else:
-        monkeypatch.setenv(ATTENTION_BACKEND_ENV, env)
+    if env is not None:
+        monkeypatch.setenv(KERNEL_BACKEND_ENV, env)
     if device == "cpu" and not torch.cuda.is_available():
         monkeypatch.setenv("TRITON_INTERPRET", "1")
-    assert resolve_attention_backend(requested, device) == expected
+    assert resolve_kernel_backend(requested, device) == expected
 
 
 def test_triton_on_cpu_without_the_interpreter_is_refused_with_the_way_out(monkeypatch):
-    monkeypatch.delenv(ATTENTION_BACKEND_ENV, raising=False)
     monkeypatch.setenv("TRITON_INTERPRET", "0")
     with pytest.raises(XLMRDSError, match="needs CUDA tensors.*TRITON_INTERPRET=1"):
-        resolve_attention_backend("triton", "cpu")
+        resolve_kernel_backend("triton", "cpu")
 
 
 def test_unknown_backends_are_refused_by_name(monkeypatch):
-    monkeypatch.delenv(ATTENTION_BACKEND_ENV, raising=False)
-    with pytest.raises(XLMRDSError, match="attention backend 'cuda' is unknown"):
-        resolve_attention_backend("cuda")
-    monkeypatch.setenv(ATTENTION_BACKEND_ENV, "fast")
-    with pytest.raises(XLMRDSError, match="XLMR_DS_ATTENTION='fast' is not an attention backend"):
-        resolve_attention_backend("auto")
+    with pytest.raises(XLMRDSError, match="kernel backend 'cuda' is unknown"):
+        resolve_kernel_backend("cuda")
+    monkeypatch.setenv(KERNEL_BACKEND_ENV, "fast")
+    with pytest.raises(XLMRDSError, match="XLMR_DS_KERNELS='fast' is not a kernel backend"):
+        resolve_kernel_backend("auto")
 
 
-def test_torch_and_eager_backends_agree_and_masked_keys_get_no_weight(monkeypatch):
-    monkeypatch.delenv(ATTENTION_BACKEND_ENV, raising=False)
+def test_the_deprecated_variable_still_forces_the_backend_with_one_warning_line(monkeypatch, capsys):
+    monkeypatch.setattr(dispatch, "_warned_deprecated", set())
+    monkeypatch.setenv(DEPRECATED_KERNEL_BACKEND_ENV, "eager")
+    assert resolve_kernel_backend("torch", "cpu") == resolve_kernel_backend("auto", "cpu") == "eager"
+    assert capsys.readouterr().err == ("xlmr-ds: warning: XLMR_DS_ATTENTION is deprecated (it picks every fused "
+                                       "kernel, not only attention); set XLMR_DS_KERNELS=eager instead\n")
+    monkeypatch.setenv(KERNEL_BACKEND_ENV, "torch")  # the new name wins
+    assert resolve_kernel_backend("auto", "cpu") == "torch"
+    monkeypatch.delenv(KERNEL_BACKEND_ENV)
+    monkeypatch.setenv(DEPRECATED_KERNEL_BACKEND_ENV, "fast")
+    with pytest.raises(XLMRDSError, match="XLMR_DS_ATTENTION='fast' is not a kernel backend"):
+        resolve_kernel_backend("auto")
+
+
+def test_torch_and_eager_backends_agree_and_masked_keys_get_no_weight():
     q, k, v, mask = _inputs()
     torch_out = attention(q, k, v, mask, backend="torch")
     eager_out = attention(q, k, v, mask, backend="eager")
@@ -62,8 +84,7 @@ def test_torch_and_eager_backends_agree_and_masked_keys_get_no_weight(monkeypatc
     torch.testing.assert_close(attention(q, k2, v2, mask, backend="torch"), torch_out, rtol=0, atol=1e-12)
 
 
-def test_fully_padded_sequence_gives_finite_output_on_every_backend(monkeypatch):
-    monkeypatch.delenv(ATTENTION_BACKEND_ENV, raising=False)
+def test_fully_padded_sequence_gives_finite_output_on_every_backend():
     q, k, v, mask = _inputs(dtype=torch.float32)
     mask[0] = 0
     for backend in ("torch", "eager"):

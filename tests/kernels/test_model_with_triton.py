@@ -1,4 +1,4 @@
-"""The model with the Triton attention backend (interpreter on CPU, tiny config) matches the torch backend,
+"""The model with the Triton kernel backend (interpreter on CPU, tiny config) matches the torch backend,
 on the padded path and on the unpadded (variable-length) path the model takes when a batch has enough padding."""
 
 from dataclasses import replace

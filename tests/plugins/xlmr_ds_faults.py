@@ -5,6 +5,7 @@ xlmr-ds itself has no fault code and no branch for it in the step. A fault is `P
 several are separated by commas. KEY (the step, or the language for data points) and RANK may be `*`:
 
     step      start of optimizer step KEY (1-based), before its first micro-batch   Trainer.train_step
+    finetune-step  start of fine-tuning step KEY (1-based)                          FineTuner._train_step
     loss      every micro-batch loss of step KEY                                    Trainer.micro_batch_loss
     save      inside the save of step KEY: DeepSpeed's files are written, the
               completion marker is not                                              CheckpointManager._commit
@@ -95,15 +96,18 @@ def _after_language(result, source, segments, text_field, tokenizer, out_dir, tm
 def install() -> None:
     from xlmr_ds.dataset import block_index
     from xlmr_ds.engine.checkpoint import CheckpointManager
+    from xlmr_ds.engine.finetune import FineTuner
     from xlmr_ds.engine.trainer import Trainer
-    from xlmr_ds.prep import binarize, corpus_build
-    from xlmr_ds.world import job_rank
+    from xlmr_ds.prep import binarize
+    from xlmr_ds.prep.corpus import build as corpus_build
+    from xlmr_ds.world import launcher_rank
 
     _before(Trainer, "train_step", lambda trainer, batches: fault_point("step", trainer.step + 1, trainer.rank))
     _after(Trainer, "micro_batch_loss", _nan_loss)
+    _before(FineTuner, "_train_step", lambda tuner, engine, batch, step: fault_point("finetune-step", step, tuner.rank))
     _before(CheckpointManager, "_commit", lambda manager, target, step, newest: fault_point("save", step, manager.rank))
     _after(binarize, "binarize_language", _after_language)
     _before(corpus_build, "_identify_and_filter",
             lambda settings, identifier, tmp, rank, *rest: fault_point("build", "identify", rank))
     _after(block_index, "write_language_tables",
-           lambda result, staging, data_dir, language, *rest: fault_point("index", language, job_rank()))
+           lambda result, staging, data_dir, language, *rest: fault_point("index", language, launcher_rank()))

@@ -10,7 +10,7 @@ from xlmr_ds.dataset.indexed import IndexedDataset
 from xlmr_ds.dataset.manifest import read_manifest
 from xlmr_ds.errors import XLMRDSError
 from xlmr_ds.prep.binarize import binarize_corpus
-from xlmr_ds.prep.tokenizer import XLMRTokenizer
+from xlmr_ds.tokenizer import XLMRTokenizer
 from xlmr_ds.world import SingleProcess
 
 MPIEXEC = str(Path(sys.executable).parent / "mpiexec")

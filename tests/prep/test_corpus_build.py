@@ -20,15 +20,15 @@ import pytest
 import zstandard
 from warcio.warcwriter import WARCWriter
 
-import xlmr_ds.prep.corpus_build as corpus_build
+import xlmr_ds.prep.corpus.build as corpus_build
 from xlmr_ds.errors import XLMRDSError
-from xlmr_ds.prep.corpus import discover_corpus
-from xlmr_ds.prep.corpus_build import BuildSettings, build_corpus
-from xlmr_ds.prep.demo_corpus import write_demo_corpus
-from xlmr_ds.prep.demo_crawl import write_demo_crawl
-from xlmr_ds.prep.doc_filters import FilterSettings, failed_filter, repeated_line_share, script_share
-from xlmr_ds.prep.langid import default_model_path
-from xlmr_ds.prep.paragraphs import normalize_paragraph, paragraph_hash, paragraph_hashes
+from xlmr_ds.prep.corpus.build import BuildSettings, build_corpus
+from xlmr_ds.prep.corpus.filters import FilterSettings, failed_filter, repeated_line_share, script_share
+from xlmr_ds.prep.corpus.langid import default_model_path
+from xlmr_ds.prep.corpus.paragraphs import normalize_paragraph, paragraph_hash, paragraph_hashes
+from xlmr_ds.prep.corpus.shards import discover_corpus
+from xlmr_ds.prep.demo.corpus import write_demo_corpus
+from xlmr_ds.prep.demo.crawl import write_demo_crawl
 from xlmr_ds.world import SingleProcess
 
 MPIEXEC = str(Path(sys.executable).parent / "mpiexec")

@@ -1,7 +1,7 @@
 import unicodedata
 
-from xlmr_ds.prep.corpus import discover_corpus
-from xlmr_ds.prep.demo_corpus import write_demo_corpus
+from xlmr_ds.prep.corpus.shards import discover_corpus
+from xlmr_ds.prep.demo.corpus import write_demo_corpus
 
 SCRIPTS = ["LATIN", "CYRILLIC", "ARABIC", "DEVANAGARI", "CJK", "HANGUL", "GREEK", "BENGALI", "THAI", "ARMENIAN"]
 

@@ -7,7 +7,7 @@ from collections import Counter
 import pytest
 
 from xlmr_ds.errors import XLMRDSError
-from xlmr_ds.prep.demo_task import write_demo_task
+from xlmr_ds.prep.demo.task import write_demo_task
 from xlmr_ds.tasks.formats import TaskFile
 from xlmr_ds.tasks.kinds import KINDS
 from xlmr_ds.tasks.settings import FinetuneSettings, RetrievalSettings

@@ -4,7 +4,7 @@ import shutil
 
 from transformers import XLMRobertaTokenizer
 
-from xlmr_ds.prep.tokenizer import XLMRTokenizer
+from xlmr_ds.tokenizer import XLMRTokenizer
 
 
 def test_ids_equal_transformers_xlmr_tokenizer_on_every_language(spm_model, corpus_dir, tmp_path):

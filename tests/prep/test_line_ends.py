@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 import zstandard
 
-from xlmr_ds.prep import shard_reader
-from xlmr_ds.prep.corpus import ReplacementCounter, discover_corpus, end_of_last_line
-from xlmr_ds.prep.shard_reader import iter_language_lines
+from xlmr_ds.prep.corpus import reader as shard_reader
+from xlmr_ds.prep.corpus.reader import iter_language_lines
+from xlmr_ds.prep.corpus.shards import ReplacementCounter, discover_corpus, end_of_last_line
 
 DOCUMENTS = [["first document, line one.", "line two\u2028with a line separator."],
              ["second document.", "next\x85line and\u2029paragraph separators inside one line."],

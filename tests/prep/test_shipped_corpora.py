@@ -22,9 +22,9 @@ import zstandard
 from sentencepiece import sentencepiece_model_pb2 as model_pb2
 
 from xlmr_ds.dataset.manifest import read_manifest
-from xlmr_ds.prep.corpus import ReplacementCounter, discover_corpus, split_work
-from xlmr_ds.prep.shard_reader import iter_language_lines, iter_segment_text
-from xlmr_ds.prep.spm_train import train_sentencepiece
+from xlmr_ds.prep.corpus.reader import iter_language_lines, iter_segment_text
+from xlmr_ds.prep.corpus.shards import ReplacementCounter, discover_corpus, split_work
+from xlmr_ds.prep.spm.train import train_sentencepiece
 
 MPIEXEC = str(Path(sys.executable).parent / "mpiexec")
 COMPRESS = {"xz": lzma.compress, "gz": gzip.compress, "zst": lambda data: zstandard.ZstdCompressor().compress(data)}

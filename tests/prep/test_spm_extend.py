@@ -11,10 +11,10 @@ from released_size_spm import write_released_size_spm
 from sentencepiece import sentencepiece_model_pb2 as model_pb2
 from transformers import XLMRobertaTokenizer, XLMRobertaTokenizerFast
 
-from xlmr_ds.prep.demo_corpus import write_demo_corpus
-from xlmr_ds.prep.spm_extend import _base_log_probability, _segmenter, extend_sentencepiece, load_unigram_proto
-from xlmr_ds.prep.spm_train import train_sentencepiece
-from xlmr_ds.prep.tokenizer import XLMRTokenizer
+from xlmr_ds.prep.demo.corpus import write_demo_corpus
+from xlmr_ds.prep.spm.extend import _base_log_probability, _segmenter, extend_sentencepiece, load_unigram_proto
+from xlmr_ds.prep.spm.train import train_sentencepiece
+from xlmr_ds.tokenizer import XLMRTokenizer
 
 OLD, NEW = ["en", "ru", "ar", "zh"], ["el", "hi", "xx"]
 

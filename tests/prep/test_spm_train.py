@@ -2,9 +2,9 @@ import pytest
 
 from xlmr_ds.dataset.sampling import alpha_probabilities
 from xlmr_ds.errors import XLMRDSError
-from xlmr_ds.prep.corpus import discover_corpus
-from xlmr_ds.prep.spm_train import draw_alpha_sample, train_sentencepiece
-from xlmr_ds.prep.tokenizer import XLMRTokenizer
+from xlmr_ds.prep.corpus.shards import discover_corpus
+from xlmr_ds.prep.spm.train import draw_alpha_sample, train_sentencepiece
+from xlmr_ds.tokenizer import XLMRTokenizer
 
 
 def test_alpha_probabilities_match_the_formula():

@@ -20,7 +20,7 @@ from pathlib import Path
 import psutil
 from launch import train_command
 
-ERROR = re.compile(r"xlmr-ds train: error: [^\r\n]*")
+ERROR = re.compile(r"xlmr-ds (?:train|finetune): error: [^\r\n]*")
 
 
 def errors(output: str) -> list[str]:
@@ -84,8 +84,9 @@ class Jobs:
         self.started: list[Job] = []
 
     def start(self, args: list[str], processes: int = 2, launcher: str = "deepspeed",
-              env: dict | None = None) -> Job:
-        command, environment = train_command(launcher, processes, args)
+              env: dict | None = None, module: str = "xlmr_ds.train") -> Job:
+        """A job of `module` (pretraining unless it names another, e.g. xlmr_ds.finetune)."""
+        command, environment = train_command(launcher, processes, args, module)
         environment.update(env or {})
         port = command[command.index("--master_port") + 1] if launcher == "deepspeed" else environment["MASTER_PORT"]
         return self._popen(command, environment, port, f"job{len(self.started)}")

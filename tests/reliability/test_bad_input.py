@@ -29,7 +29,7 @@ from launch import environment, train
 from released_size_spm import write_bpe_spm, write_every_ab_piece_spm, write_released_size_spm
 from transformers_dirs import edit_json, save_transformers_model, swap_s_and_pad
 
-from xlmr_ds.prep.spm_train import train_sentencepiece
+from xlmr_ds.prep.spm.train import train_sentencepiece
 
 CONFIGS = Path(__file__).parents[2] / "ds_configs"
 TINY_CONFIG = json.loads((CONFIGS / "tiny_cpu_zero2.json").read_text())

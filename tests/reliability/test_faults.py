@@ -109,6 +109,52 @@ def test_sigterm_saves_a_checkpoint_and_the_resumed_run_is_exact(jobs, training_
     assert losses(save) == losses(unbroken_runs(2))
 
 
+def _finetune_job_args(pretrained_hf: Path, root: Path, out: Path, *extra: str) -> list[str]:
+    """A two-label sentence task of 64 examples: 2 epochs of 8 steps at batch 8."""
+    rows = "".join(f"{'good' if i % 2 else 'bad'} film number {i}\t{'pos' if i % 2 else 'neg'}\n" for i in range(64))
+    (root / "train.en.tsv").write_text(rows)
+    return ["--task", "sequence-classification", "--model", str(pretrained_hf), "--train", str(root / "train.en.tsv"),
+            "--test", f"en={root / 'train.en.tsv'}", "--out", str(out), "--epochs", "2", "--batch-size", "8", *extra]
+
+
+def _files(directory: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(directory)): p.read_bytes() for p in directory.rglob("*") if p.is_file()}
+
+
+def test_sigterm_ends_a_finetune_in_one_line_and_leaves_an_earlier_result_as_it_was(jobs, pretrained_hf, tmp_path):
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "results.json").write_text('{"an earlier": "result"}\n')
+    args = _finetune_job_args(pretrained_hf, tmp_path, out)
+    before = _files(out)
+    # Both ranks pause 3 s before step 3, so that the signal arrives at a known step.
+    job = jobs.start(args, env={"XLMR_DS_FAULT": "finetune-step:3:*:sleep3"}, module="xlmr_ds.finetune")
+    job.wait_for_output("finetune-step:3 rank 0: sleep3")
+    processes = job.processes()
+    os.killpg(job.pid, signal.SIGTERM)  # preemption: SIGTERM to every process of the job
+    _, alive = psutil.wait_procs(processes, timeout=120)
+    assert not alive
+    output = job.output()
+    assert job.popen.returncode != 0 and "Traceback" not in output
+    assert job.errors() and all(e.startswith("xlmr-ds finetune: error: stopped at step 3 of 16 (SIGTERM/SIGINT): "
+                                             "fine-tuning keeps no checkpoints, so nothing was written") for e in
+                                job.errors()), output[-3000:]
+    assert _files(out) == before  # the earlier result intact, no staging directory left beside it
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".out")] == []
+
+
+def test_a_finetune_without_progress_ends_by_its_watchdog(jobs, pretrained_hf, tmp_path):
+    args = _finetune_job_args(pretrained_hf, tmp_path, tmp_path / "out", "--dist-timeout-minutes", "0.05")
+    job = jobs.start(args, processes=1, launcher="python", env={"XLMR_DS_FAULT": "finetune-step:2:*:stall"},
+                     module="xlmr_ds.finetune")
+    assert job.wait(timeout=120) == 124
+    assert len(job.errors()) == 1 and re.fullmatch(
+        r"xlmr-ds finetune: error: no progress for \d\.\d s during step 2 \(limit 3 s, --dist-timeout-minutes\): "
+        r"another process of the job has probably died or hangs; exiting so that the job can be run again "
+        r"\(fine-tuning keeps no checkpoints\)", job.errors()[0]), job.output()[-3000:]
+    assert not (tmp_path / "out").exists()
+
+
 @pytest.fixture
 def small_disk(tmp_path, unbroken_runs):
     """A tmpfs with room for one checkpoint of the tiny model and its logs, not for two."""
@@ -263,8 +309,8 @@ BUILD = "import sys; from xlmr_ds.cli.main import main; sys.exit(main(['corpus',
 
 
 def test_a_killed_corpus_build_leaves_nothing_that_a_later_run_takes_for_complete(tmp_path):
-    from xlmr_ds.prep.demo_corpus import write_demo_corpus
-    from xlmr_ds.prep.demo_crawl import write_demo_crawl
+    from xlmr_ds.prep.demo.corpus import write_demo_corpus
+    from xlmr_ds.prep.demo.crawl import write_demo_crawl
 
     write_demo_corpus(tmp_path / "source", seed=3, scale=0.05)
     write_demo_crawl(tmp_path / "source", tmp_path / "raw", shards=2, seed=3)

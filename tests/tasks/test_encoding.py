@@ -6,7 +6,6 @@ from task_factory import corpus_words
 from transformers import AutoTokenizer
 
 from xlmr_ds.errors import XLMRDSError
-from xlmr_ds.prep.tokenizer import XLMRTokenizer
 from xlmr_ds.tasks.encoding import (
     LabelSet,
     collate,
@@ -16,6 +15,7 @@ from xlmr_ds.tasks.encoding import (
     word_predictions,
 )
 from xlmr_ds.tasks.formats import TextExample, TokenExample
+from xlmr_ds.tokenizer import XLMRTokenizer
 from xlmr_ds.vocab import IGNORE_INDEX
 
 

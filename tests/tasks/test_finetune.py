@@ -111,7 +111,7 @@ def test_finetune_from_hf_directory_scores_as_sklearn_on_transformers_prediction
     train(pair_args(task_files, pretrained_hf, out), processes=1, launcher="python", module="xlmr_ds.finetune")
     assert sorted(p.name for p in out.iterdir()) == ["metrics.jsonl", "model", "results.csv", "results.json",
                                                      "results.md", "settings.json"]
-    assert not list(tmp_path.glob(".out.partial-*"))
+    assert not list(tmp_path.glob(".out.*.tmp"))
     results = json.loads((out / "results.json").read_text())
     assert results["source"] == ["en"] and list(results["languages"]) == list(TEST_LANGUAGES)
     for lang, (predicted, gold) in hf_predictions_by_language(out / "model", "pair-classification", task_files).items():
@@ -187,10 +187,10 @@ def test_losses_equal_transformers_for_the_same_weights_order_and_optimizer(task
     from xlmr_ds.engine.finetune import build_classifier, epoch_batches, load_task_data
     from xlmr_ds.model import XLMRForMaskedLM, preset
     from xlmr_ds.model.hf import save_hf
-    from xlmr_ds.prep.tokenizer import XLMRTokenizer
     from xlmr_ds.tasks.encoding import collate
     from xlmr_ds.tasks.formats import TaskFile
     from xlmr_ds.tasks.settings import FinetuneSettings
+    from xlmr_ds.tokenizer import XLMRTokenizer
 
     tokenizer = XLMRTokenizer(spm_model)
     config = preset("tiny", vocab_size=tokenizer.vocab_size, max_position_embeddings=130, hidden_dropout=0.0,
@@ -276,7 +276,7 @@ def test_bad_input_is_one_line_and_leaves_no_output(task_files, pretrained_hf, t
         assert code == 1, name
         assert len(err.strip().splitlines()) == 1 and "Traceback" not in err, (name, err)
         assert re.search(error, err), (name, err)
-        assert not (tmp_path / "out").exists() and not list(tmp_path.glob(".out.partial-*")), name
+        assert not (tmp_path / "out").exists() and not list(tmp_path.glob(".out.*.tmp")), name
     assert (tmp_path / "busy" / "keep.txt").read_text() == "mine"
 
 
@@ -292,9 +292,9 @@ def test_bad_input_exits_non_zero_without_traceback_from_the_command_line(task_f
 def test_several_training_languages_are_all_source_languages(task_files, corpus_dir, spm_model, tmp_path):
     """translate-train-all: --train in two languages; both are source, only the third is zero-shot."""
     from xlmr_ds.engine.finetune import load_task_data
-    from xlmr_ds.prep.tokenizer import XLMRTokenizer
     from xlmr_ds.tasks.formats import TaskFile
     from xlmr_ds.tasks.settings import FinetuneSettings
+    from xlmr_ds.tokenizer import XLMRTokenizer
 
     russian = write_xnli_mt(tmp_path / "multinli.train.ru.tsv", pair_examples(corpus_words(corpus_dir, "ru"), 16, 3))
     settings = FinetuneSettings("pair-classification", "unused", (TaskFile(task_files["pair_train"], None),

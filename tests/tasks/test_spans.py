@@ -9,9 +9,9 @@ from task_factory import corpus_words, qa_examples
 
 from xlmr_ds.model.heads import XLMRForQuestionAnswering
 from xlmr_ds.model.hf import load_hf, save_hf
-from xlmr_ds.prep.tokenizer import XLMRTokenizer
 from xlmr_ds.tasks.formats import QAExample
 from xlmr_ds.tasks.spans import NO_ANSWER, best_answers, collate_spans, encode_qa_examples
+from xlmr_ds.tokenizer import XLMRTokenizer
 
 # (id, language, examples, context words, max_length, stride): long contexts make several windows.
 CASES = [

@@ -14,10 +14,10 @@ from transformers import AutoTokenizer
 from transformers_dirs import save_transformers_model, save_transformers_tokenizer, swap_s_and_pad
 
 from xlmr_ds.errors import XLMRDSError
-from xlmr_ds.prep.tokenizer import WORD_START, FastTokenizer, XLMRTokenizer, tokenizer_of_directory
 from xlmr_ds.tasks.encoding import LabelSet, encode_text_examples, encode_token_examples
 from xlmr_ds.tasks.formats import QAExample, TextExample, TokenExample
 from xlmr_ds.tasks.spans import encode_qa_examples
+from xlmr_ds.tokenizer import WORD_START, FastTokenizer, XLMRTokenizer, tokenizer_of_directory
 
 
 @pytest.fixture(scope="module")

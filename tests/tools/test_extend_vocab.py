@@ -17,8 +17,8 @@ from transformers import AutoModelForMaskedLM, AutoTokenizer, pipeline
 from xlmr_ds.engine.export import choose_checkpoint, load_checkpoint_model
 from xlmr_ds.model.hf import load_hf
 from xlmr_ds.model.resize import new_row_ids
-from xlmr_ds.prep.spm_extend import extend_sentencepiece
-from xlmr_ds.prep.tokenizer import XLMRTokenizer
+from xlmr_ds.prep.spm.extend import extend_sentencepiece
+from xlmr_ds.tokenizer import XLMRTokenizer
 from xlmr_ds.tools.extend_vocab import extend_model_vocabulary, old_split
 
 CONFIGS = Path(__file__).parents[2] / "ds_configs"

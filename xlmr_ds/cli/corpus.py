@@ -14,7 +14,7 @@ from xlmr_ds.cli.arguments import (
 )
 from xlmr_ds.cli.table import format_table
 from xlmr_ds.errors import XLMRDSError
-from xlmr_ds.prep.demo_corpus import write_demo_corpus
+from xlmr_ds.prep.demo.corpus import write_demo_corpus
 
 
 def register(commands) -> None:
@@ -80,7 +80,7 @@ def run_demo(args: argparse.Namespace) -> int:
 
 
 def run_demo_crawl(args: argparse.Namespace) -> int:
-    from xlmr_ds.prep.demo_crawl import write_demo_crawl
+    from xlmr_ds.prep.demo.crawl import write_demo_crawl
 
     written = write_demo_crawl(args.corpus, args.out, shards=args.shards, seed=args.seed)
     print(f"wrote {written['shards']} shards of {written['documents']:,} documents to {args.out}: "
@@ -90,8 +90,8 @@ def run_demo_crawl(args: argparse.Namespace) -> int:
 
 
 def run_build(args: argparse.Namespace) -> int:
-    from xlmr_ds.prep.corpus_build import BuildSettings, build_corpus
-    from xlmr_ds.prep.doc_filters import FilterSettings
+    from xlmr_ds.prep.corpus.build import BuildSettings, build_corpus
+    from xlmr_ds.prep.corpus.filters import FilterSettings
     from xlmr_ds.world import data_world
 
     settings = BuildSettings(

@@ -7,8 +7,8 @@ from pathlib import Path
 
 from xlmr_ds.cli.arguments import add_command_group
 from xlmr_ds.dataset.indexed import IndexedDataset
-from xlmr_ds.dataset.manifest import read_manifest
-from xlmr_ds.prep.tokenizer import tokenizer_for_dataset
+from xlmr_ds.dataset.manifest import read_manifest, tokenizer_file
+from xlmr_ds.tokenizer import XLMRTokenizer
 
 
 def register(commands) -> None:
@@ -24,7 +24,7 @@ def run_inspect(args: argparse.Namespace) -> int:
     prefix = Path(args.prefix)
     dataset = IndexedDataset(prefix)
     manifest = read_manifest(prefix.parent)
-    tokenizer = tokenizer_for_dataset(prefix.parent, manifest, args.spm)
+    tokenizer = XLMRTokenizer(tokenizer_file(prefix.parent, manifest, args.spm))  # checked by sha256
     print(f"{prefix}: {dataset.num_documents:,} documents, {len(dataset):,} sequences, "
           f"{dataset.num_tokens:,} tokens, dtype {dataset.dtype.name}, vocab_size {tokenizer.vocab_size:,}")
     for i in range(min(args.sequences, len(dataset))):

@@ -35,7 +35,7 @@ def run(args: argparse.Namespace) -> int:
     require_at_least(args, 1, "gpus_per_node", "nodes")
     name, config = model_config_from_args(args)
     if args.spm:
-        from xlmr_ds.prep.tokenizer import XLMRTokenizer
+        from xlmr_ds.tokenizer import XLMRTokenizer
 
         config = config.replace(vocab_size=XLMRTokenizer(args.spm).vocab_size)
     elif args.vocab_size:

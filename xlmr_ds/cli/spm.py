@@ -1,5 +1,5 @@
 """`xlmr-ds spm train`: a SentencePiece unigram model from an alpha-sampled corpus sample; `xlmr-ds spm extend`:
-a model extended with the pieces of new languages, every old id kept (prep/spm_extend.py)."""
+a model extended with the pieces of new languages, every old id kept (prep/spm/extend.py)."""
 
 from __future__ import annotations
 
@@ -8,9 +8,9 @@ import time
 
 from xlmr_ds.cli.arguments import add_command_group, add_text_field_argument, positive_int, spm_prefix
 from xlmr_ds.cli.table import format_table
-from xlmr_ds.prep.spm_extend import extend_sentencepiece
-from xlmr_ds.prep.spm_train import train_sentencepiece
-from xlmr_ds.prep.tokenizer import XLMRTokenizer
+from xlmr_ds.prep.spm.extend import extend_sentencepiece
+from xlmr_ds.prep.spm.train import train_sentencepiece
+from xlmr_ds.tokenizer import XLMRTokenizer
 
 
 def register(commands) -> None:
@@ -34,13 +34,13 @@ def register(commands) -> None:
     extend.add_argument("--base", required=True, metavar="OLD.model", help="the unigram model to extend")
     extend.add_argument("--input", required=True, metavar="DIR",
                         help="corpus directory of <lang>.txt files: the new languages' text, and the old languages' "
-                             "text that must tokenize as before")
+                             "text that must tokenize as with --base")
     extend.add_argument("--add", required=True, type=int, metavar="N", help="pieces to add (at most)")
     extend.add_argument("--out", required=True, type=spm_prefix, metavar="PREFIX",
                         help="writes PREFIX.model, PREFIX.vocab and PREFIX.extension.json")
     extend.add_argument("--new-languages", nargs="+", metavar="LANG",
                         help="the languages of --input to train pieces on (default: all of them); the others are "
-                             "checked to tokenize as before")
+                             "checked to tokenize as with --base")
     extend.add_argument("--alpha", type=float, default=0.3, help="language sampling exponent (default 0.3)")
     extend.add_argument("--sample-lines", type=positive_int, default=200_000, metavar="M",
                         help="lines of new-language text to train on, split by alpha (default 200,000)")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 from xlmr_ds.cli.arguments import add_command_group, output_directory
-from xlmr_ds.prep.demo_task import DEFAULT_LANGUAGES
+from xlmr_ds.prep.demo.task import DEFAULT_LANGUAGES
 
 
 def register(commands) -> None:
@@ -19,7 +19,7 @@ def register(commands) -> None:
 
 
 def run_demo(args: argparse.Namespace) -> int:
-    from xlmr_ds.prep.demo_task import write_demo_task
+    from xlmr_ds.prep.demo.task import write_demo_task
 
     counts = write_demo_task(args.out, tuple(args.languages), args.seed)
     tests = ", ".join(f"{label} {n}" for label, n in counts["test"].items())

@@ -5,10 +5,10 @@ a process that still finds no cache afterwards (node-local data on another host)
 which is identical because building is deterministic. The cache is a directory
 OUT/.index/<key>/ holding <lang>.train.npy and <lang>.valid.npy (blocks.BLOCK_DTYPE records) and
 complete.json, written last; the directory is renamed into place whole. A build stages in
-OUT/.index/.<key>.<random> and holds an exclusive flock on its `building.lock` until the rename: a later build
-that can take the lock of a staging directory knows its builder is gone (the kernel releases the locks of a
-killed process, whatever host or container it ran in) and removes it; one without a lock file is either
-just created or about to be renamed, and is left alone.
+OUT/.index/.<key>.<random>.tmp (outputs.staging_directory) and holds an exclusive flock on its
+`building.lock` until the rename: a later build that can take the lock of a staging directory knows its
+builder is gone (the kernel releases the locks of a killed process, whatever host or container it ran in)
+and removes it; one without a lock file is either just created or about to be renamed, and is left alone.
 """
 
 from __future__ import annotations
@@ -18,7 +18,6 @@ import hashlib
 import json
 import os
 import shutil
-import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -26,7 +25,7 @@ import numpy as np
 from xlmr_ds.dataset.blocks import pack_blocks, split_runs, validation_documents
 from xlmr_ds.dataset.indexed import IndexedDataset, idx_path
 from xlmr_ds.dataset.manifest import MANIFEST
-from xlmr_ds.world import job_barrier, job_rank
+from xlmr_ds.outputs import staging_directory
 
 CACHE_FORMAT_VERSION = 1
 COMPLETE = "complete.json"
@@ -66,7 +65,7 @@ def _build_cache(data_dir: Path, cache_dir: Path, languages: list[str], block_si
                  split_seed: int) -> None:
     cache_dir.parent.mkdir(parents=True, exist_ok=True)
     _remove_abandoned_staging(cache_dir)
-    staging = Path(tempfile.mkdtemp(prefix=f".{cache_dir.name}.", dir=cache_dir.parent))
+    staging = staging_directory(cache_dir)
     lock = open(staging / BUILD_LOCK, "w")
     try:
         fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -96,12 +95,14 @@ def _remove_abandoned_staging(cache_dir: Path) -> None:
 
 
 def load_block_tables(data_dir: Path, languages: list[str], block_size: int, valid_fraction: float,
-                      split_seed: int) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-    """{language: (train blocks, validation blocks)}, building the cache if needed (see module docstring)."""
+                      split_seed: int, world) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """{language: (train blocks, validation blocks)}, building the cache if needed (see module docstring).
+    `world` is the job's processes (its `rank` and `barrier()`): the training job's runtime, MPI's world
+    under mpiexec, or one process."""
     cache_dir = data_dir / ".index" / cache_key(data_dir, languages, block_size, valid_fraction, split_seed)
-    if job_rank() == 0 and not (cache_dir / COMPLETE).exists():
+    if world.rank == 0 and not (cache_dir / COMPLETE).exists():
         _build_cache(data_dir, cache_dir, languages, block_size, valid_fraction, split_seed)
-    job_barrier()
+    world.barrier()
     if not (cache_dir / COMPLETE).exists():
         _build_cache(data_dir, cache_dir, languages, block_size, valid_fraction, split_seed)
     return {lang: (np.load(cache_dir / f"{lang}.train.npy", mmap_mode="r"),

@@ -5,6 +5,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from xlmr_ds.errors import require_minimum, require_within
+
+MIN_BLOCK_SIZE = 8
+"""The shortest block the loader cuts: <s>, </s> and a few tokens to mask."""
+
 
 @dataclass(frozen=True)
 class DataConfig:
@@ -14,7 +19,8 @@ class DataConfig:
     """A complete `xlmr-ds binarize` output directory (it has manifest.json)."""
 
     block_size: int = 512
-    """Tokens per training sequence, <s> and </s> included (at most the model's max_sequence_length)."""
+    """Tokens per training sequence, <s> and </s> included (at least 8, at most the model's
+    max_sequence_length)."""
 
     alpha: float = 0.3
     """Language sampling exponent over the manifest's token counts."""
@@ -24,7 +30,7 @@ class DataConfig:
     draws its initial weights and dropout from it."""
 
     valid_fraction: float = 0.005
-    """Share of each language's documents held out for validation (at least one document)."""
+    """Share of each language's documents held out for validation (at least one document), between 0 and 1."""
 
     split_seed: int = 0
     """Seed of the held-out documents, separate from `seed` so runs with other seeds share a validation set."""
@@ -33,6 +39,15 @@ class DataConfig:
     """Share of non-special tokens chosen for prediction (80% <mask>, 10% random, 10% kept)."""
 
     recipe: str | None = None
-    """A recipe file (dataset/recipe.py): phases that change the languages, alpha, mask rate, block size, batch
-    size and learning rate over the run. None: XLM-R's single phase with the values above. Validation always
-    uses block_size and mask_prob, so that its losses compare across phases and recipes."""
+    """A JSON recipe file (README: Recipes; dataset/recipe.py): phases that change the languages, alpha, mask
+    rate, block size, batch size and learning rate over the run. Not given (None): XLM-R's single phase with this
+    config's values. Validation always uses `block_size` and `mask_prob`, so that its losses compare across phases and
+    recipes."""
+
+    def __post_init__(self):
+        # Named as the command line names them; alpha and mask_prob have no flag (a recipe changes them), and
+        # their ranges are a recipe phase's (dataset/recipe.py).
+        require_minimum("--block-size", self.block_size, MIN_BLOCK_SIZE)
+        require_within("--valid-fraction", self.valid_fraction, "(0, 1)")
+        require_within("alpha", self.alpha, "(0, 1]")
+        require_within("mask_prob", self.mask_prob, "(0, 1)")

@@ -19,13 +19,12 @@ A dataset is two files with a common prefix. Everything is little-endian.
     34 + 12N + 8D               end of file
 
 megatron-core's IndexedDataset reads these files (tests use it as the oracle); this module has its own
-reader so that training does not depend on megatron-core. Writers put .bin then .idx under temporary
-names and rename the .idx last: a dataset whose .idx exists is complete.
+reader so that training does not depend on megatron-core. The writer (prep/binarize.py, with write_index)
+puts .bin then .idx under temporary names and renames the .idx last: a dataset whose .idx exists is complete.
 """
 
 from __future__ import annotations
 
-import os
 import struct
 from collections.abc import Iterable
 from pathlib import Path
@@ -86,36 +85,6 @@ def write_index(path: Path, dtype: np.dtype, sequence_count: int, length_chunks:
             raise ValueError(f"{path}: {written} sequence lengths written, header says {sequence_count}")
         out.seek(pointer_start + 8 * sequence_count)
         out.write(document_indices.tobytes())
-
-
-class IndexedDatasetWriter:
-    """Single-process builder: add sequences and document ends, then finalize (atomic)."""
-
-    def __init__(self, prefix: str | Path, dtype: np.dtype):
-        self.prefix = Path(prefix)
-        self.dtype = np.dtype(dtype)
-        self._tmp_bin = Path(f"{bin_path(prefix)}.tmp")
-        self._bin = open(self._tmp_bin, "wb")
-        self._lengths: list[int] = []
-        self._document_indices = [0]
-
-    def add_sequence(self, token_ids) -> None:
-        array = np.asarray(token_ids, dtype=self.dtype)
-        self._bin.write(array.tobytes())
-        self._lengths.append(len(array))
-
-    def end_document(self) -> None:
-        if self._document_indices[-1] != len(self._lengths):
-            self._document_indices.append(len(self._lengths))
-
-    def finalize(self) -> None:
-        self.end_document()
-        self._bin.close()
-        tmp_idx = Path(f"{idx_path(self.prefix)}.tmp")
-        write_index(tmp_idx, self.dtype, len(self._lengths), [np.array(self._lengths, dtype=np.int32)],
-                    np.array(self._document_indices, dtype=np.int64))
-        os.replace(self._tmp_bin, bin_path(self.prefix))
-        os.replace(tmp_idx, idx_path(self.prefix))
 
 
 class IndexedDataset:

@@ -27,22 +27,24 @@ from xlmr_ds.dataset.sampling import alpha_probabilities, stable_seed
 from xlmr_ds.errors import XLMRDSError
 from xlmr_ds.kernels.mlm_masking_reference import MaskingConfig, mask_tokens
 from xlmr_ds.vocab import BOS_ID, EOS_ID, IGNORE_INDEX, PAD_ID
+from xlmr_ds.world import data_world
 
 
 class PretrainingData:
     """The languages of a binarize output with their block tables, and the recipe's phases over them: each
-    phase's blend (GlobalSampleOrder) and masking. Without a recipe: one phase with the DataConfig's values,
-    the order and masks of a run before recipes existed.
+    phase's blend (GlobalSampleOrder) and masking. Without a recipe: one phase with the DataConfig's values
+    throughout (Recipe.single_phase, XLM-R's recipe).
 
     Validation always uses the DataConfig's block size and mask rate, so its losses compare across phases
-    and across recipes.
+    and across recipes. `world` (the job's processes: a training job passes its runtime) builds a missing block
+    index on its rank 0 while the others wait; the default is MPI's world under mpiexec, else one process.
     """
 
     def __init__(self, config: DataConfig, recipe: Recipe | None = None, batch_size: int = 1,
-                 peak_lr: float | None = None, max_sequence_length: int | None = None):
-        if config.block_size < 8:
-            raise XLMRDSError(f"block_size={config.block_size} must be at least 8")
+                 peak_lr: float | None = None, max_sequence_length: int | None = None, world=None):
         self.config = config
+        self.world = world or data_world()
+        """The job's processes, for building the block index once (see block_index.load_block_tables)."""
         data_dir = Path(config.data_dir)
         self.manifest = read_manifest(data_dir)
         self.tokenizer_file = tokenizer_file(data_dir, self.manifest)
@@ -71,7 +73,7 @@ class PretrainingData:
 
     def _load_tables(self, block_size: int) -> dict[str, tuple[np.ndarray, np.ndarray]]:
         return load_block_tables(Path(self.config.data_dir), self.languages, block_size, self.config.valid_fraction,
-                                 self.config.split_seed)
+                                 self.config.split_seed, self.world)
 
     def tables(self, block_size: int) -> dict[str, tuple[np.ndarray, np.ndarray]]:
         """{language: (train blocks, validation blocks)} at `block_size` (built and cached on first use)."""

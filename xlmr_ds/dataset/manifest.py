@@ -22,8 +22,6 @@ the sha256 of its file).
 from __future__ import annotations
 
 import hashlib
-import json
-import os
 import shutil
 from pathlib import Path
 
@@ -31,6 +29,7 @@ import numpy as np
 
 from xlmr_ds.errors import XLMRDSError
 from xlmr_ds.jsonfile import read_json_object
+from xlmr_ds.outputs import replaced_file, write_json_atomically
 
 MANIFEST = "manifest.json"
 TOKENIZER_FILE = "tokenizer.model"
@@ -48,12 +47,9 @@ def write_manifest(out_dir: Path, tokenizer_model: Path, tokenizer: dict, dtype:
         "languages": dict(sorted(languages.items())),
         "skipped_languages": sorted(skipped),
     }
-    tmp_model = out_dir / f".{TOKENIZER_FILE}.tmp"
-    shutil.copyfile(tokenizer_model, tmp_model)
-    os.replace(tmp_model, out_dir / TOKENIZER_FILE)
-    tmp = out_dir / f".{MANIFEST}.tmp"
-    tmp.write_text(json.dumps(manifest, indent=2) + "\n")
-    os.replace(tmp, out_dir / MANIFEST)
+    with replaced_file(out_dir / TOKENIZER_FILE) as temporary:
+        shutil.copyfile(tokenizer_model, temporary)
+    write_json_atomically(out_dir / MANIFEST, manifest, indent=2)
     return out_dir / MANIFEST
 
 

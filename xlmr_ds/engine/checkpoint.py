@@ -47,9 +47,9 @@ from pathlib import Path
 from typing import Protocol
 
 import torch
-import torch.distributed as dist
 
 from xlmr_ds.errors import XLMRDSError
+from xlmr_ds.outputs import temporary_path, write_json_atomically
 
 MARKER = "xlmr_ds_checkpoint.json"
 MARKER_FORMAT_VERSION = 2
@@ -207,9 +207,8 @@ def save_failure_message(error: BaseException, checkpoint_dir: Path, newest_comp
 
 
 def write_marker(checkpoint_dir: Path, marker: dict) -> None:
-    tmp = checkpoint_dir / f".{MARKER}.tmp"
-    tmp.write_text(json.dumps(marker, indent=2) + "\n")
-    os.replace(tmp, checkpoint_dir / MARKER)
+    """The marker appears whole or not at all: a checkpoint is never complete with half a marker."""
+    write_json_atomically(checkpoint_dir / MARKER, marker, indent=2)
 
 
 def prune(save_dir: Path, keep: int) -> list[Path]:
@@ -227,7 +226,7 @@ def convert_to_universal(info: CheckpointInfo) -> Path:
     done = target / ".complete"
     if done.exists():
         return target
-    staging = info.path / f".{UNIVERSAL}.tmp"
+    staging = temporary_path(target)
     shutil.rmtree(staging, ignore_errors=True)
     command = [sys.executable, "-m", "deepspeed.checkpoint.ds_to_universal", "--input_folder", str(info.path),
                "--output_folder", str(staging), "--inject_missing_state", "--num_extract_workers", "1",
@@ -264,15 +263,16 @@ class CheckpointManager:
 
     `states` are the objects whose state_dict is the same on every rank (rank 0's is written); `meta` is what
     the marker records about the run (model_config, tokenizer, run_config, zero_stage, ...). All ranks call
-    save() and load() together: they contain collectives. `beat` is called around the long parts (the
-    progress watchdog); `log` prints on rank 0.
+    save() and load() together: they contain collectives, the `runtime`'s (engine/runtime.py), which also hears
+    a beat around the long parts (its progress watchdog); `log` prints on rank 0.
     """
 
-    def __init__(self, save_dir: Path | None, engine, states: dict[str, Stateful], meta: dict, rank: int,
-                 world_size: int, log: Callable[[str], None], beat: Callable[[str], None]):
+    def __init__(self, save_dir: Path | None, engine, states: dict[str, Stateful], meta: dict, runtime,
+                 log: Callable[[str], None]):
         self.save_dir, self.engine, self.states, self.meta = save_dir, engine, states, meta
-        self.rank, self.world_size = rank, world_size
-        self.log, self.beat = log, beat
+        self.runtime = runtime
+        self.rank, self.world_size = runtime.rank, runtime.world_size
+        self.log, self.beat = log, runtime.beat
 
     def save(self, step: int, keep: int) -> Path:
         tag = tag_for(step)
@@ -285,7 +285,7 @@ class CheckpointManager:
             if (target / MARKER).exists():
                 self.log(f"replacing {target}: this run resumed from an earlier step")
             remove_checkpoint(target)
-        dist.barrier()
+        self.runtime.barrier()
         try:
             self.engine.save_checkpoint(str(self.save_dir), tag=tag, save_latest=False)
         except (OSError, RuntimeError) as error:
@@ -294,16 +294,15 @@ class CheckpointManager:
         if self.rank == 0:
             for removed in prune(self.save_dir, keep):
                 self.log(f"removed old checkpoint {removed}")
-        dist.barrier()
+        self.runtime.barrier()
         self.log(f"saved {target}")
         return target
 
     def _commit(self, target: Path, step: int, newest: Path | None) -> None:
         """Every rank has written its files: rank 0 writes the marker, which makes the checkpoint complete."""
-        rng = [None] * self.world_size
-        dist.all_gather_object(rng, rng_state())
+        rng = self.runtime.gather_objects(rng_state())
         self.beat(f"saving {target.name}")
-        dist.barrier()
+        self.runtime.barrier()
         if self.rank != 0:
             return
         marker = {"format_version": MARKER_FORMAT_VERSION, "step": step, "world_size": self.world_size,

@@ -29,22 +29,19 @@ import json
 import math
 import time
 from dataclasses import dataclass
-from datetime import timedelta
 from pathlib import Path
 
 import torch
-import torch.distributed as dist
 
-from xlmr_ds.accelerator import select_deepspeed_accelerator
 from xlmr_ds.dataset.sampling import stable_seed
 from xlmr_ds.engine.build import parameter_groups
 from xlmr_ds.engine.ds_config import load_ds_config, prepare_ds_config, route_monitors, shipped_configs_dir
 from xlmr_ds.engine.metrics import MetricsLog
 from xlmr_ds.engine.pretrained import Pretrained, load_pretrained
+from xlmr_ds.engine.runtime import Runtime
 from xlmr_ds.errors import XLMRDSError
-from xlmr_ds.logs import library_output_silenced, log, progress_bar
+from xlmr_ds.logs import log, progress_bar
 from xlmr_ds.model.modeling import XLMRModel
-from xlmr_ds.prep.tokenizer import Tokenizer
 from xlmr_ds.tasks.encoding import Encoded, LabelSet
 from xlmr_ds.tasks.formats import TaskFile
 from xlmr_ds.tasks.kinds import KINDS, TaskKind
@@ -52,7 +49,7 @@ from xlmr_ds.tasks.output import StagedOutput
 from xlmr_ds.tasks.results import ResultTable
 from xlmr_ds.tasks.settings import FinetuneSettings
 from xlmr_ds.tasks.spans import SpanFeature
-from xlmr_ds.world import rendezvous_port
+from xlmr_ds.tokenizer import Tokenizer
 
 DEFAULT_DS_CONFIG = "finetune.json"
 """The shipped DeepSpeed config used without --deepspeed_config (ds_configs/finetune.json)."""
@@ -154,25 +151,34 @@ def finetune_ds_config(settings: FinetuneSettings, world_size: int, total_steps:
     return prepare_ds_config(config, path, world_size, total_steps)
 
 
+def head_loss(engine, batch: dict) -> torch.Tensor:
+    """The loss of one of our task heads (model/heads.py) on a micro-batch that kind.collate made."""
+    return engine(**batch).loss
+
+
+def fine_tuning_step(engine, runtime: Runtime, host_batch: dict, loss_of=head_loss) -> tuple[float, float, bool]:
+    """One fine-tuning optimizer step on this process's micro-batch: (the loss summed over the processes, their
+    real tokens, whether any process was asked to stop). The loss stays on the device until the step's one
+    all-reduce, which carries the token count and the stop request with it: one host synchronization. What
+    `xlmr-ds finetune` runs and `xlmr-ds bench --task` times."""
+    batch = {k: v.to(runtime.device, non_blocking=True) for k, v in host_batch.items()}
+    loss = loss_of(engine, batch)
+    engine.backward(loss)
+    engine.step()
+    host = torch.tensor([float(host_batch["attention_mask"].sum()), float(runtime.stop_requested)],
+                        dtype=torch.float64)
+    loss_sum, tokens, stop = runtime.sum_tensor(torch.cat([loss.detach().double().reshape(1), host.to(loss.device)]))
+    return loss_sum, tokens, bool(stop)
+
+
 class FineTuner:
-    def __init__(self, settings: FinetuneSettings, dist_timeout_minutes: float = 30.0):
+    """One fine-tuning run. It runs on the job's runtime (engine/runtime.py): the one given (a transfer sweep
+    runs several fine-tunes on one), or one it starts, and shuts down at its end, itself."""
+
+    def __init__(self, settings: FinetuneSettings, dist_timeout_minutes: float = 30.0, runtime: Runtime | None = None):
         self.settings = settings
         self.dist_timeout_minutes = dist_timeout_minutes
-
-    def _join(self) -> None:
-        """Join the process group (one process without a launcher), after every input has been checked."""
-        select_deepspeed_accelerator()
-        import deepspeed
-
-        self.deepspeed = deepspeed
-        # A process alone meets on a free port of its own, so that two single-process jobs on one machine
-        # (a transfer sweep beside a fine-tune) do not both take the default 29500.
-        with library_output_silenced():  # "deepspeed_shm_comm_op built successfully", from every process
-            deepspeed.init_distributed(timeout=timedelta(minutes=self.dist_timeout_minutes),
-                                       distributed_port=rendezvous_port())
-        self.rank, self.world_size = dist.get_rank(), dist.get_world_size()
-        on_gpu = torch.cuda.is_available()
-        self.device = torch.device("cuda", torch.cuda.current_device()) if on_gpu else torch.device("cpu")
+        self.runtime = runtime
 
     def run(self, pretrained: Pretrained | None = None) -> ResultTable:
         """Fine-tune, score, write --out; the result table of the chosen epoch (on every rank). Every file is
@@ -182,16 +188,25 @@ class FineTuner:
         max_length = min(settings.max_length, pretrained.model.config.max_sequence_length)
         data = load_task_data(settings, pretrained.tokenizer, max_length)
         StagedOutput.check(settings.out)
-        self._join()
+        owns_runtime = self.runtime is None
+        runtime = self.runtime = self.runtime or Runtime.start(self.dist_timeout_minutes, job="xlmr-ds finetune")
+        import deepspeed
+
+        self.deepspeed = deepspeed
+        self.rank, self.world_size, self.device = runtime.rank, runtime.world_size, runtime.device
         output = StagedOutput(settings.out, self.rank == 0)
         try:
             table = self._train_and_score(pretrained, data, output)
-            dist.barrier()
+            runtime.barrier()
             output.commit()
             return table
         except BaseException:
             output.discard()
             raise
+        finally:
+            runtime.stop_watchdog()
+            if owns_runtime:
+                runtime.shut_down()
 
     def _train_and_score(self, pretrained: Pretrained, data: TaskData, output: StagedOutput) -> ResultTable:
         settings, kind = self.settings, KINDS[self.settings.task]
@@ -212,26 +227,23 @@ class FineTuner:
         step = 0
         micro = ds_config["train_micro_batch_size_per_gpu"]
         bar = progress_bar(rank=self.rank, total=total_steps, desc="fine-tune", unit="step")
+        # From the first step on (DeepSpeed's start-up is not watched: it has no beats to give).
+        self.runtime.start_watchdog(restart="the job can be run again (fine-tuning keeps no checkpoints)")
         for epoch in range(1, settings.epochs + 1):
             engine.train()
             for batch_indices in epoch_batches(len(data.train), settings.batch_size, settings.seed, epoch):
                 mine = batch_indices[self.rank * micro:(self.rank + 1) * micro]
-                batch = {k: v.to(self.device) for k, v in kind.collate([data.train[i] for i in mine]).items()}
-                started = time.perf_counter()
-                lr = engine.get_lr()[0]  # this step's; the scheduler moves on in engine.step()
-                loss = engine(**batch).loss
-                engine.backward(loss)
-                engine.step()
                 step += 1
-                totals = torch.tensor([loss.item(), float(batch["attention_mask"].sum())], dtype=torch.float64)
-                dist.all_reduce(totals)
-                seconds = max(time.perf_counter() - started, 1e-9)
-                record = {"type": "train", "step": step, "epoch": epoch, "loss": totals[0].item() / self.world_size,
-                          "lr": lr, "examples_per_s": settings.batch_size / seconds,
-                          "tokens_per_s": totals[1].item() / seconds}
-                metrics.write(record)
+                self.runtime.beat(f"step {step}")
+                record, stop = self._train_step(engine, kind.collate([data.train[i] for i in mine]), step)
+                metrics.write({**record, "epoch": epoch})
                 bar.set_postfix(loss=f"{record['loss']:.4f}", tok_s=f"{record['tokens_per_s']:,.0f}")
                 bar.update()
+                if stop:
+                    bar.close()
+                    raise XLMRDSError(f"stopped at step {step} of {total_steps} (SIGTERM/SIGINT): fine-tuning keeps "
+                                      f"no checkpoints, so nothing was written and --out {settings.out} is as it "
+                                      f"was; run the command again to fine-tune")
             valid = self.score(engine.module, kind, data.valid, data.labels)
             test = self.score(engine.module, kind, data.test, data.labels)
             chosen = [s.language for s in data.valid if settings.select_on == "all" or s.language in data.source]
@@ -252,10 +264,22 @@ class FineTuner:
                     table.extra["chance"] = 1 / len(data.labels.names)
                 best = (score, table, self._gathered_state(engine.module))
         bar.close()
+        self.runtime.beat("writing --out")
         _, table, state = best
         if output.enabled:
             self._write(output.path, table, state, model, pretrained, data)
         return table
+
+    def _train_step(self, engine, host_batch: dict, step: int) -> tuple[dict, bool]:
+        """One optimizer step on this process's share of the global batch: its metrics record, and whether any
+        process was asked to stop (SIGTERM/SIGINT)."""
+        started = time.perf_counter()
+        lr = engine.get_lr()[0]  # this step's; the scheduler moves on in engine.step()
+        loss_sum, tokens, stop = fine_tuning_step(engine, self.runtime, host_batch)
+        seconds = max(time.perf_counter() - started, 1e-9)
+        record = {"type": "train", "step": step, "loss": loss_sum / self.world_size, "lr": lr,
+                  "examples_per_s": self.settings.batch_size / seconds, "tokens_per_s": tokens / seconds}
+        return record, bool(stop)
 
     def _gathered_state(self, module: torch.nn.Module) -> dict | None:
         """The whole model's weights on rank 0 (a CPU copy; ZeRO-3's partitions gathered), None elsewhere."""
@@ -273,6 +297,7 @@ class FineTuner:
         module.eval()
         scores = {}
         for eval_set in sets:
+            self.runtime.beat(f"scoring {eval_set.language}")
             predicted = self._predict(module, eval_set.encoded, kind)
             value, details = kind.score(eval_set.language, eval_set.examples, eval_set.encoded, predicted, labels)
             scores[eval_set.language] = (value, len(eval_set.examples), details)
@@ -287,6 +312,7 @@ class FineTuner:
         batches = math.ceil(math.ceil(len(encoded) / self.world_size) / batch_size)
         predicted = []
         for b in range(batches):
+            self.runtime.beat(f"scoring batch {b + 1} of {batches}")
             indices = mine[b * batch_size:(b + 1) * batch_size]
             real = len(indices)
             indices = indices or [0]  # a rank with nothing left still joins the collective forward
@@ -294,8 +320,7 @@ class FineTuner:
             logits = module(batch["input_ids"].to(self.device), batch["attention_mask"].to(self.device)).logits
             logits = logits.float().cpu()
             predicted += [kind.reduce(logits[row], len(encoded[i].input_ids)) for row, i in enumerate(indices[:real])]
-        gathered = [None] * self.world_size
-        dist.all_gather_object(gathered, predicted)
+        gathered = self.runtime.gather_objects(predicted)
         ordered = [None] * len(encoded)
         for rank, values in enumerate(gathered):
             ordered[rank::self.world_size] = values

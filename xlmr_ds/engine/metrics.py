@@ -7,10 +7,10 @@ so the file always tells the history of the model that exists.
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 from xlmr_ds.errors import XLMRDSError
+from xlmr_ds.outputs import write_text_atomically
 
 
 class MetricsLog:
@@ -22,9 +22,7 @@ class MetricsLog:
         if not self.enabled or not self.path.exists():
             return
         kept = [line for line in self.path.read_text().splitlines() if line and json.loads(line)["step"] <= step]
-        tmp = self.path.with_suffix(".jsonl.tmp")
-        tmp.write_text("".join(line + "\n" for line in kept))
-        os.replace(tmp, self.path)
+        write_text_atomically(self.path, "".join(line + "\n" for line in kept))
 
     def write(self, record: dict) -> None:
         if not self.enabled:

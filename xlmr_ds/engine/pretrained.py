@@ -13,7 +13,7 @@ from xlmr_ds.engine.checkpoint import MARKER, tag_for
 from xlmr_ds.engine.export import choose_checkpoint, load_checkpoint_model
 from xlmr_ds.errors import XLMRDSError
 from xlmr_ds.model.modeling import XLMRModel
-from xlmr_ds.prep.tokenizer import Tokenizer, XLMRTokenizer, tokenizer_of_directory
+from xlmr_ds.tokenizer import Tokenizer, XLMRTokenizer, tokenizer_of_directory
 
 
 @dataclass

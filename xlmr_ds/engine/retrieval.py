@@ -19,11 +19,11 @@ from xlmr_ds.engine.pretrained import Pretrained, load_pretrained
 from xlmr_ds.errors import XLMRDSError
 from xlmr_ds.logs import log
 from xlmr_ds.model.modeling import XLMRModel
-from xlmr_ds.prep.tokenizer import Tokenizer
 from xlmr_ds.tasks.encoding import Encoded, collate
 from xlmr_ds.tasks.formats import read_lines
 from xlmr_ds.tasks.results import ResultTable
 from xlmr_ds.tasks.settings import RetrievalPair, RetrievalSettings
+from xlmr_ds.tokenizer import Tokenizer
 from xlmr_ds.vocab import BOS_ID, EOS_ID
 
 DIRECTIONS = ("src->tgt", "tgt->src")

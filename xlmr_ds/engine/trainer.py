@@ -1,12 +1,13 @@
 """The training loop: DeepSpeed ZeRO steps with metrics, evaluation and preemption-safe checkpoints.
 
-It reads top to bottom: `setup` joins the process group, prepares the DeepSpeed config, builds data and
-model, and resumes if asked; `train` runs optimizer steps (each `gradient_accumulation_steps` micro-batches)
-with logging, evaluation and saving. Everything the run is told comes in one RunConfig (xlmr_ds/config.py);
-checkpoints go through the CheckpointManager (checkpoint.py), failures through the guards (guards/): a
-progress watchdog ends a process that stopped making progress, a lost peer is one line instead of a gloo
-traceback, a save that fails (a full disk) is one line and leaves the previous checkpoint as it was, and a
-NaN/inf loss is handled by the non-finite policy.
+It reads top to bottom: the trainer starts the job's runtime (engine/runtime.py: the process group, the guards,
+the collectives); `setup` prepares the DeepSpeed config, builds data and model, and resumes if asked; `train`
+runs optimizer steps (each `gradient_accumulation_steps` micro-batches) with logging, evaluation and saving.
+Everything the run is told comes in one RunConfig (xlmr_ds/config.py); checkpoints go through the
+CheckpointManager (checkpoint.py), failures through the guards (guards/): a progress watchdog ends a process
+that stopped making progress, a lost peer is one line instead of a gloo traceback, a save that fails (a full
+disk) is one line and leaves the previous checkpoint as it was, and a NaN/inf loss is handled by the
+non-finite policy.
 """
 
 from __future__ import annotations
@@ -16,15 +17,11 @@ import os
 import resource
 import shutil
 import time
-from dataclasses import dataclass
-from datetime import timedelta
 from pathlib import Path
 
 import torch
-import torch.distributed as dist
 
 from xlmr_ds import __version__
-from xlmr_ds.accelerator import select_deepspeed_accelerator
 from xlmr_ds.config import RunConfig
 from xlmr_ds.dataset.loader import PretrainingData, TrainLoader
 from xlmr_ds.dataset.recipe import Recipe, load_recipe
@@ -42,74 +39,38 @@ from xlmr_ds.engine.ds_config import (
 )
 from xlmr_ds.engine.evaluation import evaluate_languages
 from xlmr_ds.engine.guards.host_memory import return_freed_memory_to_the_os
-from xlmr_ds.engine.guards.nonfinite import Outcome, check_supported, decide, poison_nonfinite
-from xlmr_ds.engine.guards.stop_request import StopRequest
-from xlmr_ds.engine.guards.teardown import release_shared_memory_buffer, shut_down_process_group
-from xlmr_ds.engine.guards.watchdog import ProgressWatchdog, is_lost_peer
+from xlmr_ds.engine.guards.nonfinite import Outcome, check_supported, decide
+from xlmr_ds.engine.guards.watchdog import is_lost_peer
 from xlmr_ds.engine.metrics import MetricsLog
 from xlmr_ds.engine.new_rows import NewRowsOnly, read_new_rows
+from xlmr_ds.engine.runtime import Runtime
 from xlmr_ds.engine.schedule import RecipeLearningRate
+from xlmr_ds.engine.step import MaskedLMStep, StepTotals, keyed_loss
 from xlmr_ds.errors import XLMRDSError
-from xlmr_ds.estimate.flops import device_peak_tflops, encoder_forward_flops, lm_head_forward_flops
-from xlmr_ds.jsonfile import write_json_atomically
-from xlmr_ds.kernels import DropoutKeys, mlm_mask
-from xlmr_ds.logs import library_output_silenced, log, progress_bar
-from xlmr_ds.vocab import IGNORE_INDEX
-from xlmr_ds.world import rendezvous_port
+from xlmr_ds.estimate.flops import device_peak_tflops
+from xlmr_ds.logs import log, progress_bar
+from xlmr_ds.outputs import write_json_atomically
 
 BRANCH_FILE = "branch.json"
 """In a branch's save_dir: {"branch_from": the source checkpoint's absolute path, "step": its step}."""
 
 
-@dataclass
-class StepTotals:
-    """What one optimizer step adds up over the processes, in a single all-reduce (one field per value)."""
-
-    loss: float
-    """This process's mean loss over its micro-batches; summed over processes, then divided by their number."""
-
-    tokens: float
-    """Real (non-padding) tokens."""
-
-    flops: float
-    """Model FLOPs, forward and backward (estimate/flops.py)."""
-
-    stop_requested: float
-    """1 where SIGTERM/SIGINT arrived: any process's request stops every process at this step."""
-
-    nonfinite_ranks: float
-    """1 where a micro-batch loss was not finite: the sum counts the processes that saw one."""
-
-    def all_reduce(self, device: torch.device) -> StepTotals:
-        values = torch.tensor(dataclasses.astuple(self), dtype=torch.float64, device=device)
-        dist.all_reduce(values)
-        return StepTotals(*values.tolist())
-
-
 class Trainer:
     def __init__(self, config: RunConfig):
         self.config = config
-        select_deepspeed_accelerator()
+        self.runtime = Runtime.start(config.policies.dist_timeout_minutes)
         import deepspeed
 
         self.deepspeed = deepspeed
-        with library_output_silenced():  # "deepspeed_shm_comm_op built successfully", from every process
-            deepspeed.init_distributed(timeout=timedelta(minutes=config.policies.dist_timeout_minutes),
-                                       distributed_port=rendezvous_port())
-        self.rank, self.world_size = dist.get_rank(), dist.get_world_size()
-        on_gpu = torch.cuda.is_available()
-        self.device = torch.device("cuda", torch.cuda.current_device()) if on_gpu else torch.device("cpu")
+        self.rank, self.world_size, self.device = self.runtime.rank, self.runtime.world_size, self.runtime.device
         self.save_dir = Path(config.checkpointing.save_dir) if config.checkpointing.save_dir else None
         metrics_file = Path(config.logging.metrics_file) if config.logging.metrics_file else (
             self.save_dir / "metrics.jsonl" if self.save_dir else None)
         self.metrics = MetricsLog(metrics_file or Path(os.devnull), self.rank == 0 and metrics_file is not None)
-        self.stop = StopRequest()
-        self.watchdog: ProgressWatchdog | None = None
         self.step = 0
 
     def beat(self, activity: str) -> None:
-        if self.watchdog is not None:
-            self.watchdog.beat(activity)
+        self.runtime.beat(activity)
 
     # ---- set-up ----------------------------------------------------------------------------------
     def setup(self) -> None:
@@ -125,7 +86,7 @@ class Trainer:
             dataclasses.replace(config.data, block_size=min(config.data.block_size, shape.max_sequence_length)),
             recipe or Recipe.single_phase(config.optimization.steps), batch_size,
             peak_lr=raw_config.get("optimizer", {}).get("params", {}).get("lr"),
-            max_sequence_length=shape.max_sequence_length)
+            max_sequence_length=shape.max_sequence_length, world=self.runtime)
         self.plan = self.data.plan
         self.total_steps = self._total_steps(recipe)
         self.ds_config = prepare_ds_config(raw_config, ds_config_path, self.world_size, self.total_steps)
@@ -166,8 +127,13 @@ class Trainer:
                                   self.engine.train_micro_batch_size_per_gpu(), self.rank, self.world_size,
                                   num_workers=self._loader_workers(), pin_memory=self.device.type == "cuda",
                                   masked=not self.mask_on_device)
+        self._loss_of = keyed_loss(config.seed, keyed_dropout=config.model.dropout_keys == "sample")
+        self.step_runner = MaskedLMStep(
+            self.engine, self.runtime, self.model_config, self.data.config.seed, self.mask_on_device,
+            lambda engine, batch, sample_index: self.micro_batch_loss(batch, sample_index),
+            on_micro_batch=lambda: self.beat(f"step {self.step + 1}"))
         self.checkpoints = ckpt.CheckpointManager(self.save_dir, self.engine, {"data": self.loader},
-                                                  self._marker_meta(), self.rank, self.world_size, log, self.beat)
+                                                  self._marker_meta(), self.runtime, log)
         if resume_from:
             self.step = self.checkpoints.load(resume_from, universal)
             if universal:
@@ -253,13 +219,13 @@ class Trainer:
             f"universal form")
         if self.rank == 0:
             ckpt.convert_to_universal(resume_from)
-        dist.barrier()
+        self.runtime.barrier()
         self.ds_config.setdefault("checkpoint", {})["load_universal"] = True
         return resume_from, True
 
     def _refuse_changed_batch_size(self, resume_from: ckpt.CheckpointInfo, consumed: int) -> None:
-        """Without a recipe (now or then) the only thing that moves the samples before a step is the DeepSpeed
-        config's global batch size: say so, rather than speak of phases the user never wrote."""
+        """Where neither this run nor the saved one has a recipe, only the DeepSpeed config's global batch size
+        moves the samples before a step: say so, rather than speak of phases the user never wrote."""
         saved_recipe = resume_from.marker.get("run_config", {}).get("data", {}).get("recipe")
         if self.config.data.recipe is not None or saved_recipe is not None:
             return
@@ -315,7 +281,7 @@ class Trainer:
             return 0
         batches = iter(self.loader)
         progress = progress_bar(total=steps, initial=self.step, desc="train", unit="step", rank=self.rank)
-        self.watchdog = ProgressWatchdog(self.config.policies.dist_timeout_minutes * 60, self.rank, self.world_size)
+        self.runtime.start_watchdog()
         try:  # the bar is closed before an error is printed, so the error is a line of its own
             if self.step == 0 and eval_every:
                 self.evaluate()
@@ -354,62 +320,34 @@ class Trainer:
         activity = f"step {self.step + 1}"
         self.beat(activity)
         lr = engine.optimizer.param_groups[0]["lr"]  # what this step uses (the scheduler steps after it)
-        # On the device, read once after the last micro-batch (the step's one device-to-host transfer: no
-        # .item() per micro-batch): loss sum, labelled positions, micro-batches with a non-finite loss.
-        device_totals = torch.zeros(3, dtype=torch.float64, device=self.device)
-        tokens, encoder_flops = 0.0, 0.0
         phase = self.plan.phase_of_step(self.step)
         if self.new_rows_only is not None:
             self.new_rows_only.set_active(phase.train == "new_embeddings", engine.optimizer)
         batch_size = self.plan.batch_size(self.step)
         if batch_size != engine.train_batch_size():
             engine.set_train_batch_size(batch_size)
-        accumulation = engine.gradient_accumulation_steps()
-        for micro_step in range(accumulation):
-            if self.batch_changes:
-                engine.set_gradient_accumulation_boundary(micro_step == accumulation - 1)
-            host_batch = next(batches)
-            batch = self._on_device(host_batch, self.data.phase_masking[phase.index])
-            loss = poison_nonfinite(self.micro_batch_loss(batch, host_batch["sample_index"]))
-            engine.backward(loss)
-            engine.step()
-            self.beat(activity)
-            detached = loss.detach().double()
-            device_totals[0] += detached / accumulation
-            device_totals[1] += batch["labels"].ne(IGNORE_INDEX).sum()
-            device_totals[2] += (~torch.isfinite(detached)).float()
-            # Tokens and the FLOPs outside the LM head come from the batch on the host: no device work.
-            sequences, seq = host_batch["attention_mask"].shape
-            tokens += float(host_batch["attention_mask"].sum())
-            encoder_flops += sequences * 3 * encoder_forward_flops(self.model_config, seq)
-        loss_sum, labelled, nonfinite_micro_batches = device_totals.tolist()
-        head_flops = 3 * lm_head_forward_flops(self.model_config, int(labelled))
-        totals = StepTotals(loss=loss_sum, tokens=tokens, flops=encoder_flops + head_flops,
-                            stop_requested=float(self.stop.requested),
-                            nonfinite_ranks=1.0 if nonfinite_micro_batches else 0.0).all_reduce(self._reduce_device())
-        totals.loss /= self.world_size
+        totals = self.step_runner(batches, self.data.phase_masking[phase.index], self.batch_changes)
+        loss, flops = totals.loss / self.world_size, totals.flops(self.model_config)
         self.step += 1
         self.loader.step_done()
         elapsed = time.perf_counter() - started
         outcome = decide(self.config.policies.nonfinite_loss, totals.nonfinite_ranks > 0, engine.was_step_applied(),
                          self.fp16)
-        grad_norm = engine.get_global_grad_norm()
         record = {
-            "type": "train", "step": self.step, "phase": phase.name, "batch_size": batch_size, "loss": totals.loss,
+            "type": "train", "step": self.step, "phase": phase.name, "batch_size": batch_size, "loss": loss,
             "lr": lr,
-            "grad_norm": float(grad_norm) if grad_norm is not None else None,
+            "grad_norm": totals.grad_norm,
             "consumed_samples": self.loader.consumed_samples, "tokens": int(totals.tokens),
             "tokens_per_s": totals.tokens / elapsed,
-            "mfu": totals.flops / elapsed / (self.peak_flops * self.world_size) if self.peak_flops else None,
+            "mfu": flops / elapsed / (self.peak_flops * self.world_size) if self.peak_flops else None,
             "step_time_s": elapsed, "skipped": outcome is not Outcome.APPLIED, "skipped_steps": engine.skipped_steps,
         }
         return record, outcome, totals
 
     def micro_batch_loss(self, batch: dict, sample_index: torch.Tensor) -> torch.Tensor:
-        """The masked-LM loss of one micro-batch on the device; sample_index (on the host) keys its dropout."""
-        keys = DropoutKeys(self.config.seed, sample_index) if self.config.model.dropout_keys == "sample" else None
-        return self.engine(batch["input_ids"], batch["attention_mask"], labels=batch["labels"],
-                           dropout_keys=keys).loss
+        """The masked-LM loss of one micro-batch on the device; sample_index (on the host) keys its dropout.
+        (A method of its own: the fault tests' NaN injection wraps it.)"""
+        return self._loss_of(self.engine, batch, sample_index)
 
     def _handle_outcome(self, outcome: Outcome, loss: float, nonfinite_ranks: int) -> None:
         """Go on, count a skipped step, or stop (see guards/nonfinite.py); every rank reaches the same outcome."""
@@ -432,24 +370,11 @@ class Trainer:
 
     def report_peak_memory(self) -> list[float]:
         """Each process's peak resident memory in GiB (max RSS), logged by rank 0 and kept in metrics."""
-        peak = torch.tensor([resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 / 2**30], dtype=torch.float64)
-        gathered = [torch.zeros_like(peak) for _ in range(self.world_size)]
-        dist.all_gather(gathered, peak)
-        per_rank = [round(float(t), 3) for t in gathered]
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 / 2**30
+        per_rank = [round(value, 3) for value in self.runtime.gather_objects(peak)]
         log(f"peak memory per process (max RSS, GiB): {per_rank}")
         self.metrics.write({"type": "summary", "step": self.step, "peak_rss_gib": per_rank})
         return per_rank
-
-    def _on_device(self, batch: dict, masking) -> dict:
-        moved = {key: batch[key].to(self.device, non_blocking=True)
-                 for key in ("input_ids", "attention_mask", "labels", "sample_index")}
-        if self.mask_on_device:
-            moved["input_ids"], moved["labels"] = mlm_mask(moved["input_ids"], moved["sample_index"], masking,
-                                                           self.data.config.seed)
-        return moved
-
-    def _reduce_device(self) -> torch.device:
-        return self.device if dist.get_backend() == "nccl" else torch.device("cpu")
 
     def evaluate(self) -> dict:
         """Per-language validation; every rank runs the same batches (ZeRO-3 needs all ranks in every
@@ -483,8 +408,4 @@ def run(config: RunConfig) -> int:
                           f"it died or its node failed; restart the job, it resumes from "
                           f"{newest or 'the newest complete checkpoint'}") from None
     finally:
-        trainer.beat("shutting down")
-        release_shared_memory_buffer()
-        shut_down_process_group()
-        if trainer.watchdog is not None:
-            trainer.watchdog.stop()
+        trainer.runtime.shut_down()

@@ -47,6 +47,21 @@ def run_transfer(run_dir: str | Path, task_file: str | Path, out: str | Path, al
     checkpoints = checkpoints_to_score(run_dir, all_checkpoints)
     first = read_task_config(task_file, str(checkpoints[0].path), str(out / tag_for(checkpoints[0].step)))
     task = "retrieval" if isinstance(first, RetrievalSettings) else first.task
+    runtimes: list = []  # the fine-tunes' one runtime, started by the first of them that runs
+    try:
+        summary = _score_checkpoints(checkpoints, task_file, out, task, runtimes)
+    finally:
+        for runtime in runtimes:
+            runtime.shut_down()
+    if launcher_rank() == 0:
+        summary.write(out, f"{task}: zero-shot transfer by pretraining step ({Path(task_file).name})")
+    return summary
+
+
+def _score_checkpoints(checkpoints: list[CheckpointInfo], task_file: str | Path, out: Path, task: str,
+                       runtimes: list) -> TransferSummary:
+    """Each checkpoint scored (or its earlier result read); the fine-tunes share one runtime, started by the
+    first of them and put in `runtimes` for the caller to shut down."""
     summary = None
     for info in checkpoints:
         step_out = out / tag_for(info.step)
@@ -61,12 +76,13 @@ def run_transfer(run_dir: str | Path, task_file: str | Path, out: str | Path, al
             write_retrieval(table, step_out)
         else:
             from xlmr_ds.engine.finetune import FineTuner
+            from xlmr_ds.engine.runtime import Runtime
 
-            table = FineTuner(settings).run()
+            if not runtimes:
+                runtimes.append(Runtime.start())
+            table = FineTuner(settings, runtime=runtimes[0]).run()
         summary = summary or TransferSummary(task, table.metric)
         summary.add(info.step, table)
         log(f"step {info.step}: average {table.metric} {table.average:.4f}" + (
             f", zero-shot {table.average_zero_shot:.4f}" if table.average_zero_shot is not None else ""))
-    if launcher_rank() == 0:
-        summary.write(out, f"{task}: zero-shot transfer by pretraining step ({Path(task_file).name})")
     return summary

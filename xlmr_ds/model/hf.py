@@ -15,7 +15,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import tempfile
 from pathlib import Path
 
 import torch
@@ -26,6 +25,7 @@ from xlmr_ds.errors import XLMRDSError
 from xlmr_ds.model.config import XLMRConfig
 from xlmr_ds.model.heads import XLMRForQuestionAnswering, XLMRForSequenceClassification, XLMRForTokenClassification
 from xlmr_ds.model.modeling import XLMRForMaskedLM, XLMRModel
+from xlmr_ds.outputs import listed, replaced_directory
 
 # Our name -> Hugging Face name, for the embeddings.
 _EMBEDDING_NAMES = {
@@ -364,11 +364,9 @@ def save_hf(model: XLMRModel, out_dir, tokenizer_model: str | Path | None = None
     architecture = architecture_of(model)
     names = hf_parameter_names(model.config.num_layers, architecture)
     tensors = {names[k]: v.detach().cpu().contiguous() for k, v in model.state_dict().items() if k != _OUR_TIED_COPY}
-    if out_dir.exists() and any(out_dir.iterdir()) and not (out_dir / "config.json").exists():
+    if out_dir.exists() and listed(out_dir) and not (out_dir / "config.json").exists():
         raise XLMRDSError(f"{out_dir}: exists and is not a Hugging Face model directory; choose a new --out")
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
-    try:
+    with replaced_directory(out_dir) as staging:
         save_file(tensors, staging / "model.safetensors", metadata={"format": "pt"})
         hf_config = config_to_hf(model.config, architecture, getattr(model, "labels", ()),
                                  getattr(model, "classifier_dropout", None))
@@ -377,9 +375,3 @@ def save_hf(model: XLMRModel, out_dir, tokenizer_model: str | Path | None = None
             write_tokenizer_files(staging, Path(tokenizer_model), model.config.max_sequence_length)
         for name, text in (extra_files or {}).items():
             (staging / name).write_text(text)
-        if out_dir.exists():
-            shutil.rmtree(out_dir)
-        staging.rename(out_dir)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise

@@ -35,7 +35,7 @@ from xlmr_ds.kernels import (
     bias_gelu,
     dropout,
     dropout_add_layer_norm,
-    resolve_attention_backend,
+    resolve_kernel_backend,
     site_of,
 )
 from xlmr_ds.kernels.keyed_dropout import (
@@ -308,7 +308,7 @@ class XLMRModel(nn.Module):
         """The unpadded tokens when the layers run the Triton kernels and the batch has padding enough to pay."""
         if attention_mask is None or not self.layers:
             return None
-        if resolve_attention_backend(self.layers[0].kernel_backend, attention_mask.device) != "triton":
+        if resolve_kernel_backend(self.layers[0].kernel_backend, attention_mask.device) != "triton":
             return None
         if lengths is None:
             lengths = sequence_lengths(attention_mask)

@@ -1,7 +1,7 @@
 """Growing a masked LM's vocabulary for continued pretraining, without changing what it computes for old ids.
 
 An XLM-R vocabulary is <s> <pad> </s> <unk>, the SentencePiece pieces, then <mask> last (xlmr_ds/vocab.py).
-A tokenizer extended by k pieces (prep/spm_extend.py) keeps every old piece's id and puts the new pieces after
+A tokenizer extended by k pieces (prep/spm/extend.py) keeps every old piece's id and puts the new pieces after
 them, so <mask> moves from old_size - 1 to new_size - 1. The word embeddings and the LM head's bias (the
 decoder is tied to the embeddings) grow accordingly:
 
@@ -33,11 +33,6 @@ INITS = NEW_ROW_INITS
 def new_row_ids(old_size: int, new_size: int) -> range:
     """The ids of the added pieces in the grown vocabulary."""
     return range(mask_id(old_size), mask_id(new_size))
-
-
-def old_to_new_id(old_id: int, old_size: int, new_size: int) -> int:
-    """Where an old id sits in the grown vocabulary: unchanged, except <mask>, which stays last."""
-    return mask_id(new_size) if old_id == mask_id(old_size) else old_id
 
 
 @torch.no_grad()

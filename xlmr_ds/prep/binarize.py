@@ -1,6 +1,6 @@
 """Parallel binarization of a corpus into one indexed dataset per language (`xlmr-ds binarize`).
 
-For each language every rank takes a contiguous run of it (corpus.split_work: byte ranges starting at line
+For each language every rank takes a contiguous run of it (corpus/shards.py split_work: byte ranges starting at line
 starts inside plain text shards, whole compressed or columnar shards), encodes its lines (one sequence per
 non-blank line: its ids followed by </s>) into a part file, and records where
 blank lines end documents. An exclusive scan of the part sizes gives each rank its offset in the shared
@@ -28,8 +28,9 @@ from xlmr_ds.dataset.indexed import bin_path, idx_path, token_dtype, write_index
 from xlmr_ds.dataset.manifest import MANIFEST, write_manifest
 from xlmr_ds.errors import XLMRDSError
 from xlmr_ds.logs import progress_bar
-from xlmr_ds.outputs import check_output_directory
-from xlmr_ds.prep.corpus import (
+from xlmr_ds.outputs import check_output_directory, replaced_file, temporary_path
+from xlmr_ds.prep.corpus.reader import DEFAULT_TEXT_FIELD, iter_segment_text
+from xlmr_ds.prep.corpus.shards import (
     LanguageSource,
     ReplacementCounter,
     Segment,
@@ -37,9 +38,8 @@ from xlmr_ds.prep.corpus import (
     split_block_lines,
     split_work,
 )
-from xlmr_ds.prep.shard_reader import DEFAULT_TEXT_FIELD, iter_segment_text
 from xlmr_ds.prep.shared_file import write_part
-from xlmr_ds.prep.tokenizer import XLMRTokenizer
+from xlmr_ds.tokenizer import XLMRTokenizer
 from xlmr_ds.world import fail_together
 
 
@@ -121,7 +121,7 @@ def binarize_language(source: LanguageSource, segments: list[Segment], text_fiel
     byte_offset = world.exscan_sum(part.token_bytes)
     total_bytes = world.allreduce_sum(part.token_bytes)
     prefix = out_dir / source.language
-    tmp_bin = Path(f"{bin_path(prefix)}.tmp")
+    tmp_bin = temporary_path(bin_path(prefix))  # written by every rank (pwrite), renamed by rank 0
     if world.rank == 0:
         for stale in (idx_path(prefix), bin_path(prefix)):  # an older dataset must not look current
             stale.unlink(missing_ok=True)
@@ -153,11 +153,10 @@ def binarize_language(source: LanguageSource, segments: list[Segment], text_fiel
     for ends, _ in gathered:
         boundaries.update(ends)
     document_indices = np.array(sorted(boundaries), dtype=np.int64)
-    tmp_idx = Path(f"{idx_path(prefix)}.tmp")
     length_files = [_part_paths(tmp_dir, source.language, rank)[1] for rank in range(world.size)]
-    write_index(tmp_idx, dtype, sequence_count, _read_lengths(length_files), document_indices)
-    os.replace(tmp_bin, bin_path(prefix))
-    os.replace(tmp_idx, idx_path(prefix))
+    with replaced_file(idx_path(prefix)) as tmp_idx:
+        write_index(tmp_idx, dtype, sequence_count, _read_lengths(length_files), document_indices)
+        os.replace(tmp_bin, bin_path(prefix))  # before the .idx, whose presence says the dataset is complete
     world.barrier()  # the other ranks may now delete their length parts
     lengths_path.unlink()
 

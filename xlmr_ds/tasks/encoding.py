@@ -16,8 +16,8 @@ from dataclasses import dataclass
 import torch
 
 from xlmr_ds.errors import XLMRDSError
-from xlmr_ds.prep.tokenizer import Tokenizer
 from xlmr_ds.tasks.formats import TextExample, TokenExample
+from xlmr_ds.tokenizer import Tokenizer
 from xlmr_ds.vocab import BOS_ID, EOS_ID, IGNORE_INDEX, PAD_ID, UNK_ID
 
 OUTSIDE = "O"

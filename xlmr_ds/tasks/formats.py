@@ -5,7 +5,7 @@ at "\\n" or "\\r\\n" only, as `wc -l` counts them: U+2028, U+2029, U+0085 and a 
 line (`read_lines`, also the reader of `eval retrieval`'s parallel files). One example is one line, so a stray
 character inside an example never splits it; a file with old Mac line ends (a lone "\\r" between lines) reads
 as one line and is refused by its column count. (Corpora take a lone "\\r" for a line end: there a document's
-lines are text either way, and old Mac files must not merge documents; prep/corpus.py.)
+lines are text either way, and old Mac files must not merge documents; prep/corpus/shards.py.)
 
 Sentence and sentence-pair files (one example per line):
 
@@ -68,11 +68,13 @@ import json
 import re
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal, get_args
 
 from xlmr_ds.errors import XLMRDSError
 from xlmr_ds.tasks.language_codes import is_language_code
 
-TASKS = ("pair-classification", "sequence-classification", "token-classification", "question-answering")
+Task = Literal["pair-classification", "sequence-classification", "token-classification", "question-answering"]
+TASKS = get_args(Task)
 
 LABEL_SPELLINGS = {"contradictory": "contradiction"}
 """Labels that one distribution spells differently from another, read as the common spelling."""

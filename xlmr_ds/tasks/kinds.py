@@ -21,12 +21,12 @@ from xlmr_ds.model.heads import (
     XLMRForSequenceClassification,
     XLMRForTokenClassification,
 )
-from xlmr_ds.prep.tokenizer import Tokenizer
 from xlmr_ds.tasks.answers import answer_scores
 from xlmr_ds.tasks.encoding import LabelSet, collate, encode_text_examples, encode_token_examples, word_predictions
 from xlmr_ds.tasks.formats import TASKS, TaskFile, read_qa_examples, read_text_examples, read_token_examples
 from xlmr_ds.tasks.results import accuracy, entity_f1
 from xlmr_ds.tasks.spans import best_answers, collate_spans, encode_qa_examples
+from xlmr_ds.tokenizer import Tokenizer
 
 
 @dataclass(frozen=True)

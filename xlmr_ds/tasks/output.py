@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import shutil
-import tempfile
 from pathlib import Path
 
 from xlmr_ds.errors import XLMRDSError
-from xlmr_ds.outputs import check_output_directory
+from xlmr_ds.outputs import check_output_directory, listed, staging_directory
 
 
 class StagedOutput:
@@ -21,14 +20,13 @@ class StagedOutput:
         self.check(out, marker)
         self.path = None
         if enabled:
-            self.out.parent.mkdir(parents=True, exist_ok=True)
-            self.path = Path(tempfile.mkdtemp(prefix=f".{self.out.name}.partial-", dir=self.out.parent))
+            self.path = staging_directory(self.out)
 
     @staticmethod
     def check(out: str | Path, marker: str = "results.json") -> None:
         """Refuse an --out that holds anything but an earlier result, before any work is done."""
         out = check_output_directory(out, "--out")
-        if out.is_dir() and any(out.iterdir()) and not (out / marker).is_file():
+        if out.is_dir() and listed(out) and not (out / marker).is_file():
             raise XLMRDSError(f"--out {out}: exists and is not an earlier result (no {marker}); "
                               f"choose a new directory")
 

@@ -23,10 +23,11 @@ from __future__ import annotations
 import csv
 import io
 import json
-import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from xlmr_ds.outputs import write_text_atomically
 
 
 def accuracy(predicted: Sequence, gold: Sequence) -> float:
@@ -180,8 +181,5 @@ class TransferSummary:
         markdown += ["| " + " | ".join(row) + " |" for row in self.rows()]
         contents = {"transfer.json": json.dumps(self.to_dict(), indent=2) + "\n", "transfer.csv": buffer.getvalue(),
                     "transfer.md": "\n".join(markdown) + "\n"}
-        out_dir.mkdir(parents=True, exist_ok=True)
         for name, text in contents.items():
-            temporary = out_dir / f".{name}.tmp"
-            temporary.write_text(text)
-            os.replace(temporary, out_dir / name)
+            write_text_atomically(out_dir / name, text)

@@ -22,8 +22,8 @@ import numpy as np
 import torch
 
 from xlmr_ds.errors import XLMRDSError
-from xlmr_ds.prep.tokenizer import Tokenizer
 from xlmr_ds.tasks.formats import QAExample
+from xlmr_ds.tokenizer import Tokenizer
 from xlmr_ds.vocab import BOS_ID, EOS_ID, PAD_ID
 
 MAX_QUESTION_PIECES = 64

@@ -3,12 +3,13 @@
     python -m xlmr_ds.tools.bench_worker --settings SETTINGS.json --impl xlmr-ds|hf --out RESULT.json
     deepspeed --num_gpus 2 --module xlmr_ds.tools.bench_worker ...      # what `--processes 2` runs
 
-The model is ours (`XLMRForMaskedLM`, LM head on the masked positions only, attention through our dispatch)
-or transformers' `XLMRobertaForMaskedLM` (SDPA attention) built from the same config; for a fine-tuning task,
-our head (model/heads.py) or transformers' XLMRobertaFor{Sequence,Token}Classification (3 labels) or
-XLMRobertaForQuestionAnswering (a random answer span). The timed loop is the
-same minimal one for both: forward, backward, step, and no host synchronization inside the timed steps
-except one at the end of each step on a GPU.
+The model is ours (`XLMRForMaskedLM`, LM head on the masked positions only, attention through our dispatch,
+dropout keyed by sample) or transformers' `XLMRobertaForMaskedLM` (SDPA attention) built from the same config;
+for a fine-tuning task, our head (model/heads.py) or transformers' XLMRobertaFor{Sequence,Token}Classification
+(3 labels) or XLMRobertaForQuestionAnswering (a random answer span). The timed step is training's own, for both
+models: masked-LM steps are engine/step.py's MaskedLMStep (the step `xlmr-ds train` runs: masking on the
+device on a GPU, on the host on the CPU as the loader does, the step's totals in one all-reduce), fine-tuning
+steps are engine/finetune.py's fine_tuning_step (the step `xlmr-ds finetune` runs).
 """
 
 from __future__ import annotations
@@ -25,14 +26,15 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from xlmr_ds.accelerator import select_deepspeed_accelerator
 from xlmr_ds.dataset.sampling import stable_seed
 from xlmr_ds.engine.build import parameter_groups
 from xlmr_ds.engine.ds_config import load_ds_config
-from xlmr_ds.engine.guards.teardown import exit_process, release_shared_memory_buffer, shut_down_process_group
-from xlmr_ds.estimate.flops import device_peak_tflops, encoder_forward_flops, training_flops
+from xlmr_ds.engine.finetune import fine_tuning_step, head_loss
+from xlmr_ds.engine.guards.teardown import exit_process
+from xlmr_ds.engine.runtime import Runtime
+from xlmr_ds.engine.step import MaskedLMStep, keyed_loss
+from xlmr_ds.estimate.flops import device_peak_tflops, encoder_forward_flops
 from xlmr_ds.kernels.mlm_masking_reference import MaskingConfig, mask_tokens
-from xlmr_ds.logs import library_output_silenced
 from xlmr_ds.model import XLMRConfig, XLMRForMaskedLM, preset
 from xlmr_ds.tasks.kinds import KINDS
 from xlmr_ds.tools.bench import CLASSIFICATION_LABELS, IMPLEMENTATIONS, BenchSettings
@@ -57,10 +59,11 @@ class SyntheticBatches:
     tokens are padding on average; a pure function of (seed, rank, step)."""
 
     def __init__(self, config: XLMRConfig, micro_batch: int, seq: int, padding: float, seed: int, rank: int,
-                 task: str = "masked-lm"):
-        """task: masked-lm labels the masked positions; a classification task gets random labels instead (one
-        per sequence, or one per real token), question answering a random (start, end) inside each sequence."""
-        self.micro_batch, self.seq, self.padding, self.task = micro_batch, seq, padding, task
+                 task: str = "masked-lm", masked: bool = True):
+        """task: masked-lm labels the masked positions (masked=False leaves the masking to the step, as the loader
+        does for a GPU trainer); a classification task gets random labels instead (one per sequence, or one per
+        real token), question answering a random (start, end) inside each sequence."""
+        self.micro_batch, self.seq, self.padding, self.task, self.masked = micro_batch, seq, padding, task, masked
         self.seed, self.rank = seed, rank
         self.vocab_size = config.vocab_size
         self.masking = MaskingConfig.for_vocabulary(config.vocab_size)
@@ -71,14 +74,16 @@ class SyntheticBatches:
         labels = np.full((self.micro_batch, self.seq), IGNORE_INDEX, dtype=np.int64)
         attention_mask = np.zeros((self.micro_batch, self.seq), dtype=np.int64)
         spans = np.zeros((self.micro_batch, 2), dtype=np.int64)
+        sample_index = np.zeros(self.micro_batch, dtype=np.int64)
         for row in range(self.micro_batch):
             short = rng.uniform(0, 2 * self.padding) if self.padding else 0.0
             length = max(3, int(round(self.seq * (1 - min(short, 0.95)))))
             tokens = rng.integers(UNK_ID + 1, self.masking.mask_id, length)
             tokens[0], tokens[-1] = BOS_ID, EOS_ID
             if self.task == "masked-lm":
-                sample_index = (step * 1_000_003 + self.rank) * self.micro_batch + row
-                ids, row_labels = mask_tokens(tokens, self.masking, self.seed, sample_index)
+                sample_index[row] = (step * 1_000_003 + self.rank) * self.micro_batch + row
+                ids, row_labels = mask_tokens(tokens, self.masking, self.seed, int(sample_index[row])) \
+                    if self.masked else (tokens, IGNORE_INDEX)
             elif self.task == "token-classification":
                 ids, row_labels = tokens, rng.integers(0, CLASSIFICATION_LABELS, length)
             else:
@@ -89,8 +94,9 @@ class SyntheticBatches:
             labels = rng.integers(0, CLASSIFICATION_LABELS, self.micro_batch)
         elif self.task == "question-answering":
             labels = spans
-        return {"input_ids": torch.from_numpy(input_ids), "attention_mask": torch.from_numpy(attention_mask),
-                "labels": torch.from_numpy(labels)}
+        batch = {"input_ids": torch.from_numpy(input_ids), "attention_mask": torch.from_numpy(attention_mask),
+                 "labels": torch.from_numpy(labels)}
+        return {**batch, "sample_index": torch.from_numpy(sample_index)} if self.task == "masked-lm" else batch
 
 
 def build_model(impl: str, config: XLMRConfig, activation_checkpointing: bool,
@@ -116,26 +122,42 @@ def build_model(impl: str, config: XLMRConfig, activation_checkpointing: bool,
     return model
 
 
-def _loss(impl: str, model, batch: dict) -> torch.Tensor:
+def transformers_loss(engine, batch: dict, sample_index: torch.Tensor | None = None) -> torch.Tensor:
+    """transformers' model's loss on a micro-batch (its dropout is its own: no keys)."""
     labels = {"labels": batch["labels"]}
     # transformers' span head takes its labels as two arguments (the engine wraps it: look at its module)
-    if impl != "xlmr-ds" and type(getattr(model, "module", model)).__name__.endswith("QuestionAnswering"):
+    if type(engine.module).__name__.endswith("QuestionAnswering"):
         labels = {"start_positions": batch["labels"][:, 0], "end_positions": batch["labels"][:, 1]}
-    output = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], **labels)
-    return output.loss if impl == "xlmr-ds" else output["loss"]
+    return engine(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], **labels)["loss"]
+
+
+def training_step(impl: str, settings: BenchSettings, engine, runtime: Runtime, config: XLMRConfig):
+    """The step to time, as training and fine-tuning run it: batch -> (tokens, model FLOPs) over every process.
+    Fine-tuning's FLOPs are the encoder's (the head's are negligible beside them)."""
+    if settings.task != "masked-lm":
+        loss_of = head_loss if impl == "xlmr-ds" else transformers_loss
+
+        def fine_tune(batch: dict) -> tuple[float, float]:
+            _, tokens, _ = fine_tuning_step(engine, runtime, batch, loss_of)
+            return tokens, 3 * encoder_forward_flops(config, settings.seq) * len(batch["input_ids"]) * runtime.size
+        return fine_tune
+    loss_of = keyed_loss(settings.seed, keyed_dropout=True) if impl == "xlmr-ds" else transformers_loss
+    step = MaskedLMStep(engine, runtime, config, settings.seed, runtime.device.type == "cuda", loss_of)
+    masking = MaskingConfig.for_vocabulary(config.vocab_size)
+
+    def pretrain(batch: dict) -> tuple[float, float]:
+        totals = step(iter([batch]), masking)
+        return totals.tokens, totals.flops(config)
+    return pretrain
 
 
 def run_worker(settings: BenchSettings, impl: str) -> dict:
     """One run in this process (one rank of the job): its result, the same on every rank."""
-    select_deepspeed_accelerator()
+    runtime = Runtime.start()
     import deepspeed
-    import torch.distributed as dist
 
-    with library_output_silenced():  # "deepspeed_shm_comm_op built successfully", from every process
-        deepspeed.init_distributed()
-    rank, world = dist.get_rank(), dist.get_world_size()
-    on_gpu = torch.cuda.is_available()
-    device = torch.device("cuda", torch.cuda.current_device()) if on_gpu else torch.device("cpu")
+    rank, world, device = runtime.rank, runtime.world_size, runtime.device
+    on_gpu = device.type == "cuda"
     config = preset(settings.model)
     data = None
     if settings.data:
@@ -154,47 +176,34 @@ def run_worker(settings: BenchSettings, impl: str) -> dict:
         from xlmr_ds.dataset.loader import build_train_loader
 
         loader = iter(build_train_loader(data, settings.micro_batch * world, settings.micro_batch, rank, world,
-                                         num_workers=settings.num_workers, pin_memory=on_gpu))
+                                         num_workers=settings.num_workers, pin_memory=on_gpu, masked=not on_gpu))
         batches = lambda index: next(loader)  # noqa: E731 - the loader's order is the step order
     else:
         batches = SyntheticBatches(config, settings.micro_batch, settings.seq, settings.padding, settings.seed, rank,
-                                   settings.task)
+                                   settings.task, masked=not on_gpu)
     fixed = batches(0)
+    timed_step = training_step(impl, settings, engine, runtime, config)
 
-    def step(index: int) -> tuple[int, float]:
+    def step(index: int) -> tuple[float, float]:
         batch = fixed if settings.fixed_batch else batches(index)
-        batch = {key: batch[key] for key in ("input_ids", "attention_mask", "labels")}
-        on_device = {key: value.to(device, non_blocking=True) for key, value in batch.items()}
-        engine.backward(_loss(impl, engine, on_device))
-        engine.step()
-        if settings.task != "masked-lm":  # the head's FLOPs are negligible beside the encoder's
-            return int(batch["attention_mask"].sum()), 3 * encoder_forward_flops(config, settings.seq) * len(
-                batch["input_ids"])
-        labelled = (batch["labels"] != IGNORE_INDEX).sum(dim=1).tolist()
-        return int(batch["attention_mask"].sum()), sum(training_flops(config, settings.seq, m) for m in labelled)
+        keys = ("input_ids", "attention_mask", "labels") + (("sample_index",) if settings.task == "masked-lm" else ())
+        return timed_step({key: batch[key] for key in keys})
 
     for index in range(settings.warmup_steps):
         step(index)
     if on_gpu:
         torch.cuda.synchronize()
         torch.cuda.reset_peak_memory_stats()
-    dist.barrier()
+    runtime.barrier()
     tokens, flops, times = 0, 0.0, []
     for index in range(settings.warmup_steps, settings.warmup_steps + settings.steps):
         started = time.perf_counter()
-        step_tokens, step_flops = step(index)
-        if on_gpu:
-            torch.cuda.synchronize()
-        times.append(time.perf_counter() - started)
+        step_tokens, step_flops = step(index)  # summed over the processes by the step's own all-reduce
+        times.append(time.perf_counter() - started)  # that all-reduce reads back: the GPU is done by then
         tokens, flops = tokens + step_tokens, flops + step_flops
     # Rates use the median step time (x steps): one step stalled by something else on the machine does not
-    # move the figure. Tokens and FLOPs are summed over the processes, step times taken from rank 0.
-    totals = torch.tensor([tokens, flops], dtype=torch.float64)
-    dist.all_reduce(totals)
-    tokens, flops = totals[0].item(), totals[1].item()
-    median_step = torch.tensor([statistics.median(times)], dtype=torch.float64)
-    dist.broadcast(median_step, 0)
-    seconds = median_step.item() * settings.steps
+    # move the figure. Step times are rank 0's.
+    seconds = runtime.broadcast_object(statistics.median(times)) * settings.steps
     peak_memory = (torch.cuda.max_memory_allocated() if on_gpu
                    else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024) / 2**30
     peak_tflops = settings.peak_tflops or device_peak_tflops(torch.cuda.get_device_name() if on_gpu else None)
@@ -213,9 +222,8 @@ def run_worker(settings: BenchSettings, impl: str) -> dict:
         "model_tflops_per_s": flops / seconds / 1e12,
         "mfu": flops / seconds / (peak_tflops * 1e12 * world) if peak_tflops else None,
     }
-    dist.barrier()
-    release_shared_memory_buffer()
-    shut_down_process_group()
+    runtime.barrier()
+    runtime.shut_down()
     return result
 
 

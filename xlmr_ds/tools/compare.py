@@ -20,7 +20,6 @@ there than the baseline).
 from __future__ import annotations
 
 import math
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -29,6 +28,7 @@ from xlmr_ds.engine.checkpoint import newest_complete, read_marker
 from xlmr_ds.engine.metrics import read_metrics
 from xlmr_ds.errors import XLMRDSError
 from xlmr_ds.jsonfile import read_json_object
+from xlmr_ds.outputs import write_text_atomically
 from xlmr_ds.tools.report import _plot
 
 GROUPS = ("high", "mid", "low")
@@ -250,9 +250,7 @@ def write_comparison(run_dirs: list[str], out: str | Path, names: list[str] | No
                     "they are compared on training loss only; train with --eval-every K for validation perplexity "
                     "per language and resource group, and the alpha study."]
         lines += ["## Validation", "", *findings]
-    temporary = out.with_name(f".{out.name}.tmp")
-    temporary.write_text("\n".join(lines) + "\n")
-    os.replace(temporary, out)
+    write_text_atomically(out, "\n".join(lines) + "\n")
     return Comparison(out, plots, [*training, "", *findings])
 
 

@@ -18,7 +18,7 @@ from xlmr_ds.errors import XLMRDSError
 from xlmr_ds.model.hf import save_hf
 from xlmr_ds.model.modeling import XLMRForMaskedLM, unique_parameter_count
 from xlmr_ds.model.resize import extend_vocabulary, new_row_ids
-from xlmr_ds.prep.tokenizer import XLMRTokenizer
+from xlmr_ds.tokenizer import XLMRTokenizer
 
 WORD_START = "\u2581"
 

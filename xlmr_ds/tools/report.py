@@ -13,6 +13,7 @@ from pathlib import Path
 from xlmr_ds.engine.metrics import read_metrics
 from xlmr_ds.errors import XLMRDSError
 from xlmr_ds.jsonfile import read_json_object
+from xlmr_ds.outputs import replaced_file, write_text_atomically
 
 SCALE_UP = """```bash
 # what a cluster needs, before it is booked
@@ -46,7 +47,8 @@ def _plot(path: Path, series: dict[str, tuple[list, list]], ylabel: str, title: 
         axis.legend()
     axis.grid(alpha=0.3)
     figure.tight_layout()
-    figure.savefig(path, dpi=110)
+    with replaced_file(path) as staged:  # the temporary's suffix is .tmp: the format is named
+        figure.savefig(staged, format=path.suffix.lstrip("."), dpi=110)
     plt.close(figure)
 
 
@@ -151,7 +153,7 @@ def transfer_section(finetune_dir: Path | None, retrieval_dir: Path | None) -> l
 
 def corpus_build_section(corpus_dir: Path, report_dir: Path) -> list[str]:
     """What `corpus build` did to the raw shards, and how well LID recovered the languages they came from."""
-    from xlmr_ds.prep.corpus_build import read_build_stats
+    from xlmr_ds.prep.corpus.build import read_build_stats
 
     stats = read_build_stats(corpus_dir)
     read, copies, kept = stats["read"], stats["duplicate_paragraphs"], stats["kept"]
@@ -250,7 +252,5 @@ def write_report(run_dir: str | Path, out: str | Path, hf_dir: str | Path | None
     lines += word_order_lines
     lines += transfer_lines
     lines += ["## Scaling the same run to Base and Large on GPUs", "", SCALE_UP, ""]
-    tmp = out.with_suffix(".md.tmp")
-    tmp.write_text("\n".join(lines))
-    os.replace(tmp, out)
+    write_text_atomically(out, "\n".join(lines))
     return out

@@ -21,10 +21,16 @@ from xlmr_ds.logs import error_line
 EXIT_CODE = 124  # as `timeout` uses: the process was ended for taking too long
 
 
+TRAINING_RESTART = "the job can be restarted, it resumes from the newest complete checkpoint"
+"""What a restarted training job does, for the message."""
+
+
 class ProgressWatchdog:
-    def __init__(self, timeout_s: float, rank: int, world_size: int):
+    def __init__(self, timeout_s: float, rank: int, world_size: int, job: str = "xlmr-ds train",
+                 restart: str = TRAINING_RESTART):
         self.timeout_s = timeout_s
         self.rank, self.world_size = rank, world_size
+        self.job, self.restart = job, restart
         self._last = time.monotonic()
         self._activity = "starting"
         self._stopped = threading.Event()
@@ -49,16 +55,21 @@ class ProgressWatchdog:
     def _expire(self, idle: float) -> None:
         prefix = f"[rank {self.rank}] " if self.world_size > 1 else ""
         shown = f"{idle:.{0 if idle >= 10 else 1}f}"
-        error_line(f"{prefix}xlmr-ds train: error: no progress for {shown} s during {self._activity} "
+        error_line(f"{prefix}{self.job}: error: no progress for {shown} s during {self._activity} "
                    f"(limit {self.timeout_s:g} s, --dist-timeout-minutes): another process of the job has probably "
-                   f"died or hangs; exiting so that the job can be restarted, it resumes from the newest complete "
-                   f"checkpoint")
+                   f"died or hangs; exiting so that {self.restart}")
         os._exit(EXIT_CODE)
 
 
 def is_lost_peer(error: RuntimeError) -> bool:
     """A collective failed because a peer went away (gloo's words for a closed or silent connection): the
-    quick way a dead peer shows itself, where a hung one needs the watchdog."""
+    quick way a dead peer shows itself, where a hung one needs the watchdog.
+
+    The words are all there is to go by: gloo's collectives raise a plain RuntimeError with no errno and no
+    torch.distributed error type (checked with torch 2.13: "[.../gloo/transport/tcp/pair.cc:553] Connection
+    closed by peer ..." for a killed peer, "[.../unbound_buffer.cc:78] Timed out waiting 5000ms for recv
+    ..." for a silent one). DistNetworkError and DistStoreError are typed, but they come from the rendezvous
+    store, whose failures cli/train.py reports as processes that never connected."""
     text = str(error)
     return "gloo" in text and any(words in text for words in (
         "Connection reset by peer", "Connection closed by peer", "Broken pipe", "Timed out waiting"))

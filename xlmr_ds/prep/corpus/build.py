@@ -5,13 +5,13 @@ with a hostfile spreads the same code over a cluster whose machines share OUT's 
 
 1. Read. Rank r reads a contiguous run of whole shards (input order: the inputs as given, directories in
    path order), writes their documents to its cache and the hash of every paragraph (non-blank line; see
-   paragraphs.py) to one of K partition files, chosen by hash mod K.
+   corpus/paragraphs.py) to one of K partition files, chosen by hash mod K.
 2. Deduplicate. Partition k is rank (k mod R)'s: it reads every rank's file k and, for each hash, keeps the
    paragraph that comes first in input order, listing every other copy as a duplicate. Memory per rank is
    that of one partition (16 bytes per paragraph / K), and which copy is kept does not depend on R or K.
 3. Identify and filter. Each rank re-reads its cache, drops its paragraphs listed as duplicates, drops a
    document left with none, identifies the language of the rest (fastText, kept if the most likely language
-   has probability >= the threshold), applies the filters (doc_filters.py) and appends each kept document
+   has probability >= the threshold), applies the filters (corpus/filters.py) and appends each kept document
    to its part of that language.
 4. Write. Every language's parts go into OUT/<lang>.txt in rank order (an exclusive scan of their sizes
    gives each rank its offset), so the output is the same for any number of ranks.
@@ -40,14 +40,20 @@ from pathlib import Path
 import numpy as np
 
 from xlmr_ds.errors import XLMRDSError
-from xlmr_ds.jsonfile import read_json_object, write_json_atomically
+from xlmr_ds.jsonfile import read_json_object
 from xlmr_ds.logs import progress_bar
-from xlmr_ds.outputs import check_output_directory
-from xlmr_ds.prep.corpus import LANGUAGE_NAME, LanguageSource, ReplacementCounter, discover_raw_shards, split_work
-from xlmr_ds.prep.doc_filters import FILTERS, FilterSettings, failed_filter
-from xlmr_ds.prep.langid import LanguageIdentifier, default_model_path
-from xlmr_ds.prep.paragraphs import paragraph_hashes
-from xlmr_ds.prep.shard_reader import DEFAULT_TEXT_FIELD, iter_segment_documents
+from xlmr_ds.outputs import check_output_directory, listed, replaced_file, write_json_atomically
+from xlmr_ds.prep.corpus.filters import FILTERS, FilterSettings, failed_filter
+from xlmr_ds.prep.corpus.langid import LanguageIdentifier, default_model_path
+from xlmr_ds.prep.corpus.paragraphs import paragraph_hashes
+from xlmr_ds.prep.corpus.reader import DEFAULT_TEXT_FIELD, iter_segment_documents
+from xlmr_ds.prep.corpus.shards import (
+    LANGUAGE_NAME,
+    LanguageSource,
+    ReplacementCounter,
+    discover_raw_shards,
+    split_work,
+)
 from xlmr_ds.prep.shared_file import write_part
 from xlmr_ds.world import everyone, fail_together
 
@@ -136,7 +142,7 @@ def _check_settings(settings: BuildSettings) -> None:
 def _check_out(out_dir: Path) -> None:
     """OUT may be new, empty, or an earlier build's output (complete or killed); nothing else is overwritten."""
     check_output_directory(out_dir, "--out")
-    if out_dir.is_dir() and any(out_dir.iterdir()) and not ((out_dir / STATS).exists() or (out_dir / TMP).exists()):
+    if out_dir.is_dir() and listed(out_dir) and not ((out_dir / STATS).exists() or (out_dir / TMP).exists()):
         raise XLMRDSError(f"--out {out_dir}: holds files that are not a corpus build's output (no {STATS}); "
                           f"choose a new or empty directory")
 
@@ -221,9 +227,8 @@ def _find_duplicates(tmp: Path, partition: int, offsets: list[int]) -> None:
     first = np.ones(len(order), dtype=bool)
     first[1:] = sorted_hashes[1:] != sorted_hashes[:-1]
     duplicates = np.sort(indices[order][~first]).astype("<u8")
-    staged = tmp / f"dup.p{partition}.tmp"
-    duplicates.tofile(staged)
-    os.replace(staged, tmp / f"dup.p{partition}")
+    with replaced_file(tmp / f"dup.p{partition}") as staged:
+        duplicates.tofile(staged)
 
 
 def _my_duplicates(tmp: Path, partitions: int, offset: int, count: int) -> np.ndarray:
@@ -428,7 +433,9 @@ def _build(shards, out_dir: Path, tmp: Path, settings: BuildSettings, identifier
                      "hash_partitions": settings.hash_partitions},
     })
     _replace_outputs(out_dir, finals)
-    from xlmr_ds.prep.build_plot import plot_build_stats  # matplotlib only once there is something to plot
+    from xlmr_ds.prep.corpus.build_plot import (
+        plot_build_stats,  # matplotlib only once there is something to plot
+    )
 
     plot_build_stats(summary, out_dir / PLOT)
     write_json_atomically(out_dir / STATS, summary)  # last: the build is complete

@@ -25,9 +25,9 @@ import json
 import random
 from pathlib import Path
 
-from xlmr_ds.atomic import replaced_directory
 from xlmr_ds.dataset.sampling import stable_seed
 from xlmr_ds.errors import XLMRDSError
+from xlmr_ds.outputs import replaced_directory
 
 SOURCE = "en"
 DEFAULT_LANGUAGES = ("en", "de", "fr", "es", "it", "nl", "ru")

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
+
+from xlmr_ds.outputs import replaced_file
 
 
 def plot_build_stats(summary: dict, path: Path) -> None:
@@ -35,7 +36,6 @@ def plot_build_stats(summary: dict, path: Path) -> None:
     per_language.set_ylabel("MB kept")
     per_language.set_title(f"{len(languages)} languages, {summary['kept']['bytes'] / 1e6:,.2f} MB kept", fontsize=9)
     figure.tight_layout()
-    staged = path.with_name(f".{path.name}.tmp")
-    figure.savefig(staged, format="png", dpi=100)
+    with replaced_file(path) as staged:
+        figure.savefig(staged, format="png", dpi=100)
     plt.close(figure)
-    os.replace(staged, path)

@@ -11,7 +11,6 @@ from __future__ import annotations
 import os
 import random
 import shutil
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,8 +19,9 @@ import sentencepiece as spm
 from xlmr_ds.dataset.sampling import alpha_probabilities, stable_seed
 from xlmr_ds.errors import XLMRDSError
 from xlmr_ds.logs import progress_bar
-from xlmr_ds.prep.corpus import LanguageSource, ReplacementCounter, discover_corpus, is_blank
-from xlmr_ds.prep.shard_reader import DEFAULT_TEXT_FIELD, iter_language_lines
+from xlmr_ds.outputs import staging_directory
+from xlmr_ds.prep.corpus.reader import DEFAULT_TEXT_FIELD, iter_language_lines
+from xlmr_ds.prep.corpus.shards import LanguageSource, ReplacementCounter, discover_corpus, is_blank
 
 
 @dataclass(frozen=True)
@@ -80,7 +80,7 @@ def train_sentencepiece(input_dir: str | Path, out_prefix: str | Path, vocab_siz
 
     out_prefix = Path(out_prefix)
     out_prefix.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{out_prefix.name}.", dir=out_prefix.parent))
+    staging = staging_directory(out_prefix)
     try:
         train_unigram(lines, staging / "spm", vocab_size, character_coverage)
         os.replace(staging / "spm.vocab", out_prefix.with_name(out_prefix.name + ".vocab"))
@@ -105,6 +105,7 @@ def train_unigram(lines: list[str], prefix: Path, vocab_size: int, character_cov
         )
     except RuntimeError as error:
         reason = str(error).strip().splitlines()[-1]
+        # SentencePiece reports every failed status as a plain RuntimeError (no code): its text tells them apart.
         fix = ("raise --vocab-size above the number of distinct characters in the sample"
                if "required_chars" in reason else "lower --vocab-size or add text")
         raise XLMRDSError(f"SentencePiece training failed with --vocab-size={vocab_size} on {len(lines)} "

@@ -14,8 +14,8 @@ import json
 import random
 from pathlib import Path
 
-from xlmr_ds.atomic import replaced_directory
 from xlmr_ds.dataset.sampling import stable_seed
+from xlmr_ds.outputs import replaced_directory
 
 # language -> (mimesis locale, lines at scale 1.0). Sizes fall off like real web crawls.
 MIMESIS_LANGUAGES = {

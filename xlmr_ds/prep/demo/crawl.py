@@ -15,10 +15,10 @@ import json
 import random
 from pathlib import Path
 
-from xlmr_ds.atomic import replaced_directory
 from xlmr_ds.dataset.sampling import stable_seed
-from xlmr_ds.prep.corpus import ReplacementCounter, discover_corpus
-from xlmr_ds.prep.shard_reader import iter_language_lines
+from xlmr_ds.outputs import replaced_directory
+from xlmr_ds.prep.corpus.reader import iter_language_lines
+from xlmr_ds.prep.corpus.shards import ReplacementCounter, discover_corpus
 
 BOILERPLATE = (
     "Copyright © {year} All rights reserved.",

@@ -24,7 +24,6 @@ import sentencepiece as spm
 import tokenizers
 
 from xlmr_ds import vocab
-from xlmr_ds.dataset.manifest import tokenizer_file
 from xlmr_ds.errors import XLMRDSError
 from xlmr_ds.vocab import BOS_ID, EOS_ID, SPECIAL_TOKENS, UNK_ID
 
@@ -302,7 +301,3 @@ def tokenizer_of_directory(directory: str | Path) -> Tokenizer:
                       f"the model with its tokenizer (`xlmr-ds export --spm MODEL`, or transformers' "
                       f"tokenizer.save_pretrained into the directory)")
 
-
-def tokenizer_for_dataset(out_dir: str | Path, manifest: dict, spm_model: str | Path | None = None) -> XLMRTokenizer:
-    """The tokenizer a binarized dataset was written with (its copy in OUT, or `spm_model`), checked by sha256."""
-    return XLMRTokenizer(tokenizer_file(out_dir, manifest, spm_model))

@@ -3,7 +3,7 @@ import pytest
 import sentencepiece as spm
 
 from xlmr_ds.errors import XLMRDSError
-from xlmr_ds.prep.tokenizer import XLMRTokenizer
+from xlmr_ds.tokenizer import XLMRTokenizer
 
 
 def test_ids_follow_the_fairseq_dictionary(spm_model):

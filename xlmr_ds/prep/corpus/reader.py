@@ -22,7 +22,7 @@ from typing import BinaryIO
 import zstandard
 
 from xlmr_ds.errors import XLMRDSError
-from xlmr_ds.prep.corpus import (
+from xlmr_ds.prep.corpus.shards import (
     LanguageSource,
     ReplacementCounter,
     Segment,

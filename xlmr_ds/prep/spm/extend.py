@@ -2,11 +2,11 @@
 
 sentencepiece cannot continue training a model (its issue #791), so extension edits the ModelProto, as
 Glot500 did for XLM-R:
-1. a unigram model is trained on an alpha-sampled sample of the new languages' text (spm_train);
+1. a unigram model is trained on an alpha-sampled sample of the new languages' text (spm/train.py);
 2. its normal pieces that the base lacks are the candidates, best score first; each keeps the score it was
    trained with (a log-probability of the new languages' unigram model);
 3. the chosen pieces are appended after every piece of the base, so every old id keeps its id and piece;
-4. old-language text must tokenize as before. A unigram tokenizer takes the best-scoring segmentation, so a
+4. old-language text must tokenize as with the base. A unigram tokenizer takes the best-scoring segmentation, so a
    new piece changes old text wherever its string occurs there and beats the old pieces' split of it. The
    candidates are therefore checked on a sample of each old language's text: the trial model (base + the
    first N candidates) encodes it, every candidate that appears in an encoding whose ids changed is
@@ -36,10 +36,8 @@ PREFIX.extension.json:
 from __future__ import annotations
 
 import math
-import os
 import random
 import shutil
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -48,10 +46,15 @@ from sentencepiece import sentencepiece_model_pb2 as model_pb2
 
 from xlmr_ds.dataset.sampling import stable_seed
 from xlmr_ds.errors import XLMRDSError
-from xlmr_ds.jsonfile import write_json_atomically
-from xlmr_ds.prep.corpus import discover_corpus
-from xlmr_ds.prep.shard_reader import DEFAULT_TEXT_FIELD
-from xlmr_ds.prep.spm_train import draw_alpha_sample, sample_language, train_unigram
+from xlmr_ds.outputs import (
+    staging_directory,
+    write_bytes_atomically,
+    write_json_atomically,
+    write_text_atomically,
+)
+from xlmr_ds.prep.corpus.reader import DEFAULT_TEXT_FIELD
+from xlmr_ds.prep.corpus.shards import discover_corpus
+from xlmr_ds.prep.spm.train import draw_alpha_sample, sample_language, train_unigram
 
 CHECK_ROUNDS = 8
 """Rounds of dropping the candidates that change old-language lines (each encodes the check sample once)."""
@@ -127,7 +130,7 @@ def extend_sentencepiece(base: str | Path, input_dir: str | Path, add: int, out_
     base_pieces = {p.piece for p in proto.pieces}
     report = ExtensionReport(str(base), len(proto.pieces), add)
     out_prefix.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{out_prefix.name}.", dir=out_prefix.parent))
+    staging = staging_directory(out_prefix)
     try:
         samples = draw_alpha_sample(new_files, sample_lines, alpha, seed, progress, text_field)
         lines = [line for sample in samples for line in sample.lines]
@@ -159,7 +162,7 @@ def extend_sentencepiece(base: str | Path, input_dir: str | Path, add: int, out_
             report.new_languages[source.language] = {
                 "lines": len(measured), **_token_counts(base_sp, measured, "before"),
                 **_token_counts(new_sp, measured, "after")}
-        _write_outputs(extended, report, staging, out_prefix)
+        _write_outputs(extended, report, out_prefix)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return report
@@ -259,12 +262,9 @@ def _processor(proto) -> spm.SentencePieceProcessor:
     return processor
 
 
-def _write_outputs(extended, report: ExtensionReport, staging: Path, out_prefix: Path) -> None:
+def _write_outputs(extended, report: ExtensionReport, out_prefix: Path) -> None:
     """PREFIX.vocab and PREFIX.extension.json, then PREFIX.model: a .model present means all three are."""
-    (staging / "out.model").write_bytes(extended.SerializeToString())
-    (staging / "out.vocab").write_text("".join(f"{p.piece}\t{p.score:g}\n" for p in extended.pieces),
-                                       encoding="utf-8")
-    report_file = out_prefix.with_name(out_prefix.name + ".extension.json")
-    write_json_atomically(report_file, report.to_dict())
-    os.replace(staging / "out.vocab", out_prefix.with_name(out_prefix.name + ".vocab"))
-    os.replace(staging / "out.model", out_prefix.with_name(out_prefix.name + ".model"))
+    write_text_atomically(out_prefix.with_name(out_prefix.name + ".vocab"),
+                          "".join(f"{p.piece}\t{p.score:g}\n" for p in extended.pieces))
+    write_json_atomically(out_prefix.with_name(out_prefix.name + ".extension.json"), report.to_dict())
+    write_bytes_atomically(out_prefix.with_name(out_prefix.name + ".model"), extended.SerializeToString())

@@ -1,0 +1,1 @@
+"""Tokenizer training: a SentencePiece model trained on an alpha-sampled corpus, and extended with new pieces."""
