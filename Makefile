@@ -47,7 +47,7 @@ DEMO_VOCAB ?= 8000
 # The demo pretrains the tiny model's shape without dropout (model_configs/tiny_no_dropout.json; the vocabulary
 # becomes the tokenizer's) on 32-token blocks: on 2 CPU cores that is what gets it past masked-LM training's first
 # plateau within minutes (4,500 steps: word order worth 0.59 nats, against 0.008 after 600 steps of 128-token
-# blocks with dropout; README). The ablation and adaptation targets keep the tiny preset on 128-token blocks.
+# blocks with dropout; benchmarks/NOTES.md). The ablation and adaptation targets keep the tiny preset on 128-token blocks.
 DEMO_MODEL ?= --model-config model_configs/tiny_no_dropout.json
 DEMO_BLOCK ?= 32
 DEMO_STEPS ?= 4500
@@ -60,6 +60,8 @@ DEMO_FT_EPOCHS ?= 8
 DEMO_FT_LR ?= 1e-3
 FINETUNE_TESTS = $(foreach l,$(DEMO_TASK_LANGS),$(l)=$(DEMO)/task/names/test.$(l).tsv)
 RETRIEVAL_PAIRS = $(foreach l,$(filter-out en,$(DEMO_TASK_LANGS)),$(l)=$(DEMO)/task/parallel/en-$(l).en:$(DEMO)/task/parallel/en-$(l).$(l))
+# The held-out fill-mask probes of the report: one whole word masked in a held-out block of each language.
+DEMO_PROBE_LANGS ?= en ru de zh
 FILL_MASK = "The weather is <mask> today." "Сегодня <mask> погода." "Das ist ein <mask> Haus." "今天天气很<mask>。"
 # DeepSpeed's launcher prints its own INFO lines and, for a one-node job, a missing-hostfile warning: noise
 # here. XLMR_DS_VERBOSE=1 brings them back, with the libraries' warnings inside the ranks (xlmr_ds/logs.py).
@@ -67,7 +69,7 @@ LAUNCHER_LOG_LEVEL = $(if $(filter-out 0,$(XLMR_DS_VERBOSE)),info,error)
 DEMO_TRAIN = DS_ACCELERATOR=cpu PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(VENV)/bin/deepspeed --log_level $(LAUNCHER_LOG_LEVEL) --num_gpus 2 \
 	--module xlmr_ds.train --deepspeed_config ds_configs/demo_cpu_zero2.json --data $(DEMO)/data $(DEMO_MODEL) \
 	--block-size $(DEMO_BLOCK) --save $(DEMO)/ckpt --save-every $(DEMO_EVERY) --eval-every $(DEMO_EVERY) \
-	--keep 2 --valid-fraction 0.02
+	--keep 2 --valid-fraction 0.05 --eval-samples 256 --probe-languages $(DEMO_PROBE_LANGS)
 
 demo: $(INSTALLED)
 	$(XLMR_DS) info --model large --gpus-per-node 8 --nodes 4

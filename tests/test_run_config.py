@@ -131,7 +131,7 @@ def test_the_training_command_prints_the_settings_error_on_one_line(flags, case,
 
 
 PUBLIC_FLAGS = ["--deepspeed_config", "--data", "--model", "--model-config", "--steps", "--recipe", "--exit-at-step",
-                "--save", "--metrics-file", "--save-every", "--eval-every", "--eval-samples", "--keep", "--seed",
+                "--save", "--metrics-file", "--save-every", "--eval-every", "--eval-samples", "--probe-languages", "--keep", "--seed",
                 "--init-from", "--resume", "--branch-from", "--valid-fraction", "--block-size",
                 "--activation-checkpointing", "--dropout-keys", "--num-workers", "--peak-tflops",
                 "--dist-timeout-minutes", "--nonfinite-loss"]

@@ -148,12 +148,17 @@ class LoggingSettings:
     eval_samples: int = 32
     """Held-out blocks per language in each validation."""
 
+    probe_languages: tuple[str, ...] = ()
+    """Languages whose held-out fill-mask probe (one whole word masked in a held-out block) is asked at every
+    validation (none given: the 4 with the most tokens)."""
+
     peak_tflops: float | None = None
     """The device's peak TFLOP/s for MFU (default: from the GPU's name; none on a CPU)."""
 
     def __post_init__(self):
         require_minimum("--eval-every", self.eval_every, 0)
         require_minimum("--eval-samples", self.eval_samples, 1)
+        object.__setattr__(self, "probe_languages", tuple(self.probe_languages))  # argparse gives a list
         if self.peak_tflops is not None:
             require_minimum("--peak-tflops", self.peak_tflops, 0, strict=True)
 
@@ -224,6 +229,8 @@ def _differences(old: dict, new: dict, prefix: str = "") -> list[str]:
     changes = []
     for key in sorted(set(old) | set(new)):
         before, after = old.get(key), new.get(key)
+        if isinstance(before, (list, tuple)) and isinstance(after, (list, tuple)):
+            before, after = list(before), list(after)  # JSON has no tuples: a saved tuple reads back as a list
         if isinstance(before, dict) and isinstance(after, dict):
             changes += _differences(before, after, f"{prefix}{key}.")
         elif before != after:

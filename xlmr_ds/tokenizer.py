@@ -1,6 +1,6 @@
 """The one mapping between SentencePiece ids and XLM-R ids, used everywhere; and the tokenizers that give XLM-R ids.
 
-XLM-R ids follow the fairseq dictionary (facts.md, xlmr_ds/vocab.py): <s>=0, <pad>=1, </s>=2, <unk>=3, then
+XLM-R ids follow fairseq's dictionary of XLM-R (xlmr_ds/vocab.py): <s>=0, <pad>=1, </s>=2, <unk>=3, then
 every SentencePiece piece p >= 3 gets id p + 1, and <mask> is the last id. The SentencePiece model must keep its
 default specials (unk=0, <s>=1, </s>=2, no pad), as the released XLM-R sentencepiece.bpe.model does and as
 `xlmr-ds spm train` writes; so vocab_size = pieces + 2.
@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import bisect
 import hashlib
+import unicodedata
 from abc import ABC, abstractmethod
 from functools import cached_property
 from pathlib import Path
@@ -39,6 +40,45 @@ HF_TOKENIZER_JSON = "tokenizer.json"
 
 WORD_START = "\u2581"
 """SentencePiece's word-boundary mark: a piece that is only this covers no character of the text."""
+
+
+UNSPACED_SCRIPTS = frozenset({"CJK", "THAI", "LAO", "KHMER", "MYANMAR"})
+"""Scripts written without spaces between words: there a piece without the word-boundary mark can be a word."""
+
+
+def letter_script(character: str) -> str:
+    """The Unicode script family of a letter, from its name (LATIN, CYRILLIC, CJK, HIRAGANA, ...)."""
+    name = unicodedata.name(character, "")
+    return "CJK" if name.startswith(("CJK", "HIRAGANA", "KATAKANA")) else name.split(" ")[0]
+
+
+def is_word_piece(piece: str, scripts: set[str] | None = None) -> bool:
+    """Whether a piece is the start of a word: letters and the marks that go with them (Thai vowels, Devanagari
+    matras), after the boundary mark ▁ (which a script written without spaces may lack), all in one of `scripts`
+    when given. What a model that learned something answers, rather than `▁`, punctuation or the inside of a
+    word such as `s`."""
+    word = piece.removeprefix(WORD_START)
+    if not word or not unicodedata.category(word[0]).startswith("L"):
+        return False
+    if not all(unicodedata.category(c)[0] in "LM" and (scripts is None or letter_script(c) in scripts) for c in word):
+        return False
+    return piece.startswith(WORD_START) or letter_script(word[0]) in UNSPACED_SCRIPTS
+
+
+def is_whole_word(pieces: list[str], position: int) -> bool:
+    """Whether pieces[position] is a word on its own: a word piece of at least two letters (one in a script
+    written without spaces) that the next piece does not continue (it starts a word, or is not a letter)."""
+    piece = pieces[position]
+    if not is_word_piece(piece) or position + 1 >= len(pieces):
+        return False
+    word = piece.removeprefix(WORD_START)
+    unspaced = letter_script(word[0]) in UNSPACED_SCRIPTS
+    if len(word) < (1 if unspaced else 2):
+        return False
+    following = pieces[position + 1]
+    if unspaced:  # no boundary mark to go by: a word is a piece of letters followed by something else
+        return not following[:1].isalpha() or following.startswith(WORD_START)
+    return following.startswith(WORD_START) or unicodedata.category(following[0])[0] not in "LM"
 
 
 class Tokenizer(ABC):

@@ -80,6 +80,15 @@ def test_continued_pretraining_starts_from_the_exported_weights(training_args, b
     before_second = read_metrics(second / "metrics.jsonl", "eval")[0]["languages"]
     for language, result in after_first.items():
         assert before_second[language]["loss"] == pytest.approx(result["loss"], abs=1e-5)
+        # The same held-out masked tokens and the same context-free guess, whichever run measures them.
+        assert before_second[language]["accuracy"] == result["accuracy"]
+        assert before_second[language]["accuracy_context_free"] == result["accuracy_context_free"]
+    # The held-out word probes: chosen by the same seeded rule in both runs, asked of the same weights.
+    probes_after_first = read_metrics(first / "metrics.jsonl", "eval")[-1]["word_probes"]
+    probes_before_second = read_metrics(second / "metrics.jsonl", "eval")[0]["word_probes"]
+    assert len(probes_after_first) == 4 and [p["rank"] for p in probes_before_second] == \
+        [p["rank"] for p in probes_after_first]
+    assert [p["word"] for p in probes_before_second] == [p["word"] for p in probes_after_first]
 
 
 BAD_TRAIN_ARGS = [

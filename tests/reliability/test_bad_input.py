@@ -261,6 +261,7 @@ CASES = [
     Case("train-negative-steps", "train", lambda i: i.train(steps="-1"), "argument --steps: -1 must be at least 1"),
     Case("train-unknown-model", "train", lambda i: i.train(model=("--model", "huge")), "argument --model: invalid choice: 'huge'"),
     Case("train-zero-timeout", "train", lambda i: i.train("--dist-timeout-minutes", "0"), "argument --dist-timeout-minutes: 0 must be more than 0"),
+    Case("train-probe-language-not-in-the-data", "train", lambda i: i.train("--eval-every", "1", "--probe-languages", "en", "xx"), "--probe-languages: xx not in"),
     Case("train-unknown-nonfinite-policy", "train", lambda i: i.train("--nonfinite-loss", "ignore"), "argument --nonfinite-loss: invalid choice: 'ignore'"),
     Case("info-unknown-model", "xlmr-ds", lambda i: ["info", "--model", "huge"], "argument --model: invalid choice: 'huge'"),
     Case("binarize-missing-out", "xlmr-ds", lambda i: i.binarize(str(i.corpus_dir))[:-2], "the following arguments are required: --out"),

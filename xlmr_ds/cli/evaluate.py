@@ -92,7 +92,7 @@ def _register_transfer(kinds) -> None:
     parser = kinds.add_parser("transfer", help="a fine-tune or retrieval task on every checkpoint of a run")
     parser.add_argument("--ckpt", required=True, metavar="RUN_DIR", help="a pretraining --save directory")
     parser.add_argument("--task-config", required=True, metavar="FILE",
-                        help="JSON task file (README: Cross-lingual transfer; xlmr_ds/tasks/task_config.py)")
+                        help="JSON task file (docs/evaluation.md; xlmr_ds/tasks/task_config.py)")
     parser.add_argument("--all-checkpoints", action="store_true", help="every complete checkpoint, not the newest")
     parser.add_argument("--out", type=output_directory, metavar="DIR",
                         help="default: RUN_DIR/transfer/<task file name>")
@@ -137,7 +137,7 @@ def run(args: argparse.Namespace) -> int:
     import torch
 
     from xlmr_ds.dataset.loader import PretrainingData
-    from xlmr_ds.engine.evaluation import evaluate_languages
+    from xlmr_ds.engine.evaluation import context_free_guesses, evaluate_languages
 
     require_at_least(args, 1, "samples", "batch_size")
     model, trained = _load(args)
@@ -153,10 +153,11 @@ def run(args: argparse.Namespace) -> int:
                           f"{model.config.vocab_size}; evaluate on data binarized with the model's tokenizer")
     device = torch.device("cuda") if torch.cuda.is_available() else torch.device("cpu")
     model = model.to(device).eval()
-    results = evaluate_languages(model, data, args.samples, args.batch_size, device)
+    results = evaluate_languages(model, data, args.samples, args.batch_size, device,
+                                 guesses=context_free_guesses(data))
     # (key in the results, column header, format)
     columns = [("loss", "loss", "{:.4f}"), ("perplexity", "perplexity", "{:.2f}"), ("accuracy", "accuracy", "{:.4f}"),
-               ("tokens", "masked tokens", "{:,}")]
+               ("accuracy_context_free", "accuracy, context-free guess", "{:.4f}"), ("tokens", "masked tokens", "{:,}")]
     if args.shuffled_order:
         shuffled = evaluate_languages(model, data, args.samples, args.batch_size, device, shuffle_seed=config.seed)
         for lang, r in results.items():

@@ -67,6 +67,7 @@ FLAGS = (
     SettingFlag("--save-every", CheckpointSettings, "save_every", type=non_negative_int, metavar="K"),
     SettingFlag("--eval-every", LoggingSettings, "eval_every", type=non_negative_int, metavar="K"),
     SettingFlag("--eval-samples", LoggingSettings, "eval_samples", type=positive_int),
+    SettingFlag("--probe-languages", LoggingSettings, "probe_languages", nargs="+", metavar="LANG"),
     SettingFlag("--keep", CheckpointSettings, "keep", type=non_negative_int, metavar="K"),
     SettingFlag("--seed", DataConfig, "seed", type=int),
     SettingFlag("--init-from", ModelSettings, "init_from", metavar="HF_DIR"),

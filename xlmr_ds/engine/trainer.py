@@ -37,7 +37,7 @@ from xlmr_ds.engine.ds_config import (
     route_monitors,
     zero_stage,
 )
-from xlmr_ds.engine.evaluation import evaluate_languages
+from xlmr_ds.engine.evaluation import context_free_guesses, evaluate_languages
 from xlmr_ds.engine.guards.host_memory import return_freed_memory_to_the_os
 from xlmr_ds.engine.guards.nonfinite import Outcome, check_supported, decide
 from xlmr_ds.engine.guards.watchdog import is_lost_peer
@@ -46,6 +46,7 @@ from xlmr_ds.engine.new_rows import NewRowsOnly, read_new_rows
 from xlmr_ds.engine.runtime import Runtime
 from xlmr_ds.engine.schedule import RecipeLearningRate
 from xlmr_ds.engine.step import MaskedLMStep, StepTotals, keyed_loss
+from xlmr_ds.engine.word_probes import ask_word_probes, choose_word_probes, default_probe_languages
 from xlmr_ds.errors import XLMRDSError
 from xlmr_ds.estimate.flops import device_peak_tflops
 from xlmr_ds.logs import log, progress_bar
@@ -88,6 +89,8 @@ class Trainer:
             peak_lr=raw_config.get("optimizer", {}).get("params", {}).get("lr"),
             max_sequence_length=shape.max_sequence_length, world=self.runtime)
         self.plan = self.data.plan
+        if config.logging.eval_every:
+            self._prepare_evaluation()
         self.total_steps = self._total_steps(recipe)
         self.ds_config = prepare_ds_config(raw_config, ds_config_path, self.world_size, self.total_steps)
         self.fp16 = bool(self.ds_config.get("fp16", {}).get("enabled"))
@@ -235,8 +238,8 @@ class Trainer:
                           f"{self.config.optimization.deepspeed_config} gives {batch} (train_batch_size = micro batch "
                           f"x gradient_accumulation_steps x {self.world_size} processes); a run resumes with the "
                           f"batch size it was trained with: restore it, or change it from step {step} on with a "
-                          f"--recipe whose first phase runs {step} steps at batch_size {saved_batch} (README: "
-                          f"Recipes), or train into a new --save")
+                          f"--recipe whose first phase runs {step} steps at batch_size {saved_batch} "
+                          f"(docs/training.md: Recipes), or train into a new --save")
 
     def _start_branch(self, source: ckpt.CheckpointInfo) -> None:
         """The branch's directory begins with where it came from (branch.json) and the source run's metrics up
@@ -382,13 +385,30 @@ class Trainer:
         self.engine.eval()
         results = evaluate_languages(self.engine, self.data, self.config.logging.eval_samples,
                                      self.engine.train_micro_batch_size_per_gpu(), self.device,
-                                     on_batch=lambda: self.beat(f"evaluation at step {self.step}"))
+                                     on_batch=lambda: self.beat(f"evaluation at step {self.step}"),
+                                     guesses=self.context_free)
+        probes = ask_word_probes(self.engine, self.data, self.tokenizer, self.word_probes, self.device)
         self.engine.train()
-        self.metrics.write({"type": "eval", "step": self.step, "languages": results})
+        for result in results.values():
+            result["context_free_piece"] = self.tokenizer.id_to_piece(result["context_free_id"])
+        self.metrics.write({"type": "eval", "step": self.step, "languages": results, "word_probes": probes})
         if results:
             mean = sum(r["loss"] for r in results.values()) / len(results)
             log(f"step {self.step}: validation loss {mean:.4f} (mean of {len(results)} languages)")
         return results
+
+    def _prepare_evaluation(self) -> None:
+        """What every validation reuses: each language's context-free guess and the held-out word probes."""
+        from xlmr_ds.tokenizer import XLMRTokenizer
+
+        self.tokenizer = XLMRTokenizer(self.data.tokenizer_file)
+        self.context_free = context_free_guesses(self.data)
+        languages = list(self.config.logging.probe_languages) or default_probe_languages(self.data)
+        unknown = sorted(set(languages) - set(self.data.languages))
+        if unknown:
+            raise XLMRDSError(f"--probe-languages: {', '.join(unknown)} not in {self.data.config.data_dir} "
+                              f"(it has {', '.join(self.data.languages)})")
+        self.word_probes = choose_word_probes(self.data, self.tokenizer, languages, self.data.config.seed)
 
     def save(self) -> None:
         self.checkpoints.save(self.step, self.config.checkpointing.keep)

@@ -14,6 +14,7 @@ from xlmr_ds.engine.metrics import read_metrics
 from xlmr_ds.errors import XLMRDSError
 from xlmr_ds.jsonfile import read_json_object
 from xlmr_ds.outputs import replaced_file, write_text_atomically
+from xlmr_ds.tokenizer import is_word_piece, letter_script
 
 SCALE_UP = """```bash
 # what a cluster needs, before it is booked
@@ -35,15 +36,21 @@ def _plot(path: Path, series: dict[str, tuple[list, list]], ylabel: str, title: 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    figure, axis = plt.subplots(figsize=(7, 3.5))
-    for label, (x, y) in series.items():
-        axis.plot(x, y, label=label, marker="." if len(x) < 40 else None)
+    # Many series (a line per language): the legend goes beside the axes, in columns of at most 14 names.
+    columns = -(-len(series) // 14) if len(series) > 6 else 0
+    figure, axis = plt.subplots(figsize=(7 + 0.9 * columns, 3.5))
+    for index, (label, (x, y)) in enumerate(series.items()):
+        # matplotlib's 10 colours come round again: the line style tells the rounds apart
+        axis.plot(x, y, label=label, marker="." if len(x) < 40 else None, linewidth=1.0 if columns else 1.5,
+                  linestyle=("-", "--", ":")[index // 10 % 3])
     axis.set_xlabel("optimizer step")
     axis.set_ylabel(ylabel)
     axis.set_title(title)
     if log:
         axis.set_yscale("log")
-    if len(series) > 1:
+    if columns:
+        axis.legend(loc="center left", bbox_to_anchor=(1.01, 0.5), ncol=columns, fontsize="small", frameon=False)
+    elif len(series) > 1:
         axis.legend()
     axis.grid(alpha=0.3)
     figure.tight_layout()
@@ -78,27 +85,10 @@ def fill_mask_examples(hf_dir: Path, texts: list[str]) -> list[tuple[str, list[t
     return examples
 
 
-def _script(character: str) -> str:
-    """The Unicode script family of a letter, from its name (LATIN, CYRILLIC, CJK, HIRAGANA, ...)."""
-    name = unicodedata.name(character, "")
-    return "CJK" if name.startswith(("CJK", "HIRAGANA", "KATAKANA")) else name.split(" ")[0]
-
-
-UNSPACED_SCRIPTS = {"CJK", "THAI", "LAO", "KHMER", "MYANMAR"}
-"""Scripts written without spaces between words: there a piece without the word-boundary mark can be a word."""
-
-
 def is_word_in_script_of(piece: str, text: str) -> bool:
-    """Whether an answer is a word in the script of the prompt's letters: letters (and marks), starting a word (the
-    boundary mark ▁ first, except in a script written without spaces). What a model that learned something
-    answers, rather than `▁`, punctuation or the inside of a word such as `s`."""
-    scripts = {_script(c) for c in text.replace("<mask>", "") if unicodedata.category(c).startswith("L")}
-    word = piece.removeprefix("\u2581")
-    # Letters and the marks that go with them (Thai vowels, Devanagari matras), in the prompt's scripts.
-    if not word or not unicodedata.category(word[0]).startswith("L") or not all(
-            unicodedata.category(c)[0] in "LM" and _script(c) in scripts for c in word):
-        return False
-    return piece.startswith("\u2581") or _script(word[0]) in UNSPACED_SCRIPTS
+    """Whether an answer is a word in the script of the prompt's letters (`xlmr_ds.tokenizer.is_word_piece`)."""
+    scripts = {letter_script(c) for c in text.replace("<mask>", "") if unicodedata.category(c).startswith("L")}
+    return is_word_piece(piece, scripts)
 
 
 def word_order_section(eval_json: Path) -> list[str]:
@@ -111,7 +101,7 @@ def word_order_section(eval_json: Path) -> list[str]:
     ordered = sum(r["loss"] for r in rows.values()) / len(rows)
     shuffled = sum(r["loss_shuffled_order"] for r in rows.values()) / len(rows)
     gain = shuffled - ordered
-    return ["## Word order", "",
+    return ["### Word order", "",
             f"Masked-LM loss on the held-out blocks, mean of {len(rows)} languages: {ordered:.4f} in order, "
             f"{shuffled:.4f} with each block's tokens shuffled (the same masked tokens to predict): word order is "
             f"worth {gain:+.4f} nats ({100 * gain / shuffled:+.1f}%).", "",
@@ -124,7 +114,7 @@ def transfer_section(finetune_dir: Path | None, retrieval_dir: Path | None) -> l
     """The zero-shot tables of a `xlmr-ds finetune` and a `xlmr-ds eval retrieval` --out directory."""
     from xlmr_ds.tasks.results import ResultTable
 
-    lines = ["## Cross-lingual transfer (smoke level)", "",
+    lines = ["## How does it transfer?", "",
              "A tiny model pretrained for minutes on a few MB: these tables show that the pipeline measures "
              "zero-shot transfer from a checkpoint; they are not XNLI or Tatoeba figures.", ""]
     for directory, what in ((finetune_dir, "Fine-tuned on the source language, tested on every language"),
@@ -158,7 +148,7 @@ def corpus_build_section(corpus_dir: Path, report_dir: Path) -> list[str]:
     stats = read_build_stats(corpus_dir)
     read, copies, kept = stats["read"], stats["duplicate_paragraphs"], stats["kept"]
     plot = os.path.relpath(corpus_dir / "stats.png", report_dir)
-    lines = ["## From raw shards to the corpus (`xlmr-ds corpus build`)", "",
+    lines = ["## What data?", "", "### From raw shards to the corpus (`xlmr-ds corpus build`)", "",
              f"{len(stats['inputs'])} raw shards, {read['documents']:,} documents, {read['paragraphs']:,} paragraphs "
              f"({read['bytes'] / 1e6:,.2f} MB), {stats['workers']} worker(s), {stats['seconds']:.1f} s. Paragraphs "
              f"dropped as copies of an earlier one: {copies['paragraphs']:,} "
@@ -168,7 +158,7 @@ def corpus_build_section(corpus_dir: Path, report_dir: Path) -> list[str]:
     lines += [f"| kept | {kept['documents']:,} | {kept['bytes'] / 1e6:,.3f} |", "", f"![corpus build]({plot})", ""]
     known = stats["known_languages"]
     if known:
-        lines += ["### Languages recovered", "",
+        lines += ["#### Languages recovered", "",
                   "Each source document's known language against the one fastText's lid.176 found (documents "
                   "removed by a stage counted apart).", "",
                   "| source | documents | identified as source | identified as another | removed | most often "
@@ -188,10 +178,136 @@ def corpus_build_section(corpus_dir: Path, report_dir: Path) -> list[str]:
     return lines
 
 
+MAX_TABLE_ROWS = 24
+"""A table in the report has at most this many rows; the whole table is in a CSV beside the report."""
+
+TRAINED_TOKENS_OF_BASE = 1_500_000 * 8192 * 512
+"""Tokens XLM-R Base was trained on (Conneau et al. 2019: 1.5M updates of 8,192 sequences of 512 tokens)."""
+
+
+def _table(header: list[str], rows: list[list[str]], csv_path: Path | None = None, align: str = "") -> list[str]:
+    """A markdown table of at most MAX_TABLE_ROWS rows; with `csv_path`, every row also goes to that CSV (and the
+    table says where the rest is when it is cut)."""
+    if csv_path is not None:
+        import csv
+        import io
+
+        buffer = io.StringIO()
+        csv.writer(buffer, lineterminator="\n").writerows([header, *rows])
+        write_text_atomically(csv_path, buffer.getvalue())
+    align = align or "|".join(["---"] + ["---:"] * (len(header) - 1))
+    lines = ["| " + " | ".join(header) + " |", f"|{align}|"]
+    lines += ["| " + " | ".join(row) + " |" for row in rows[:MAX_TABLE_ROWS]]
+    if len(rows) > MAX_TABLE_ROWS:
+        lines += ["", f"{len(rows) - MAX_TABLE_ROWS} more rows in `{csv_path.name}`." if csv_path else ""]
+    return lines
+
+
+def _bars(path: Path, values: dict[str, float], ylabel: str, title: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, axis = plt.subplots(figsize=(max(5.0, 0.35 * len(values) + 1.5), 3.5))
+    axis.bar(list(values), list(values.values()), color=["tab:blue" if v >= 0 else "tab:red" for v in values.values()])
+    axis.axhline(0, color="black", linewidth=0.8)
+    axis.set_ylabel(ylabel)
+    axis.set_title(title)
+    axis.tick_params(axis="x", labelrotation=90 if len(values) > 12 else 0)
+    axis.grid(alpha=0.3, axis="y")
+    figure.tight_layout()
+    with replaced_file(path) as staged:
+        figure.savefig(staged, format="png", dpi=110)
+    plt.close(figure)
+
+
+def scale_note(train: list[dict]) -> list[str]:
+    """What a run of this size can show, said plainly when it is far from XLM-R's."""
+    tokens = sum(record.get("tokens", 0) for record in train)
+    if not tokens or tokens > 1e-3 * TRAINED_TOKENS_OF_BASE:
+        return []
+    return [f"This run trained on {tokens:,} tokens, {tokens / TRAINED_TOKENS_OF_BASE:.0e} of what XLM-R Base was "
+            "trained on. At this scale a model learns which pieces each language uses and some of how they follow "
+            "each other: its masked-token accuracy rises above the best guess that ignores the context, and its "
+            "rank for a held-out word falls. It cannot be expected to complete natural sentences as XLM-R does, "
+            "and its transfer tables show that the pipeline measures transfer, not what a full-size model "
+            "reaches.", ""]
+
+
+def learning_section(evals: list[dict], report_dir: Path) -> list[str]:
+    """Did it learn: masked-token accuracy per language against the context-free guess, step 0 and the end, as a
+    table (and accuracy.csv) and as bars; and the held-out fill-mask probes at step 0 and at the end."""
+    first, last = evals[0], evals[-1]
+    rows, gains = [], {}
+    for language in sorted(last["languages"]):
+        after = last["languages"][language]
+        before = first["languages"].get(language, {})
+        guess = after.get("accuracy_context_free")
+        if guess is not None:
+            gains[language] = 100 * (after["accuracy"] - guess)
+        rows.append([language, f"{after.get('tokens', 0):,}",
+                     f"`{after['context_free_piece']}`" if "context_free_piece" in after else "-",
+                     f"{100 * guess:.1f}" if guess is not None else "-",
+                     f"{100 * before['accuracy']:.1f}" if "accuracy" in before else "-",
+                     f"{100 * after['accuracy']:.1f}", f"{gains[language]:+.1f}" if language in gains else "-"])
+    lines = ["## Did it learn?", "",
+             f"Masked-token top-1 accuracy (%) on the held-out blocks of each language, the same masked tokens at "
+             f"step {first['step']} and step {last['step']}, against the best guess that ignores the context: the "
+             f"language's most frequent piece in its training blocks, always answered.", ""]
+    lines += _table(["language", "masked tokens", "context-free guess", "guess", f"step {first['step']}",
+                     f"step {last['step']}", "gain over the guess (points)"], rows, report_dir / "accuracy.csv",
+                    align="---|---:|---|---:|---:|---:|---:")
+    if gains:
+        _bars(report_dir / "accuracy_gain.png", gains, "points over the guess",
+              f"Masked-token accuracy over the context-free guess, step {last['step']}")
+        above = sum(gain > 0 for gain in gains.values())
+        lines += ["", f"Above the guess in {above} of {len(gains)} languages; mean gain "
+                  f"{sum(gains.values()) / len(gains):+.1f} points.", "", "![accuracy gain](accuracy_gain.png)"]
+    lines.append("")
+    before_probes = {probe["language"]: probe for probe in first.get("word_probes", [])}
+    after_probes = last.get("word_probes", [])
+    if after_probes:
+        lines += ["### Fill-mask on held-out text", "",
+                  "One whole word masked in a held-out block of each language (block and word drawn by a seeded "
+                  "rule), the rest of the block as context. The rank is the word's place among all "
+                  "answers (1: the top answer).", ""]
+        rows = []
+        for probe in after_probes:
+            earlier = before_probes.get(probe["language"])
+            top = ", ".join(f"`{piece}`" for piece, _ in probe["top"])
+            rows.append([probe["language"], _around_mask(probe["text"]), f"`{probe['word']}`",
+                         f"{earlier['rank']:,}" if earlier else "-", f"{probe['rank']:,}", top])
+        lines += _table(["language", "held-out text", "word", f"rank, step {first['step']}",
+                         f"rank, step {last['step']}", f"top 3, step {last['step']}"], rows,
+                        align="---|---|---|---:|---:|---")
+        lines.append("")
+    return lines
+
+
+def _around_mask(text: str, width: int = 36) -> str:
+    """The text within `width` characters either side of <mask>, as inline code with markdown's | escaped."""
+    at = text.find("<mask>")
+    start, end = max(0, at - width), min(len(text), at + len("<mask>") + width)
+    shown = ("…" if start else "") + text[start:end] + ("…" if end < len(text) else "")
+    return "`" + shown.replace("`", "'").replace("|", "\\|") + "`"  # code: <mask> is not read as an HTML tag
+
+
+def validation_csv(evals: list[dict], path: Path) -> None:
+    """Every validation: step, language, loss, perplexity, accuracy, the guess's accuracy, masked tokens."""
+    rows = [[e["step"], language, f"{r['loss']:.4f}", f"{r['perplexity']:.1f}", f"{r.get('accuracy', 0):.4f}",
+             f"{r['accuracy_context_free']:.4f}" if "accuracy_context_free" in r else "", r.get("tokens", "")]
+            for e in evals for language, r in sorted(e["languages"].items())]
+    _table(["step", "language", "loss", "perplexity", "accuracy", "accuracy_context_free", "masked_tokens"],
+           [[str(v) for v in row] for row in rows], path)
+
+
 def write_report(run_dir: str | Path, out: str | Path, hf_dir: str | Path | None = None,
                  fill_mask: list[str] | None = None, title: str = "xlmr-ds run",
                  finetune_dir: str | Path | None = None, retrieval_dir: str | Path | None = None,
                  corpus_dir: str | Path | None = None, word_order: str | Path | None = None) -> Path:
+    """runs/<name>/report.md and its plots and CSVs, its sections in the order a reader asks: did it learn, how
+    fast, on what data, how does it transfer, how to scale it up."""
     run_dir, out = Path(run_dir), Path(out)
     metrics_file = run_dir / "metrics.jsonl"
     if not metrics_file.is_file():
@@ -206,51 +322,52 @@ def write_report(run_dir: str | Path, out: str | Path, hf_dir: str | Path | None
                                       Path(retrieval_dir) if retrieval_dir else None) \
         if finetune_dir or retrieval_dir else []
     examples = fill_mask_examples(Path(hf_dir), fill_mask) if hf_dir and fill_mask else []
-    out.parent.mkdir(parents=True, exist_ok=True)
+    report_dir = out.parent
+    report_dir.mkdir(parents=True, exist_ok=True)
     steps = [r["step"] for r in train]
-    _plot(out.parent / "loss.png", {"training loss": (steps, [r["loss"] for r in train]),
-                                    **({"validation loss (mean of languages)": (
-                                        [e["step"] for e in evals],
-                                        [sum(v["loss"] for v in e["languages"].values()) / len(e["languages"])
-                                         for e in evals])} if evals else {})},
+    validation = {"validation loss (mean of languages)": (
+        [e["step"] for e in evals],
+        [sum(v["loss"] for v in e["languages"].values()) / len(e["languages"]) for e in evals])} if evals else {}
+    _plot(report_dir / "loss.png", {"training loss": (steps, [r["loss"] for r in train]), **validation},
           "masked-LM loss", "Loss")
-    _plot(out.parent / "lr.png", {"learning rate": (steps, [r["lr"] for r in train])}, "learning rate",
-          "Learning rate (warmup, then linear decay)")
-    throughput = [r["tokens_per_s"] for r in train[1:]] or [train[0]["tokens_per_s"]]
     lines = [f"# {title}", "", f"Run directory: `{run_dir}`; {len(train)} optimizer steps, "
-             f"{train[-1]['consumed_samples']:,} sequences consumed.", "",
-             "## Loss", "", "![loss](loss.png)", "",
-             f"Training loss: {train[0]['loss']:.4f} at step {train[0]['step']} -> {train[-1]['loss']:.4f} at step "
-             f"{train[-1]['step']}.", "", "## Learning rate", "", "![learning rate](lr.png)", "",
-             "## Throughput", "",
-             f"Mean {sum(throughput) / len(throughput):,.0f} tokens/s over the steps after the first "
-             f"(max {max(throughput):,.0f}); mean step time "
-             f"{sum(r['step_time_s'] for r in train) / len(train):.2f} s.", ""]
-    if corpus_dir:
-        lines += corpus_build_section(Path(corpus_dir), out.parent)
+             f"{train[-1]['consumed_samples']:,} sequences consumed.", ""]
+    lines += scale_note(train)
     if len(evals) >= 2:
-        first, last = evals[0], evals[-1]
-        lines += ["## Validation perplexity per language", "",
-                  f"Held-out documents, fixed masks; step {first['step']} (before) and step {last['step']} "
-                  f"(after).", "",
-                  "| language | before | after | accuracy after |", "|---|---:|---:|---:|"]
-        for language in sorted(last["languages"]):
-            before = first["languages"].get(language, {}).get("perplexity")
-            after = last["languages"][language]
-            lines.append(f"| {language} | {before:,.1f} | {after['perplexity']:,.1f} | "
-                         f"{after.get('accuracy', float('nan')):.3f} |" if before is not None else
-                         f"| {language} | - | {after['perplexity']:,.1f} | {after.get('accuracy', float('nan')):.3f} |")
-        lines.append("")
+        lines += learning_section(evals, report_dir)
+    lines += ["### Loss", "", "![loss](loss.png)", "",
+              f"Training loss: {train[0]['loss']:.4f} at step {train[0]['step']} -> {train[-1]['loss']:.4f} at step "
+              f"{train[-1]['step']}.", ""]
+    if len(evals) >= 2:
+        languages = sorted(evals[-1]["languages"])
+        _plot(report_dir / "validation_loss.png",
+              {language: ([e["step"] for e in evals if language in e["languages"]],
+                          [e["languages"][language]["loss"] for e in evals if language in e["languages"]])
+               for language in languages}, "masked-LM loss", "Validation loss per language")
+        validation_csv(evals, report_dir / "validation.csv")
+        lines += ["![validation loss per language](validation_loss.png)", "",
+                  "Every validation's loss, perplexity and accuracy per language: `validation.csv`.", ""]
+    lines += word_order_lines
     if examples:
-        lines += ["## Fill-mask with the exported model", "",
-                  f"`transformers` pipeline on `{hf_dir}`; answers as pieces (`▁` marks a word start):", ""]
+        lines += ["### Prompts unlike the corpus", "",
+                  f"Natural sentences, unlike much of the training text; `transformers` fill-mask pipeline on "
+                  f"`{hf_dir}`, answers as pieces (`▁` marks a word start):", ""]
         for text, predictions in examples:
             shown = ", ".join(f"`{token}` ({score:.3f})" for token, score in predictions)
-            lines.append(f"- {text} -> {shown}")
+            lines.append(f"- `{text}` -> {shown}")
         words = sum(is_word_in_script_of(predictions[0][0], text) for text, predictions in examples if predictions)
         lines += ["", f"Top answers that are words in the prompt's script: {words} of {len(examples)}.", ""]
-    lines += word_order_lines
-    lines += transfer_lines
+    _plot(report_dir / "lr.png", {"learning rate": (steps, [r["lr"] for r in train])}, "learning rate",
+          "Learning rate (warmup, then linear decay)")
+    throughput = [r["tokens_per_s"] for r in train[1:]] or [train[0]["tokens_per_s"]]
+    lines += ["## How fast?", "",
+              f"Mean {sum(throughput) / len(throughput):,.0f} tokens/s over the steps after the first "
+              f"(max {max(throughput):,.0f}); mean step time "
+              f"{sum(r['step_time_s'] for r in train) / len(train):.2f} s.", "", "![learning rate](lr.png)", ""]
+    if corpus_dir:
+        lines += corpus_build_section(Path(corpus_dir), report_dir)
+    if transfer_lines:
+        lines += transfer_lines
     lines += ["## Scaling the same run to Base and Large on GPUs", "", SCALE_UP, ""]
     write_text_atomically(out, "\n".join(lines))
     return out
