@@ -16,7 +16,7 @@ Each configuration keeps the tokens per batch fixed (batch = tokens // seq) and 
 All run with dropout 0.1, as in training. Times are medians over rounds that interleave the providers
 (ours, sdpa, eager, ours, ...), so that a slow moment of a shared machine hits all of them; CUDA events on a
 GPU. Peak memory is torch.cuda.max_memory_allocated above what the inputs hold (none on a CPU). TFLOP/s use
-facts.md's count over the padded shape, forward 4*B*H*S^2*Dh and backward 2.5x that, so that providers
+FlashAttention-2's count over the padded shape, forward 4*B*H*S^2*Dh and backward 2.5x that, so that providers
 compare on one scale; the varlen path does less work for the same result and shows as faster.
 """
 

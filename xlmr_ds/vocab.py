@@ -1,6 +1,6 @@
 """The token ids every part of xlmr-ds agrees on: XLM-R's special ids and the label of unlabelled positions.
 
-XLM-R ids follow the fairseq dictionary (facts.md): <s>=0, <pad>=1, </s>=2, <unk>=3, then the SentencePiece
+XLM-R ids follow fairseq's dictionary of the released XLM-R: <s>=0, <pad>=1, </s>=2, <unk>=3, then the SentencePiece
 pieces, and <mask> as the last id of the vocabulary. The tokenizer (xlmr_ds/tokenizer.py), the loader's masking,
 the model's defaults and the kernels all take the ids from here, so that there is one definition.
 """

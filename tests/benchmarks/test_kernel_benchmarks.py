@@ -2,7 +2,7 @@
 
 - fused attention forward, backward and both against torch SDPA (with a mask and dropout it runs its
   memory-efficient kernel) and the eager reference, at batch 32 x 16 heads x 512 x 64, bf16, 15% padding,
-  dropout 0.1 on a GPU; TFLOP/s from facts.md (forward 4*B*H*S^2*Dh, backward 2.5x); the packed path
+  dropout 0.1 on a GPU; TFLOP/s as FlashAttention-2 counts them (forward 4*B*H*S^2*Dh, backward 2.5x); the packed path
   against the padded one at the same padding;
 - masked softmax against the unfused PyTorch sequence, MLM masking on the device against the data path's
   NumPy masking.

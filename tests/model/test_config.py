@@ -5,7 +5,7 @@ import pytest
 from xlmr_ds.errors import XLMRDSError
 from xlmr_ds.model import PRESETS, XLMRConfig, largest_parameter_count, parameter_count, preset
 
-# facts.md: layers, hidden, ffn, heads, head dim, parameters (masked LM, tied decoder counted once).
+# Conneau et al. 2019 and the released checkpoints: layers, hidden, ffn, heads, head dim, parameters (masked LM, tied decoder counted once).
 PUBLISHED = [
     ("base", 12, 768, 3072, 12, 64, 278_295_186),
     ("large", 24, 1024, 4096, 16, 64, 560_142_482),
@@ -25,7 +25,7 @@ def test_published_presets_have_the_xlmr_shape_and_exact_parameter_count(name, l
 
 
 def test_large_parameter_count_matches_the_worked_breakdown():
-    # facts.md: embeddings 256,531,456 + 24 x 12,596,224 + head 1,301,650.
+    # The released Large checkpoint: embeddings 256,531,456 + 24 x 12,596,224 + head 1,301,650.
     d, ffn, vocab = 1024, 4096, 250_002
     embeddings = vocab * d + 514 * d + d + 2 * d
     block = 4 * (d * d + d) + 2 * d + (d * ffn + ffn) + (ffn * d + d) + 2 * d

@@ -1,4 +1,5 @@
-"""Model FLOP accounting (facts.md), shared by training metrics, `xlmr-ds bench` and `xlmr-ds plan`.
+"""Model FLOP accounting (as in Kaplan et al. 2020 and Narayanan et al. 2021), shared by training metrics,
+`xlmr-ds bench` and `xlmr-ds plan`.
 
 Forward FLOPs of one sequence of S tokens with m labelled positions, L layers, hidden d, FFN width f,
 vocabulary V (a multiply-add is 2 FLOPs):
@@ -6,7 +7,7 @@ vocabulary V (a multiply-add is 2 FLOPs):
     encoder   L * (8 S d^2 + 4 S d f + 4 S^2 d)     Q, K, V and output projections; the FFN; QK^T and PV
     LM head   m * (2 d^2 + 2 d V)                   dense, then the tied decoder, on the labelled positions
 
-With f = 4d (every XLM-R preset) the encoder term is facts.md's L * (24 S d^2 + 4 S^2 d). Training is 3x
+With f = 4d (every XLM-R preset) the encoder term is the familiar L * (24 S d^2 + 4 S^2 d). Training is 3x
 forward. The FFN width is the config's own, so a custom config reports its true MFU.
 """
 

@@ -1,7 +1,8 @@
 """XLM-R model configuration and the named presets.
 
-The presets `base` and `large` are the published XLM-R shapes (../shared/guide/facts.md); `tiny` is a
-few-layer model for tests and the CPU demo. This module knows nothing of training or of Hugging Face.
+The presets `base` and `large` are the published XLM-R shapes (Conneau et al. 2019, and the released
+checkpoints' config.json); `tiny` is a few-layer model for tests and the CPU demo. This module knows nothing
+of training or of Hugging Face.
 """
 
 from __future__ import annotations
@@ -15,7 +16,8 @@ from xlmr_ds.jsonfile import read_json_object
 from xlmr_ds.vocab import BOS_ID, EOS_ID, PAD_ID
 
 XLMR_VOCAB_SIZE = 250_002
-"""250,000 SentencePiece pieces + <s>, <pad>, </s>, <unk> - 3 pieces shared + <mask> (facts.md)."""
+"""250,000 SentencePiece pieces + <s>, <pad>, </s>, <unk> - 3 pieces shared + <mask> (the released XLM-R's
+fairseq dictionary)."""
 
 
 @dataclass(frozen=True)

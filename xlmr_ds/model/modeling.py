@@ -340,7 +340,7 @@ class XLMRForMaskedLM(XLMRModel):
         if labels is None:
             return MaskedLMOutput(loss=None, logits=self.lm_head(hidden))
         # The LM head and its (positions x vocab) matmul run only where there is a label: about 15% of the
-        # tokens, which saves ~38% of Large's training FLOPs (facts.md).
+        # tokens, which saves ~38% of Large's training FLOPs (xlmr_ds/estimate/flops.py).
         labelled = labels.ne(IGNORE_INDEX)
         logits = self.lm_head(hidden[labelled])
         targets = labels[labelled]
