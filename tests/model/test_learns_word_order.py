@@ -1,6 +1,6 @@
 """The model learns to use its neighbours when they are what predicts a token.
 
-The demo's tiny model sits at masked-LM training's first plateau (README: word order worth ~0 nats after
+The demo's tiny model sits at masked-LM training's first plateau (benchmarks/NOTES.md: word order worth ~0 nats after
 600 steps) on the demo corpus, where a bag of words already predicts much of each block. This test is the
 control: on text where every token is fixed by the one before it and a bag of words says little (a random
 successor chain), the same architecture must reach a loss far below the unigram one within a hundred steps,

@@ -1,6 +1,6 @@
 """Multi-node launches on two real hosts (network namespaces node1 and node2, see netns_hosts.sh).
 
-The README's multi-node blocks run here word for word (`readme_block`), on node1, with the paths they use
+The multi-node blocks of docs/multi-node.md run here word for word (`manual_block`), on node1, with the paths they use
 ($HOSTFILE, $CORPUS, $SPM, $DATA, $CKPT) pointing at this session's files. The one-node references are the
 cached 2-process runs of tests/conftest.py (`unbroken_runs`), trained with the same config and arguments.
 """
@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 from launch import consumed, losses
-from readme import ROOT, readme_block
+from manual import ROOT, manual_block
 
 from xlmr_ds.engine.checkpoint import MARKER
 
@@ -26,12 +26,12 @@ BIN = Path(sys.executable).parent
 
 
 @pytest.fixture(scope="session")
-def readme_environment(two_hosts):
-    """The README's environment block (it writes ./.deepspeed_env in the checkout); the file is put back after."""
+def manual_environment(two_hosts):
+    """docs/multi-node.md's environment block (it writes ./.deepspeed_env in the checkout); the file is put back after."""
     path = ROOT / ".deepspeed_env"
     before = path.read_bytes() if path.exists() else None
     try:
-        result = two_hosts.run("node1", readme_block("environment"), timeout=30)
+        result = two_hosts.run("node1", manual_block("environment"), timeout=30)
         assert result.returncode == 0, result.output
         yield path
     finally:
@@ -42,19 +42,19 @@ def readme_environment(two_hosts):
 
 
 @pytest.fixture(scope="session")
-def two_host_run(two_hosts, readme_environment, binarized_dir, tmp_path_factory):
-    """The README's two-node training block: launch check, then deepspeed --hostfile, 4 steps, saves at 2 and 4."""
+def two_host_run(two_hosts, manual_environment, binarized_dir, tmp_path_factory):
+    """docs/multi-node.md's two-node training block: launch check, then deepspeed --hostfile, 4 steps, saves at 2 and 4."""
     ckpt = tmp_path_factory.mktemp("two-hosts-run") / "ckpt"
-    result = two_hosts.run("node1", readme_block("train"), timeout=600, env={
+    result = two_hosts.run("node1", manual_block("train"), timeout=600, env={
         "HOSTFILE": "hostfiles/two_nodes_cpu", "DATA": str(binarized_dir), "CKPT": str(ckpt)})
     assert result.returncode == 0, result.output[-6000:]
     return result, ckpt
 
 
-def test_every_multinode_block_of_the_readme_is_run_here():
-    marked = re.findall(r"<!-- multinode:(\S+)", (ROOT / "README.md").read_text())
+def test_every_multinode_block_of_the_manual_is_run_here():
+    marked = re.findall(r"<!-- multinode:(\S+)", (ROOT / "docs" / "multi-node.md").read_text())
     assert sorted(marked) == sorted(["environment", "binarize", "train", "resume-on-one-node"])
-    assert all(f'readme_block("{name}")' in Path(__file__).read_text() for name in marked)
+    assert all(f'manual_block("{name}")' in Path(__file__).read_text() for name in marked)
 
 
 def rank_hosts(output: str) -> dict[int, str]:
@@ -83,7 +83,7 @@ def test_a_two_host_checkpoint_resumes_on_one_host_with_the_same_sample_order(tw
     # The two-host job as if its allocation ended after the step-2 checkpoint.
     resumed = tmp_path / "ckpt"
     shutil.copytree(ckpt, resumed, ignore=shutil.ignore_patterns("step_00000004"))
-    result = two_hosts.run("node1", readme_block("resume-on-one-node"), timeout=600,
+    result = two_hosts.run("node1", manual_block("resume-on-one-node"), timeout=600,
                            env={"DATA": str(binarized_dir), "CKPT": str(resumed)})
     assert result.returncode == 0, result.output[-6000:]
     assert f"resumed from {resumed / 'step_00000002'} at step 2, 16 samples consumed" in result.output
@@ -111,7 +111,7 @@ print("sample on", socket.gethostname(), int(data.train_sample(3)["input_ids"].s
 def test_mpiexec_binarize_across_two_hosts_is_byte_identical_to_one_rank(two_hosts, corpus_dir, spm_model,
                                                                          binarized_dir, tmp_path):
     out = tmp_path / "data"
-    result = two_hosts.run("node1", readme_block("binarize"), timeout=300,
+    result = two_hosts.run("node1", manual_block("binarize"), timeout=300,
                            env={"CORPUS": str(corpus_dir), "SPM": str(spm_model), "DATA": str(out)})
     assert result.returncode == 0, result.output[-6000:]
     assert "with 2 rank(s) on node1, node2:" in result.stdout
@@ -154,7 +154,7 @@ UNREACHABLE = [
      'xlmr-ds launch check --hostfile "$HOSTFILE" --data "$DATA" --ssh-timeout 3', 30,
      ["node3: unreachable by ssh (timeout 3 s): ssh: connect to host node3 port 22",
       "xlmr-ds: error: launch check: 1 problem(s) on node3; see the list above"]),
-    ("README launch", "node1 slots=1\nnode3 slots=1\n", None, 60,
+    ("the manual's launch", "node1 slots=1\nnode3 slots=1\n", None, 60,
      ["node3: unreachable by ssh (timeout 5 s)"]),
     ("deepspeed, first host down", "node3 slots=1\nnode1 slots=1\n",
      DEEPSPEED, 60,
@@ -170,11 +170,11 @@ UNREACHABLE = [
 
 @pytest.mark.parametrize("hostfile,command,seconds,expected", [c[1:] for c in UNREACHABLE],
                          ids=[c[0] for c in UNREACHABLE])
-def test_an_unreachable_host_fails_in_bounded_time_naming_it(two_hosts, readme_environment, binarized_dir, tmp_path,
+def test_an_unreachable_host_fails_in_bounded_time_naming_it(two_hosts, manual_environment, binarized_dir, tmp_path,
                                                              hostfile, command, seconds, expected):
     (tmp_path / "hostfile").write_text(hostfile)
     ckpt = tmp_path / "ckpt"
-    result = two_hosts.run("node1", command or readme_block("train"), timeout=seconds + 60, env={
+    result = two_hosts.run("node1", command or manual_block("train"), timeout=seconds + 60, env={
         "HOSTFILE": str(tmp_path / "hostfile"), "DATA": str(binarized_dir), "CKPT": str(ckpt)})
     assert result.returncode != 0, result.output[-6000:]
     assert result.seconds < seconds, result.output[-6000:]

@@ -95,7 +95,7 @@ def test_sigterm_saves_a_checkpoint_and_the_resumed_run_is_exact(jobs, training_
     job.wait_for_output("step:2 rank 0: sleep3")
     processes = job.processes()
     # Preemption as SLURM does it: SIGTERM to every process of the job. (The `deepspeed` runner alone does
-    # not forward a SIGTERM on one node: it dies and leaves its ranks running; see README.)
+    # not forward a SIGTERM on one node: it dies and leaves its ranks running; see docs/training.md.)
     os.killpg(job.pid, signal.SIGTERM)
     _, alive = psutil.wait_procs(processes, timeout=120)
     assert not alive

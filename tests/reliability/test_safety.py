@@ -4,7 +4,7 @@
   can never be parsed by a shell.
 - Every torch.load of ours passes weights_only=True (only tensors and plain containers, no code). DeepSpeed's
   own loads of its checkpoint files are pickles (its checkpoint engine hard-codes weights_only=False): load
-  only checkpoints you trust; the README says so.
+  only checkpoints you trust; docs/training.md says so.
 - Hugging Face weights are read only from safetensors: transformers' from_pretrained/pipeline calls on models
   pass use_safetensors=True. (That a pytorch_model.bin-only directory is refused is a row of test_bad_input.)
 Each checker is first shown to catch what it looks for.

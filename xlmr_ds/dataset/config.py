@@ -39,7 +39,7 @@ class DataConfig:
     """Share of non-special tokens chosen for prediction (80% <mask>, 10% random, 10% kept)."""
 
     recipe: str | None = None
-    """A JSON recipe file (README: Recipes; dataset/recipe.py): phases that change the languages, alpha, mask
+    """A JSON recipe file (docs/training.md: Recipes; dataset/recipe.py): phases that change the languages, alpha, mask
     rate, block size, batch size and learning rate over the run. Not given (None): XLM-R's single phase with this
     config's values. Validation always uses `block_size` and `mask_prob`, so that its losses compare across phases and
     recipes."""
