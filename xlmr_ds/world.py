@@ -50,6 +50,21 @@ def rendezvous_port() -> int:
     return free_port() if launcher_placement() is None else DEFAULT_RENDEZVOUS_PORT
 
 
+LOCAL_RANK_VARIABLES = ("LOCAL_RANK", "OMPI_COMM_WORLD_LOCAL_RANK", "MPI_LOCALRANKID", "PMI_LOCAL_RANK",
+                        "SLURM_LOCALID")
+"""Where launchers put a process's rank on its node: deepspeed and torchrun, Open MPI, MPICH and Intel MPI's
+Hydra, PMI-2 launchers, srun. Under mpiexec DeepSpeed sets LOCAL_RANK only inside init_distributed, after the
+device must be chosen."""
+
+
+def launcher_local_rank() -> int:
+    """This process's rank on its node as the launcher set it (0 when alone): the GPU it takes."""
+    for name in LOCAL_RANK_VARIABLES:
+        if os.environ.get(name, "").isdigit():
+            return int(os.environ[name])
+    return 0
+
+
 def launcher_rank() -> int:
     placed = launcher_placement()
     return placed[0] if placed else 0

@@ -169,3 +169,27 @@ def test_collectives_give_the_same_answers_on_every_process(processes):
         "broadcast_object": "from rank 0",
         "collective_device": "cpu",
     }
+
+
+LOCAL_RANKS = [
+    ({}, 0),                                                      # alone
+    ({"LOCAL_RANK": "3"}, 3),                                     # deepspeed, torchrun
+    ({"OMPI_COMM_WORLD_LOCAL_RANK": "2"}, 2),                     # Open MPI's mpiexec
+    ({"MPI_LOCALRANKID": "1"}, 1),                                # MPICH / Intel MPI (Hydra)
+    ({"SLURM_LOCALID": "5"}, 5),                                  # srun
+    ({"LOCAL_RANK": "1", "OMPI_COMM_WORLD_LOCAL_RANK": "0"}, 1),  # the launcher's own variable first
+    ({"LOCAL_RANK": "", "MPI_LOCALRANKID": "4"}, 4),              # an empty variable is not a rank
+]
+
+
+@pytest.mark.parametrize("variables,expected", LOCAL_RANKS)
+def test_each_process_takes_the_gpu_of_its_local_rank_under_every_launcher(monkeypatch, variables, expected):
+    """The device is chosen before the process group starts, when under mpiexec DeepSpeed has not yet set
+    LOCAL_RANK: without the MPI variables every process of a node would take GPU 0."""
+    from xlmr_ds.world import LOCAL_RANK_VARIABLES, launcher_local_rank
+
+    for name in LOCAL_RANK_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
+    for name, value in variables.items():
+        monkeypatch.setenv(name, value)
+    assert launcher_local_rank() == expected

@@ -16,7 +16,6 @@ CPU runs), else this process's accelerator device (NCCL); and it reads the resul
 
 from __future__ import annotations
 
-import os
 from collections.abc import Sequence
 from datetime import timedelta
 from typing import Any
@@ -29,7 +28,7 @@ from xlmr_ds.engine.guards.stop_request import StopRequest
 from xlmr_ds.engine.guards.teardown import release_shared_memory_buffer, shut_down_process_group
 from xlmr_ds.engine.guards.watchdog import TRAINING_RESTART, ProgressWatchdog
 from xlmr_ds.logs import library_output_silenced
-from xlmr_ds.world import rendezvous_port
+from xlmr_ds.world import launcher_local_rank, rendezvous_port
 
 
 def collective_device(backend: str, device: torch.device) -> torch.device:
@@ -69,7 +68,7 @@ class Runtime:
         import deepspeed
 
         if torch.cuda.is_available():  # before the group starts: NCCL binds each process to its current device
-            torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", 0)))
+            torch.cuda.set_device(launcher_local_rank())
         with library_output_silenced():  # "deepspeed_shm_comm_op built successfully", from every process
             deepspeed.init_distributed(timeout=timedelta(minutes=timeout_minutes),
                                        distributed_port=rendezvous_port())
