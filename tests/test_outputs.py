@@ -9,6 +9,7 @@ from contextlib import nullcontext
 
 import pytest
 
+from xlmr_ds.errors import XLMRDSError
 from xlmr_ds.outputs import (
     is_temporary,
     listed,
@@ -126,3 +127,29 @@ def test_a_listing_skips_temporaries_of_files_and_directories(tmp_path):
     staging_directory(tmp_path / "model")
     (tmp_path / "a.txt").write_text("a")
     assert [p.name for p in listed(tmp_path)] == [".hidden", "a.txt", "b.txt"]
+
+
+REPLACED_DIRECTORIES = [
+    ([], None),                              # an empty directory
+    (["en.txt", "de.txt"], None),            # the command's own earlier output
+    (["en.txt", "notes.md"], "notes.md"),    # anything else: refused, nothing removed
+    ([".en.txt.tmp"], None),                 # a killed write's temporary is not the user's
+]
+
+
+@pytest.mark.parametrize("present,refused", REPLACED_DIRECTORIES)
+def test_a_replaced_directory_holds_only_what_its_command_writes(tmp_path, present, refused):
+    out = tmp_path / "out"
+    out.mkdir()
+    for name in present:
+        (out / name).write_text("old")
+    own = lambda entry: entry.suffix == ".txt"  # noqa: E731
+    if refused:
+        with pytest.raises(XLMRDSError, match=f"holds files that `xlmr-ds corpus demo` does not write \\({refused}\\)"):
+            with replaced_directory(out, own, "xlmr-ds corpus demo") as staging:
+                (staging / "en.txt").write_text("new")
+        assert sorted(p.name for p in out.iterdir()) == sorted(present)
+    else:
+        with replaced_directory(out, own, "xlmr-ds corpus demo") as staging:
+            (staging / "en.txt").write_text("new")
+        assert [p.name for p in out.iterdir()] == ["en.txt"] and (out / "en.txt").read_text() == "new"

@@ -15,7 +15,7 @@ import json
 import os
 import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -138,10 +138,19 @@ def staging_directory(out_dir: str | Path) -> Path:
 
 
 @contextmanager
-def replaced_directory(out_dir: str | Path) -> Iterator[Path]:
+def replaced_directory(out_dir: str | Path, own_entry: Callable[[Path], bool] | None = None,
+                       command: str = "this command") -> Iterator[Path]:
     """Yield a staging directory beside out_dir; on success it replaces out_dir (an old one is removed), on an
-    error it is removed and out_dir is left as it was."""
+    error it is removed and out_dir is left as it was. With `own_entry` (whether an entry is one the command
+    writes), an out_dir holding anything else is refused first: a mistyped --out (`.`, a home directory) must not
+    be removed whole."""
     out_dir = Path(out_dir)
+    if own_entry is not None and out_dir.is_dir():
+        foreign = [entry.name for entry in listed(out_dir) if not own_entry(entry)]
+        if foreign:
+            raise XLMRDSError(f"{out_dir}: holds files that `{command}` does not write ({', '.join(foreign[:3])}"
+                              f"{', ...' if len(foreign) > 3 else ''}); it replaces its --out whole, so give it a "
+                              f"new or empty directory")
     staging = staging_directory(out_dir)
     try:
         yield staging

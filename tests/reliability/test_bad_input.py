@@ -274,6 +274,9 @@ CASES = [
     Case("task-model-without-tokenizer", "xlmr-ds", lambda i: i.finetune("--test", "de=" + i.text("a\tb\tentailment\n", "t.tsv"), model=i.hf_without_tokenizer()), "hf: no sentencepiece.bpe.model or tokenizer.json, so its text cannot be tokenized"),
     Case("parallel-line-counts-differ", "xlmr-ds", lambda i: ["eval", "retrieval", "--model", i.checkpoint(), "--pairs", "de=" + i.text("a\nb\n", "en.txt") + ":" + i.text("a\n", "de.txt")], "en.txt has 2 lines but"),
     Case("transfer-task-file-unknown-key", "xlmr-ds", lambda i: ["eval", "transfer", "--ckpt", i.checkpoint(), "--task-config", i.text(json.dumps({"task": "retrieval", "pairs": ["de=a:b"], "layers": 3}), "task.json")], "task.json: unknown key 'layers'; did you mean 'layer'?"),
+    Case("demo-corpus-out-holds-other-files", "xlmr-ds", lambda i: ["corpus", "demo", "--out", str(Path(i.text("mine", "home/notes.md")).parent), "--scale", "0.01"], "holds files that `xlmr-ds corpus demo` does not write (notes.md)"),
+    Case("demo-crawl-out-holds-other-files", "xlmr-ds", lambda i: ["corpus", "demo-crawl", "--from", str(i.corpus_dir), "--out", str(Path(i.text("mine", "home/en.txt")).parent)], "holds files that `xlmr-ds corpus demo-crawl` does not write (en.txt)"),
+    Case("demo-task-out-holds-other-files", "xlmr-ds", lambda i: ["task", "demo", "--out", str(Path(i.text("mine", "home/notes.md")).parent), "--languages", "en", "de"], "holds files that `xlmr-ds task demo` does not write (notes.md)"),
     Case("demo-task-unknown-language", "xlmr-ds", lambda i: ["task", "demo", "--out", str(i.root / "out"), "--languages", "en", "qq-zz"], "--languages: 'qq-zz' is not a CLDR locale Babel knows"),
     # recipe files (xlmr-ds train --recipe)
     Case("recipe-unknown-key", "train", lambda i: i.train("--recipe", i.recipe({"steps": 2, "alhpa": 0.5})), "recipe.json: unknown key 'phases[0].alhpa'; did you mean 'alpha'?"),

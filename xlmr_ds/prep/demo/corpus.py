@@ -90,7 +90,8 @@ def _documents(lines: list[str], rng: random.Random) -> str:
 def write_demo_corpus(out_dir: str | Path, seed: int = 0, scale: float = 1.0) -> dict[str, int]:
     """Write <lang>.txt files into out_dir (replaced whole, atomically); returns bytes per language."""
     sizes = {}
-    with replaced_directory(out_dir) as staging:
+    own = {f"{language}.txt" for language in (*MIMESIS_LANGUAGES, *FAKER_LANGUAGES)}
+    with replaced_directory(out_dir, lambda entry: entry.name in own, "xlmr-ds corpus demo") as staging:
         for language, (locale, lines) in MIMESIS_LANGUAGES.items():
             text = _mimesis_lines(language, locale, max(20, round(lines * scale)), seed)
             sizes[language] = _write(staging, language, text, seed)

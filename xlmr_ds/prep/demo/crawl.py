@@ -13,6 +13,7 @@ from __future__ import annotations
 import gzip
 import json
 import random
+import re
 from pathlib import Path
 
 from xlmr_ds.dataset.sampling import stable_seed
@@ -71,7 +72,8 @@ def write_demo_crawl(corpus_dir: str | Path, out_dir: str | Path, shards: int = 
                 later = shard_records[rng.randint(i + 1, shards - 1)]
                 later.insert(rng.randint(0, len(later)), dict(record))
                 mirrored += 1
-    with replaced_directory(out_dir) as staging:
+    with replaced_directory(out_dir, lambda entry: re.fullmatch(r"crawl-\d{3}\.jsonl\.gz", entry.name) is not None,
+                            "xlmr-ds corpus demo-crawl") as staging:
         for i, chunk in enumerate(shard_records):
             text = "".join(json.dumps(record, ensure_ascii=False) + "\n" for record in chunk)
             (staging / f"crawl-{i:03d}.jsonl.gz").write_bytes(gzip.compress(text.encode("utf-8"), mtime=0))

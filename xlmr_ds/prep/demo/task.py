@@ -78,7 +78,8 @@ def write_demo_task(out_dir: str | Path, languages: tuple[str, ...] = DEFAULT_LA
     names = {language: _names(language) for language in languages}
     splits = _split_codes(names, seed)
     counts = {"train": sum(len(s["train"]) for s in splits.values()), "parallel": {}}
-    with replaced_directory(out_dir) as staging:
+    own = {"names", "parallel", "names.json", "retrieval.json", "README.md"}
+    with replaced_directory(out_dir, lambda entry: entry.name in own, "xlmr-ds task demo") as staging:
         (staging / "names").mkdir()
         (staging / "parallel").mkdir()
         (staging / "names" / f"train.{SOURCE}.tsv").write_text(_rows(names[SOURCE], splits, "train", seed, SOURCE),
