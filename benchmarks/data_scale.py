@@ -179,6 +179,7 @@ def main(argv: list[str] | None = None) -> int:
         started = time.perf_counter()
         shape = _child("--out", str(data_dir), "--write", repr(fraction))
         written = time.perf_counter() - started
+        os.sync()  # the written files' writeback would otherwise run under the measures (seen: 25x slower reads)
         measured = _child("--out", str(args.out), "--measure", str(data_dir), "--samples", str(args.samples))
         row = {"fraction": fraction, **shape, "write_seconds": written, **measured}
         rows.append(row)
