@@ -8,8 +8,10 @@ only under an MPI launcher: importing mpi4py initializes MPI, which a torch.dist
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
+
+import numpy as np
 
 from xlmr_ds.errors import XLMRDSError
 
@@ -89,6 +91,12 @@ class SingleProcess:
     def bcast(self, value: Any) -> Any:
         return value
 
+    def sum(self, values: Sequence[float]) -> list[float]:
+        return [float(v) for v in values]
+
+    def broadcast_object(self, value: Any, source: int = 0) -> Any:
+        return value
+
     def barrier(self) -> None:
         pass
 
@@ -117,6 +125,13 @@ class MPIWorld:
 
     def bcast(self, value: Any) -> Any:
         return self._comm.bcast(value, root=0)
+
+    def sum(self, values: Sequence[float]) -> list[float]:
+        """Each value summed over the ranks, in one all-reduce (the runtime's `sum`, under mpiexec)."""
+        return [float(v) for v in self._comm.allreduce(np.asarray(values, dtype=np.float64), op=self._mpi.SUM)]
+
+    def broadcast_object(self, value: Any, source: int = 0) -> Any:
+        return self._comm.bcast(value, root=source)
 
     def barrier(self) -> None:
         self._comm.Barrier()

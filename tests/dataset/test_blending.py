@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from xlmr_ds.dataset.blending import GlobalSampleOrder
+from xlmr_ds.dataset.blending import PERMUTATION_LIMIT, GlobalSampleOrder
 
 PROBABILITIES = [0.5, 0.3, 0.15, 0.05]
 BLOCKS = [1000, 37, 5, 1]
@@ -15,8 +15,14 @@ def test_language_proportions_match_q():
     np.testing.assert_allclose(shares, PROBABILITIES, atol=0.01)
 
 
-def test_every_block_is_seen_once_per_epoch_in_a_new_order_each_epoch():
-    order = GlobalSampleOrder(PROBABILITIES, BLOCKS, seed=1, chunk_size=512)
+# Most blocks of a materialized permutation: the default (NumPy's permutation for these small languages), and
+# 0 (every language's epochs from the keyed bijection, as CC-100's largest languages have them).
+PERMUTATION_LIMITS = [PERMUTATION_LIMIT, 0]
+
+
+@pytest.mark.parametrize("permutation_limit", PERMUTATION_LIMITS)
+def test_every_block_is_seen_once_per_epoch_in_a_new_order_each_epoch(permutation_limit):
+    order = GlobalSampleOrder(PROBABILITIES, BLOCKS, seed=1, chunk_size=512, permutation_limit=permutation_limit)
     draws = {i: [] for i in range(4)}
     for g in range(6000):
         language, block = order[g]
@@ -30,12 +36,16 @@ def test_every_block_is_seen_once_per_epoch_in_a_new_order_each_epoch():
         assert epochs[0] != epochs[1]
 
 
+@pytest.mark.parametrize("permutation_limit", PERMUTATION_LIMITS)
 @pytest.mark.parametrize("chunk_size", [7, 512])
-def test_random_access_equals_sequential_access_in_a_fresh_instance(chunk_size):
-    sequential = GlobalSampleOrder(PROBABILITIES, BLOCKS, seed=2, chunk_size=chunk_size)
+def test_random_access_equals_sequential_access_in_a_fresh_instance(chunk_size, permutation_limit):
+    sequential = GlobalSampleOrder(PROBABILITIES, BLOCKS, seed=2, chunk_size=chunk_size,
+                                   permutation_limit=permutation_limit)
     expected = [sequential[g] for g in range(3000)]
     for g in [2999, 0, 1500, 7, 6, 2000]:
-        assert GlobalSampleOrder(PROBABILITIES, BLOCKS, seed=2, chunk_size=chunk_size)[g] == expected[g]
+        fresh = GlobalSampleOrder(PROBABILITIES, BLOCKS, seed=2, chunk_size=chunk_size,
+                                  permutation_limit=permutation_limit)
+        assert fresh[g] == expected[g]
 
 
 def test_the_seed_changes_the_order():

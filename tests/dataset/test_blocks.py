@@ -1,5 +1,6 @@
 import numpy as np
 import pytest
+from blocks_oracle import pack_blocks_loop, split_runs_loop
 
 from xlmr_ds.dataset.blocks import pack_blocks, split_runs, validation_documents
 
@@ -72,5 +73,50 @@ def test_validation_documents_are_a_seeded_share(documents, fraction, expected_c
 def test_split_runs_are_maximal_runs_of_documents():
     document_indices = np.array([0, 2, 3, 7, 8, 10])
     held_out = np.array([False, True, False, False, True])
-    assert split_runs(document_indices, held_out, False) == [(0, 2), (3, 8)]
-    assert split_runs(document_indices, held_out, True) == [(2, 3), (8, 10)]
+    assert split_runs(document_indices, held_out, False).tolist() == [[0, 2], [3, 8]]
+    assert split_runs(document_indices, held_out, True).tolist() == [[2, 3], [8, 10]]
+
+
+def _random_lengths(kind: str, lines: int, block_size: int, rng: np.random.Generator) -> np.ndarray:
+    if kind == "web text":  # a geometric spread, some lines longer than a block
+        lengths = rng.geometric(4 / block_size, lines) + 1
+        lengths[rng.random(lines) < 0.05] = 3 * block_size + int(rng.integers(0, block_size))
+    elif kind == "longer than a block":
+        lengths = rng.integers(1, 3 * block_size, lines)
+    elif kind == "equal lengths":  # greedy paths from different starts never meet
+        lengths = np.full(lines, int(rng.integers(1, block_size + 2)))
+    else:  # "lines of no tokens"
+        lengths = rng.integers(0, 3, lines)
+    return lengths.astype(np.int32)
+
+
+EQUALS_LOOP_CASES = [
+    # (line lengths, block size, share of documents held out, lines per packing chunk)
+    ("web text", 16, 0.0, 1 << 16),
+    ("web text", 16, 0.3, 5),
+    ("web text", 64, 0.05, 1),
+    ("longer than a block", 8, 0.2, 7),
+    ("equal lengths", 16, 0.0, 13),
+    ("equal lengths", 8, 0.5, 2),
+    ("lines of no tokens", 4, 0.1, 3),
+    ("lines of no tokens", 8, 0.0, 1),
+]
+
+
+@pytest.mark.parametrize("kind,block_size,held_out_share,chunk_lines", EQUALS_LOOP_CASES)
+def test_vectorized_packing_equals_the_loop_bit_for_bit(kind, block_size, held_out_share, chunk_lines):
+    """The tables a cache holds do not change with the implementation: every split of random indexes, with runs
+    cut by held-out documents and chunks cut anywhere (inside a block, at a long line, at a run's end)."""
+    for trial in range(6):
+        rng = np.random.default_rng([trial, block_size, chunk_lines])
+        lines = int(rng.integers(1, 400))
+        lengths = _random_lengths(kind, lines, block_size, rng)
+        cuts = np.sort(rng.choice(np.arange(1, lines), size=min(lines - 1, lines // 3), replace=False))
+        document_indices = np.concatenate([[0], cuts, [lines]]).astype(np.int64)
+        held_out = rng.random(len(document_indices) - 1) < held_out_share
+        for want_held_out in (False, True):
+            runs = split_runs(document_indices, held_out, want_held_out)
+            expected_runs = split_runs_loop(document_indices, held_out, want_held_out)
+            assert [tuple(run) for run in runs.tolist()] == expected_runs
+            expected = pack_blocks_loop(lengths, expected_runs, block_size)
+            assert pack_blocks(lengths, runs, block_size, chunk_lines).tobytes() == expected.tobytes()

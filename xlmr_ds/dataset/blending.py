@@ -6,9 +6,15 @@ their order a permutation, both from a generator keyed by (seed, c). The k-th dr
 over all earlier chunks) takes block perm_{i,e}[k mod B_i], where e = k // B_i is the language's epoch and
 perm_{i,e} a permutation keyed by (seed, i, e): every block once per epoch, in a new order each epoch.
 
+A language with more than `PERMUTATION_LIMIT` blocks draws its epochs from a keyed bijection instead
+(permutation.KeyedPermutation, keyed the same way): a lookup computed in O(1) memory, where a materialized
+permutation would cost 8 bytes per block on every rank and every epoch (about 0.9 GB for CC-100's English).
+Smaller languages keep NumPy's permutation, so every order of earlier releases is unchanged.
+
 Nothing here depends on the number of processes, so any rank can compute any sample, and a resumed run at
-consumed_samples continues the same order with any world size. Memory: one chunk plus one permutation per
-language in use.
+consumed_samples continues the same order with any world size. Memory: one chunk, the draws per language
+before each chunk up to the one asked for, and one permutation per language in use (of at most
+PERMUTATION_LIMIT blocks).
 """
 
 from __future__ import annotations
@@ -18,7 +24,12 @@ from functools import lru_cache
 
 import numpy as np
 
+from xlmr_ds.dataset.permutation import KeyedPermutation
 from xlmr_ds.dataset.sampling import stable_seed
+
+PERMUTATION_LIMIT = 1 << 22
+"""Most blocks of a language whose epochs use a materialized permutation (32 MiB as int64); above it, a keyed
+bijection."""
 
 
 class GlobalSampleOrder:
@@ -32,13 +43,15 @@ class GlobalSampleOrder:
 
     def __init__(self, probabilities: list[float], block_counts: list[int], seed: int, chunk_size: int = 1 << 16,
                  key: tuple = (), epoch_key: tuple = (), initial_draws: np.ndarray | None = None,
-                 chunk_probabilities: Callable[[int], np.ndarray] | None = None):
+                 chunk_probabilities: Callable[[int], np.ndarray] | None = None,
+                 permutation_limit: int = PERMUTATION_LIMIT):
         self.probabilities = self._normalized(probabilities, block_counts)
         self.block_counts = np.asarray(block_counts, dtype=np.int64)
         self.seed = seed
         self.chunk_size = chunk_size
         self.key, self.epoch_key = tuple(key), tuple(epoch_key)
         self._chunk_probabilities = chunk_probabilities
+        self.permutation_limit = permutation_limit
         # prefix_counts[c][i]: draws of language i before chunk c, the earlier phases' included.
         start = np.zeros(len(self.probabilities), dtype=np.int64) if initial_draws is None else initial_draws
         self._prefix_counts = [np.asarray(start, dtype=np.int64).copy()]
@@ -93,7 +106,10 @@ class GlobalSampleOrder:
 
     def blocks_drawn(self, language: int, epoch: int, start: int, end: int) -> np.ndarray:
         """The blocks of positions start..end-1 of the language's permutation for `epoch`."""
-        return self._permutation(language, epoch)[start:end]
+        permutation = self._permutation(language, epoch)
+        if isinstance(permutation, KeyedPermutation):
+            return permutation.take(np.arange(start, end, dtype=np.int64))
+        return permutation[start:end]
 
     def _build_chunk(self, chunk: int) -> tuple[np.ndarray, np.ndarray]:
         """(language of each position in the chunk, its rank among the chunk's draws of that language)."""
@@ -106,9 +122,12 @@ class GlobalSampleOrder:
         ranks[order] = np.arange(self.chunk_size) - group_start[languages[order]]
         return languages, ranks
 
-    def _build_permutation(self, language: int, epoch: int) -> np.ndarray:
-        rng = np.random.default_rng(stable_seed(self.seed, "blend-epoch", *self.epoch_key, language, epoch))
-        return rng.permutation(int(self.block_counts[language]))
+    def _build_permutation(self, language: int, epoch: int) -> np.ndarray | KeyedPermutation:
+        key = (self.seed, "blend-epoch", *self.epoch_key, language, epoch)
+        blocks = int(self.block_counts[language])
+        if blocks > self.permutation_limit:
+            return KeyedPermutation(blocks, *key)
+        return np.random.default_rng(stable_seed(*key)).permutation(blocks)
 
     def __getitem__(self, sample_index: int) -> tuple[int, int]:
         chunk, position = divmod(int(sample_index), self.chunk_size)

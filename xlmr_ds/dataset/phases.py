@@ -193,6 +193,25 @@ class PhasePlan:
                               f"other batch sizes")
         return low
 
+    def step_of_sample(self, sample: int) -> int:
+        """The step that takes global sample `sample`."""
+        phase = self.phase_of_sample(sample)
+        low, high = phase.first_step, phase.first_step + max(phase.steps, 1)
+        while self.samples_before(high) <= sample:
+            high *= 2
+        while high - low > 1:  # samples_before(low) <= sample < samples_before(high)
+            middle = (low + high) // 2
+            if self.samples_before(middle) <= sample:
+                low = middle
+            else:
+                high = middle
+        return low
+
+    @property
+    def total_samples(self) -> int:
+        """The samples of all the phases: where the run's order ends."""
+        return self.phases[-1].first_sample + self.phases[-1].samples
+
     def learning_rate(self, step: int) -> float | None:
         """The recipe's rate for step `step` (None without lr pieces; the last rate past the end)."""
         phase = self.phase_of_step(step)
