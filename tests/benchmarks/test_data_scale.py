@@ -37,6 +37,15 @@ def test_synthetic_line_lengths_add_up_to_the_tokens_exactly(tokens):
         assert (lengths > data_scale.BLOCK_SIZE).any()  # some lines longer than a block
 
 
+@pytest.mark.parametrize("lines,processes,expected", [
+    ({"en": 100, "ru": 40, "sw": 1}, 1, 141),
+    ({"en": 100, "ru": 40, "sw": 1}, 32, 100),  # the largest language bounds the build
+    ({"a": 30, "b": 30, "c": 20, "d": 20}, 2, 50),
+])
+def test_the_32_process_estimate_takes_the_builds_own_assignment(lines, processes, expected):
+    assert data_scale.slowest_share(lines, processes) == expected
+
+
 def test_the_power_law_fit_recovers_its_exponent():
     lines = [1e6, 3e6, 1e7]
     c, k = data_scale.power_law(lines, [2.5 * x ** 1.2 for x in lines])
@@ -67,7 +76,9 @@ def test_the_benchmark_measures_fits_and_extrapolates(tmp_path):
     assert [row["fraction"] for row in report["rows"]] == [1e-5, 3e-5]
     assert report["rows"][1]["lines"] > 2.5 * report["rows"][0]["lines"]
     for row in report["rows"]:
-        assert row["blocks"] > 0 and row["startup_resume_seconds"] > 0 and row["samples_per_second_resume"] > 0
+        assert row["blocks"] > 0 and row["startup_resume_seconds"] > 0 and row["samples_per_second_resume_cached"] > 0
+        assert row["index_seconds_2_processes"] > 0
     assert set(report["fits"]) == {"index_seconds", "index_peak_rss_bytes", "startup_fresh_seconds",
                                    "startup_resume_seconds"}
     assert "all of CC-100: " in result.stdout and "start-up: fresh" in result.stdout
+    assert report["extrapolated"]["index_minutes_32_processes"] > 0

@@ -6,6 +6,15 @@ import sys
 
 import pytest
 
+from xlmr_ds.estimate.data_prep import (
+    BINARIZE_BYTES_PER_SECOND_PER_CORE,
+    BUILD_BYTES_PER_SECOND_PER_CORE,
+    INDEX_LINES_PER_SECOND_PER_PROCESS,
+    LARGEST_LANGUAGE_SHARE,
+    PrepRates,
+    corpus_lines,
+    data_prep_times,
+)
 from xlmr_ds.estimate.planning import activation_bytes, make_plan
 from xlmr_ds.model import preset
 
@@ -82,5 +91,61 @@ def test_bad_plans_fail_with_one_line(change, message):
     args[args.index(flag) + 1] = change[1]
     result = subprocess.run([sys.executable, "-m", "xlmr_ds", "plan", *args], capture_output=True, text=True,
                             timeout=120)
+    assert result.returncode == 1
+    assert result.stderr.count("\n") == 1 and message in result.stderr, result.stderr
+
+
+# Data preparation: pure arithmetic on rates (estimate/data_prep.py), checked by hand with round rates.
+ROUND_RATES = PrepRates(build_bytes_per_second_per_core=1e6, binarize_bytes_per_second_per_core=1e7,
+                        index_lines_per_second_per_process=1e6)
+
+
+@pytest.mark.parametrize("corpus_bytes, lines, nodes, cores, processes, share, build, binarize, index", [
+    (1e12, 4e9, 8, 16, 1, 0.2, 7812.5, 781.25, 4000.0),  # 1e12 / (1e6 x 128); one process indexes all 4e9 lines
+    (1e12, 4e9, 8, 16, 64, 0.2, 7812.5, 781.25, 800.0),  # the largest language (0.2 x 4e9) bounds the index
+    (1e12, 4e9, 8, 16, 64, 0.01, 7812.5, 781.25, 62.5),  # an even share, 4e9 / 64, is larger than 0.01 x 4e9
+    (2e9, 1e7, 1, 1, 8, 0.5, 2000.0, 200.0, 5.0),
+])
+def test_data_prep_times_by_hand(corpus_bytes, lines, nodes, cores, processes, share, build, binarize, index):
+    times = data_prep_times(corpus_bytes, lines, nodes, cores, index_processes=processes,
+                            largest_language_share=share, rates=ROUND_RATES)
+    assert (times.build, times.binarize, times.index) == pytest.approx((build, binarize, index))
+    assert times.total == pytest.approx(build + binarize + index)
+
+
+def test_a_corpus_of_cc100s_shape_has_its_lines():
+    assert corpus_lines(2.5e12) == pytest.approx(314_918_000_000 / 32)  # CC-100's tokens, 32 a line
+    assert LARGEST_LANGUAGE_SHARE == pytest.approx(55_608 / 314_918)  # English
+
+
+def test_the_plan_prints_the_data_preparation():
+    plan = plan_json(*XLMR_RECIPE)["data_prep"]  # CC-100 by default, on 8 nodes x 16 cores; 64 index processes
+    lines = 314_918_000_000 / 32
+    assert plan["lines"] == pytest.approx(lines) and plan["nodes"] == 8 and plan["cores_per_node"] == 16
+    assert plan["build_seconds"] == pytest.approx(2.5e12 / (BUILD_BYTES_PER_SECOND_PER_CORE * 128))
+    assert plan["binarize_seconds"] == pytest.approx(2.5e12 / (BINARIZE_BYTES_PER_SECOND_PER_CORE * 128))
+    assert plan["index_seconds"] == pytest.approx(lines * 55_608 / 314_918 / INDEX_LINES_PER_SECOND_PER_PROCESS)
+    small = plan_json(*XLMR_RECIPE, "--corpus-bytes", "1e9", "--prep-cores-per-node", "4")["data_prep"]
+    assert small["build_seconds"] == pytest.approx(1e9 / (BUILD_BYTES_PER_SECOND_PER_CORE * 32))
+    result = subprocess.run([sys.executable, "-m", "xlmr_ds", "plan", *XLMR_RECIPE], capture_output=True, text=True,
+                            timeout=120)
+    assert result.returncode == 0, result.stderr
+    lines_out = result.stdout.splitlines()
+    assert "data preparation: 2.5 TB corpus, 9.84B lines (CC-100's shape) on 8 nodes x 16 cores: " in result.stdout
+    table = lines_out[lines_out.index(next(line for line in lines_out if line.startswith("data preparation  "))):]
+    hours = {row.rsplit(None, 1)[0]: float(row.rsplit(None, 1)[1]) for row in table[1:5]}
+    assert hours == pytest.approx({"corpus build (128 cores)": plan["build_seconds"] / 3600,
+                                   "binarize (128 cores)": plan["binarize_seconds"] / 3600,
+                                   "block index (64 processes)": plan["index_seconds"] / 3600,
+                                   "total": plan["total_seconds"] / 3600}, abs=0.005)
+
+
+@pytest.mark.parametrize("flags, message", [
+    (["--corpus-bytes", "0"], "--corpus-bytes=0.0 must be positive"),
+    (["--prep-cores-per-node", "0"], "--prep-cores-per-node=0 must be at least 1"),
+])
+def test_bad_data_preparation_flags_fail_with_one_line(flags, message):
+    result = subprocess.run([sys.executable, "-m", "xlmr_ds", "plan", *XLMR_RECIPE, *flags], capture_output=True,
+                            text=True, timeout=120)
     assert result.returncode == 1
     assert result.stderr.count("\n") == 1 and message in result.stderr, result.stderr

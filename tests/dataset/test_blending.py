@@ -52,3 +52,15 @@ def test_the_seed_changes_the_order():
     a = GlobalSampleOrder(PROBABILITIES, BLOCKS, seed=3)
     b = GlobalSampleOrder(PROBABILITIES, BLOCKS, seed=4)
     assert [a[g] for g in range(200)] != [b[g] for g in range(200)]
+
+
+@pytest.mark.parametrize("stride", [1, 4, 1024])
+def test_any_access_order_gives_the_same_samples_whatever_counts_are_kept(stride, monkeypatch):
+    """A resumed run, an evaluation and the report ask for samples out of order: the draws before a chunk are
+    walked from the nearest kept count, forwards or after a jump back."""
+    expected = [GlobalSampleOrder(PROBABILITIES, BLOCKS, seed=4, chunk_size=7)[g] for g in range(600)]
+    monkeypatch.setattr("xlmr_ds.dataset.blending.PREFIX_STRIDE", stride)
+    order = GlobalSampleOrder(PROBABILITIES, BLOCKS, seed=4, chunk_size=7)
+    for g in [599, 3, 300, 301, 0, 450, 449, 598, 29, 28]:
+        assert order[g] == expected[g]
+    assert order.draws(600).sum() == 600

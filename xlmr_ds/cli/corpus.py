@@ -4,6 +4,7 @@ raw shards of mixed languages -> a per-language corpus (the CC-100 recipe)."""
 from __future__ import annotations
 
 import argparse
+import dataclasses
 
 from xlmr_ds.cli.arguments import (
     add_command_group,
@@ -63,8 +64,10 @@ def register(commands) -> None:
     build.add_argument("--known-language-field", metavar="NAME",
                        help="JSON field / parquet column / WARC header with a known language: stats.json then "
                             "tables the identified language against it")
-    build.add_argument("--hash-partitions", type=positive_int, default=64, metavar="K",
-                       help="pieces of the paragraph-hash space (memory per worker: 16 bytes x paragraphs / K)")
+    build.add_argument("--hash-partitions", type=positive_int, metavar="K",
+                       help="pieces of the paragraph-hash space (memory per worker: about 60 bytes x paragraphs / "
+                            "K; default: 64 or the number of ranks, whichever is larger, so that every rank takes "
+                            "a piece)")
     build.add_argument("--no-progress", action="store_true", help="no progress bars")
     build.set_defaults(run=run_build)
 
@@ -96,11 +99,15 @@ def run_build(args: argparse.Namespace) -> int:
 
     settings = BuildSettings(
         lid_threshold=args.lid_threshold, lid_model=args.lid_model, text_field=args.text_field,
-        known_language_field=args.known_language_field, hash_partitions=args.hash_partitions,
+        known_language_field=args.known_language_field,
         min_language_documents=args.min_language_documents,
         filters=FilterSettings(min_chars=args.min_chars, min_script_share=args.min_script_share,
                                max_repeated_line_share=args.max_repeated_line_share))
     world = data_world()
+    # Which copy of a paragraph is kept does not depend on K; with fewer pieces than ranks, some ranks would
+    # hold none while the others hold more than their share.
+    settings = dataclasses.replace(settings, hash_partitions=args.hash_partitions or max(settings.hash_partitions,
+                                                                                         world.size))
     try:
         summary = build_corpus(args.input, args.out, settings, world, progress=not args.no_progress)
     except XLMRDSError:

@@ -1,4 +1,5 @@
-"""`xlmr-ds plan`: memory per GPU, whether it fits, FLOPs, steps, days and GPU-hours, and the ds_config."""
+"""`xlmr-ds plan`: memory per GPU, whether it fits, FLOPs, steps, days and GPU-hours, the data preparation's
+time, and the ds_config."""
 
 from __future__ import annotations
 
@@ -28,6 +29,11 @@ def register(commands) -> None:
     parser.add_argument("--mfu", type=float, default=0.4, help="model FLOP utilization to assume (default 0.4)")
     parser.add_argument("--peak-tflops", type=float, help="override the table's bf16 peak per GPU")
     parser.add_argument("--activation-checkpointing", action="store_true")
+    parser.add_argument("--corpus-bytes", type=float, default=2.5e12,
+                        help="size of the corpus to prepare (corpus build, binarize, block index), e.g. 2.5e12 "
+                             "(the default: CC-100)")
+    parser.add_argument("--prep-cores-per-node", type=int, default=16,
+                        help="CPU cores per node that corpus build and binarize run on (default 16)")
     parser.add_argument("--write-config", type=output_file, metavar="FILE",
                         help="write the DeepSpeed config this plan would use")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
@@ -39,7 +45,7 @@ def _check(args: argparse.Namespace, config) -> None:
 
     if args.gpu not in GPU_MEMORY_GIB:
         raise XLMRDSError(f"--gpu {args.gpu!r} is not in the table; use one of {', '.join(GPU_MEMORY_GIB)}")
-    require_at_least(args, 1, "gpus", "gpus_per_node", "micro_batch", "seq", "global_batch")
+    require_at_least(args, 1, "gpus", "gpus_per_node", "micro_batch", "seq", "global_batch", "prep_cores_per_node")
     if args.gpus % args.gpus_per_node:
         raise XLMRDSError(f"--gpus={args.gpus} is not a multiple of --gpus-per-node={args.gpus_per_node}")
     if args.zero not in (1, 2, 3):
@@ -53,15 +59,21 @@ def _check(args: argparse.Namespace, config) -> None:
         raise XLMRDSError(f"--mfu={args.mfu} must be in (0, 1]")
     if args.tokens <= 0:
         raise XLMRDSError(f"--tokens={args.tokens} must be positive")
+    if args.corpus_bytes <= 0:
+        raise XLMRDSError(f"--corpus-bytes={args.corpus_bytes} must be positive")
 
 
 def run(args: argparse.Namespace) -> int:
+    from xlmr_ds.estimate.data_prep import corpus_lines, data_prep_times
     from xlmr_ds.estimate.planning import USABLE_MEMORY, make_plan, planned_ds_config
 
     name, config = model_config_from_args(args)
     _check(args, config)
     plan = make_plan(config, args.gpus, args.gpus_per_node, args.gpu, args.zero, args.micro_batch, args.seq,
                      args.global_batch, args.tokens, args.mfu, args.peak_tflops, args.activation_checkpointing)
+    nodes, lines = args.gpus // args.gpus_per_node, corpus_lines(args.corpus_bytes)
+    # The block index is built by the training job's processes, one per GPU.
+    prep = data_prep_times(args.corpus_bytes, lines, nodes, args.prep_cores_per_node, index_processes=args.gpus)
     ds_config = planned_ds_config(name if args.model_config is None else "large", args.zero, plan,
                                   args.global_batch, shipped_configs_dir())
     if args.write_config:
@@ -73,7 +85,12 @@ def run(args: argparse.Namespace) -> int:
             "activations": plan.activations, "activations_checkpointed": plan.activations_checkpointed,
             "lm_head": plan.lm_head, "total": plan.total, "fits": plan.fits, "gpu_memory": plan.gpu_memory,
             "flops_per_step": plan.flops_per_step, "steps": plan.steps, "days": plan.days,
-            "gpu_hours": plan.gpu_hours, "accumulation": plan.accumulation, "ds_config": ds_config}, indent=2))
+            "gpu_hours": plan.gpu_hours, "accumulation": plan.accumulation,
+            "data_prep": {"corpus_bytes": args.corpus_bytes, "lines": lines, "nodes": nodes,
+                          "cores_per_node": args.prep_cores_per_node, "index_processes": args.gpus,
+                          "build_seconds": prep.build, "binarize_seconds": prep.binarize,
+                          "index_seconds": prep.index, "total_seconds": prep.total},
+            "ds_config": ds_config}, indent=2))
         return 0
     used = "with" if args.activation_checkpointing else "without"
     rows = [("weights (bf16)", plan.weights), ("gradients (bf16)", plan.gradients),
@@ -93,6 +110,14 @@ def run(args: argparse.Namespace) -> int:
     print(f"compute: {plan.flops_per_step / 1e15:,.1f} PFLOP per step, {plan.steps:,} steps for "
           f"{args.tokens:.3g} tokens; "
           f"at {args.mfu:.0%} MFU: {plan.days:,.1f} days, {plan.gpu_hours:,.0f} GPU-hours")
+    cores = nodes * args.prep_cores_per_node
+    print(f"data preparation: {args.corpus_bytes / 1e12:,.3g} TB corpus, {lines / 1e9:,.2f}B lines (CC-100's shape) on "
+          f"{nodes} nodes x {args.prep_cores_per_node} cores: {prep.total / 3600:,.1f} hours before training")
+    print(format_table(("data preparation", "hours"), [
+        (f"corpus build ({cores:,} cores)", f"{prep.build / 3600:,.2f}"),
+        (f"binarize ({cores:,} cores)", f"{prep.binarize / 3600:,.2f}"),
+        (f"block index ({args.gpus:,} processes)", f"{prep.index / 3600:,.2f}"),
+        ("total", f"{prep.total / 3600:,.2f}")]))
     print("ds_config:" if not args.write_config else f"ds_config written to {args.write_config}:")
     if not args.write_config:
         print(json.dumps(ds_config, indent=2))

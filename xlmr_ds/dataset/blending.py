@@ -27,6 +27,8 @@ import numpy as np
 from xlmr_ds.dataset.permutation import KeyedPermutation
 from xlmr_ds.dataset.sampling import stable_seed
 
+PREFIX_STRIDE = 1024
+"""Chunks between two kept counts of draws per language (a resume walks at most this many from the nearest)."""
 PERMUTATION_LIMIT = 1 << 22
 """Most blocks of a language whose epochs use a materialized permutation (32 MiB as int64); above it, a keyed
 bijection."""
@@ -52,9 +54,11 @@ class GlobalSampleOrder:
         self.key, self.epoch_key = tuple(key), tuple(epoch_key)
         self._chunk_probabilities = chunk_probabilities
         self.permutation_limit = permutation_limit
-        # prefix_counts[c][i]: draws of language i before chunk c, the earlier phases' included.
+        # Draws of each language before chunk c, the earlier phases' included: kept for every PREFIX_STRIDE-th
+        # chunk and for the chunk last asked for, so that a run at step 1.5M holds hundreds of these, not 10^5.
         start = np.zeros(len(self.probabilities), dtype=np.int64) if initial_draws is None else initial_draws
-        self._prefix_counts = [np.asarray(start, dtype=np.int64).copy()]
+        self._prefix_checkpoints = [np.asarray(start, dtype=np.int64).copy()]  # chunk k * PREFIX_STRIDE
+        self._last_prefix = (0, self._prefix_checkpoints[0])
         self._chunk = lru_cache(maxsize=2)(self._build_chunk)
         self._permutation = lru_cache(maxsize=max(4, 2 * len(self.probabilities)))(self._build_permutation)
 
@@ -76,20 +80,30 @@ class GlobalSampleOrder:
         return self._chunk_generator(chunk).multinomial(self.chunk_size, self.probabilities_of_chunk(chunk))
 
     def _prefix(self, chunk: int) -> np.ndarray:
-        while len(self._prefix_counts) <= chunk:
-            c = len(self._prefix_counts) - 1
-            self._prefix_counts.append(self._prefix_counts[-1] + self._chunk_counts(c))
-        return self._prefix_counts[chunk]
+        """Each language's draws before chunk `chunk`: walked from the nearest kept count below it."""
+        last_chunk, counts = self._last_prefix
+        if last_chunk == chunk:
+            return counts
+        kept = min(chunk // PREFIX_STRIDE, len(self._prefix_checkpoints) - 1)
+        if not kept * PREFIX_STRIDE <= last_chunk < chunk:
+            last_chunk, counts = kept * PREFIX_STRIDE, self._prefix_checkpoints[kept]
+        while last_chunk < chunk:
+            counts = counts + self._chunk_counts(last_chunk)
+            last_chunk += 1
+            if last_chunk % PREFIX_STRIDE == 0 and last_chunk // PREFIX_STRIDE == len(self._prefix_checkpoints):
+                self._prefix_checkpoints.append(counts)
+        self._last_prefix = (chunk, counts)
+        return counts
 
     @property
     def initial_draws(self) -> np.ndarray:
         """Each language's draws in the earlier phases over the same block table (where its epochs resume)."""
-        return self._prefix_counts[0]
+        return self._prefix_checkpoints[0]
 
     def draws(self, samples: int) -> np.ndarray:
         """Each language's draws among the phase's first `samples` samples (the earlier phases' excluded)."""
         chunk, position = divmod(int(samples), self.chunk_size)
-        counts = self._prefix(chunk) - self._prefix_counts[0]
+        counts = self._prefix(chunk) - self.initial_draws
         if position:
             counts = counts + np.bincount(self._chunk(chunk)[0][:position], minlength=len(counts))
         return counts

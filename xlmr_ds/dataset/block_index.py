@@ -36,7 +36,7 @@ from xlmr_ds.dataset.blocks import BLOCK_DTYPE, packed_chunks, split_runs, valid
 from xlmr_ds.dataset.indexed import IndexedDataset, idx_path
 from xlmr_ds.dataset.manifest import MANIFEST
 from xlmr_ds.errors import XLMRDSError
-from xlmr_ds.logs import progress_bar
+from xlmr_ds.logs import log, progress_bar
 from xlmr_ds.outputs import staging_directory
 
 CACHE_FORMAT_VERSION = 1
@@ -146,6 +146,7 @@ def build_cache(data_dir: Path, cache_dir: Path, languages: list[str], block_siz
                 split_seed: int, world, heartbeat_seconds: float = HEARTBEAT_SECONDS, progress: bool = True) -> None:
     """Build the cache directory with every process of `world` (see the module docstring); collective."""
     lock = staging = None
+    started = time.perf_counter()
     if world.rank == 0:
         cache_dir.parent.mkdir(parents=True, exist_ok=True)
         _remove_abandoned_staging(cache_dir)
@@ -180,6 +181,11 @@ def build_cache(data_dir: Path, cache_dir: Path, languages: list[str], block_siz
             except OSError:
                 if not (cache_dir / COMPLETE).exists():  # not a concurrent identical build: a real failure
                     raise
+            lines, seconds = 2 * sum(line_counts.values()), time.perf_counter() - started
+            if progress and lines >= PROGRESS_MIN_LINES:
+                processes = "1 process" if len(shares) == 1 else f"{len(shares)} processes"
+                log(f"block index: {lines // 2:,} lines packed in {seconds:.1f} s by {processes}, "
+                    f"{lines / 2 / seconds / 1e6:.1f}M lines/s")
         world.barrier()
     finally:
         if lock is not None:

@@ -134,7 +134,9 @@ class IndexedDataset:
 
     @property
     def num_tokens(self) -> int:
-        return int(self.sequence_lengths.sum(dtype=np.int64))
+        """Tokens in the .bin: read from its size, which opening checked against the index's last sequence, so
+        that a job's start does not read every sequence length (4 bytes per line: 39 GB at CC-100's size)."""
+        return len(self._data)
 
     @property
     def num_documents(self) -> int:
