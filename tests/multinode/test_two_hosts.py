@@ -93,18 +93,21 @@ def test_a_two_host_checkpoint_resumes_on_one_host_with_the_same_sample_order(tw
     assert losses(resumed) == losses(reference)
 
 
-# Rank 0 builds the block index while rank 1 (on the other host) waits at an MPI barrier, then both read it.
+# The two ranks, one per host, build the block index together on the shared storage (each its languages),
+# then both read it.
 INDEX_SCRIPT = """
 import socket, sys
 from xlmr_ds.dataset import block_index
-build = block_index._build_cache
-def logged_build(*args, **kwargs):
-    print("built on", socket.gethostname(), flush=True)
-    return build(*args, **kwargs)
-block_index._build_cache = logged_build
+write = block_index.write_language_tables
+def logged_write(staging, data_dir, language, *args, **kwargs):
+    sys.stdout.write(f"built {language} on {socket.gethostname()}\\n")  # one write: the hosts' lines interleave
+    sys.stdout.flush()
+    return write(staging, data_dir, language, *args, **kwargs)
+block_index.write_language_tables = logged_write
 from xlmr_ds.dataset.loader import DataConfig, PretrainingData
 data = PretrainingData(DataConfig(sys.argv[1], block_size=32))
-print("sample on", socket.gethostname(), int(data.train_sample(3)["input_ids"].sum()), flush=True)
+sys.stdout.write(f"sample on {socket.gethostname()} {int(data.train_sample(3)['input_ids'].sum())}\\n")
+sys.stdout.flush()
 """
 
 
@@ -124,7 +127,10 @@ def test_mpiexec_binarize_across_two_hosts_is_byte_identical_to_one_rank(two_hos
     index = two_hosts.run("node1", shlex.join([str(BIN / "mpiexec"), "-hosts", "node1,node2", "-n", "2",
                                                 sys.executable, "-c", INDEX_SCRIPT, str(out)]), timeout=300)
     assert index.returncode == 0, index.output[-6000:]
-    assert re.findall(r"^built on (\S+)$", index.stdout, re.M) == ["node1"]
+    built = re.findall(r"^built (\S+) on (\S+)$", index.stdout, re.M)
+    languages = json.loads((out / "manifest.json").read_text())["languages"]
+    assert sorted(language for language, _ in built) == sorted(languages)  # each once
+    assert {host for _, host in built} == {"node1", "node2"}
     samples = dict(re.findall(r"^sample on (\S+) (\d+)$", index.stdout, re.M))
     assert set(samples) == {"node1", "node2"} and samples["node1"] == samples["node2"]
     assert len(list((out / ".index").iterdir())) == 1
