@@ -154,6 +154,9 @@ def hf_parameter_names(num_layers: int, architecture: str = _MASKED_LM) -> dict[
 def config_from_hf(hf_config: dict, source: str) -> XLMRConfig:
     """Our config of a Hugging Face config (a key it leaves out means transformers' default, as transformers reads
     it); a setting our architecture cannot represent is refused, naming the key."""
+    if hf_config.get("model_type") == "modernbert":
+        raise XLMRDSError(f"{source}: config.json's model_type is 'modernbert': this is a ModernBERT, which XLM-R's "
+                          f"reader does not take (xlmr_ds.model.modern_hf reads it)")
     hf_config = {**_HF_DEFAULTS, **{key: value for key, value in hf_config.items() if value is not None}}
     for key, allowed in _FIXED_SETTINGS.items():
         value = hf_config.get(key)
@@ -199,7 +202,7 @@ def require_safetensors(directory: str | Path) -> Path:
     raise XLMRDSError(f"{directory}: no model.safetensors or model.safetensors.index.json found")
 
 
-def _read_safetensors(directory: Path) -> dict[str, torch.Tensor]:
+def read_safetensors_weights(directory: Path) -> dict[str, torch.Tensor]:
     weights = require_safetensors(directory)
     if weights.name == "model.safetensors":
         return load_file(weights)
@@ -219,7 +222,7 @@ def _weight_names(directory: Path) -> set[str]:
     return set(json.loads(weights.read_text())["weight_map"])
 
 
-def _read_config(directory: Path) -> dict:
+def read_config_json(directory: Path) -> dict:
     config_path = directory / "config.json"
     if not config_path.exists():
         raise XLMRDSError(f"{directory}: no config.json; expected a Hugging Face model directory")
@@ -234,7 +237,7 @@ def _read_config(directory: Path) -> dict:
 
 def read_hf_config(directory: str | Path) -> XLMRConfig:
     """Our config of a Hugging Face directory's config.json: its whole shape, LayerNorm epsilon and dropout."""
-    return config_from_hf(_read_config(Path(directory)), str(directory))
+    return config_from_hf(read_config_json(Path(directory)), str(directory))
 
 
 def require_masked_lm(directory: str | Path, use: str) -> None:
@@ -244,7 +247,7 @@ def require_masked_lm(directory: str | Path, use: str) -> None:
     weights and answer from them."""
     directory = Path(directory)
     names = _weight_names(directory)
-    named = (_read_config(directory).get("architectures") or [_MASKED_LM])[0]
+    named = (read_config_json(directory).get("architectures") or [_MASKED_LM])[0]
     wanted = f"{use} needs a masked LM (an `xlmr-ds export` directory or an XLMRobertaForMaskedLM)"
     if not named.endswith("ForMaskedLM"):
         raise XLMRDSError(f"{directory}: config.json's architectures is {named}, which has no masked-LM head; "
@@ -298,9 +301,9 @@ def load_hf(path_or_model, **model_options) -> XLMRModel:
     (kernel_backend, activation_checkpointing)."""
     if isinstance(path_or_model, (str, os.PathLike)):
         directory = Path(path_or_model)
-        hf_config = _read_config(directory)
+        hf_config = read_config_json(directory)
         source = str(directory)
-        hf_state = _read_safetensors(directory)
+        hf_state = read_safetensors_weights(directory)
     else:
         source = type(path_or_model).__name__
         hf_config = path_or_model.config.to_dict()
