@@ -61,8 +61,14 @@ class ModelSettings:
     def shape(self) -> XLMRConfig:
         """The model's configuration before the dataset's vocabulary size is put in: init_from's config.json when
         there is one, else the config file's or the preset's."""
-        given = XLMRConfig.from_json(self.config_file) if self.config_file else (
-            preset(self.preset) if self.preset else None)
+        given = None
+        if self.config_file:
+            from xlmr_ds.model.architectures import XLMR, read_config_file, require_architecture
+
+            given = read_config_file(self.config_file)
+            require_architecture(given, (XLMR,), self.config_file, "xlmr-ds train")
+        elif self.preset:
+            given = preset(self.preset)
         if not self.init_from:
             return given  # not None: __post_init__ refuses settings without a shape
         from xlmr_ds.model.hf import read_hf_config

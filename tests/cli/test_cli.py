@@ -21,6 +21,28 @@ def test_info_prints_the_exact_parameter_count(model, count):
     assert "ZeRO" in result.stdout and "DeepSpeed est. GPU" in result.stdout
 
 
+@pytest.mark.parametrize("model,published_millions", [("modernbert-base", 149), ("modernbert-large", 395),
+                                                      ("mmbert-small", 140), ("mmbert-base", 307)])
+def test_info_counts_modernbert_presets_as_transformers_does(model, published_millions):
+    """The released models' sizes (Warner et al. 2024; Marone et al. 2025), counted by transformers on the meta
+    device from the config xlmr-ds would export."""
+    import torch
+    from transformers import ModernBertConfig, ModernBertForMaskedLM
+
+    from xlmr_ds.model.modern_config import MODERN_PRESETS
+    from xlmr_ds.model.modern_hf import modern_config_to_hf
+
+    result = xlmr_ds("info", "--model", model, "--json")
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    with torch.device("meta"):
+        hf = ModernBertForMaskedLM(ModernBertConfig.from_dict(modern_config_to_hf(MODERN_PRESETS[model])))
+    assert report["parameters"] == sum(p.numel() for p in hf.parameters())
+    assert report["parameters"] // 10**6 == published_millions
+    assert report["architecture"] == "modernbert"
+    assert report["largest_parameter"] == hf.model.embeddings.tok_embeddings.weight.numel()
+
+
 @pytest.mark.parametrize("precision,param_bytes,grad_bytes", [("mixed", 2, 2), ("fp32", 4, 4)])
 @pytest.mark.parametrize("gpus_per_node,nodes", [(8, 1), (8, 4), (1, 1)])
 def test_info_memory_matches_hand_calculation_and_deepspeed_estimators(gpus_per_node, nodes, precision, param_bytes,

@@ -21,7 +21,14 @@ import textwrap
 import typing
 
 from xlmr_ds.errors import XLMRDSError, below_minimum, require_minimum
-from xlmr_ds.model.config import PRESETS, XLMRConfig, preset
+from xlmr_ds.model.architectures import (
+    XLMR,
+    ModelConfig,
+    preset_config,
+    preset_names,
+    read_config_file,
+    require_architecture,
+)
 from xlmr_ds.outputs import check_output_directory, check_output_file, check_output_prefix
 
 
@@ -85,18 +92,28 @@ def add_command_group(commands, name: str, help: str):
     return group.add_subparsers(title=f"{name} commands", required=True, metavar="COMMAND", parser_class=type(group))
 
 
-def add_model_arguments(parser: argparse.ArgumentParser, default: str | None = "tiny") -> None:
-    """The --model / --model-config pair of every command that builds a model."""
+def add_model_arguments(parser: argparse.ArgumentParser, default: str | None = "tiny",
+                        architectures: tuple[str, ...] = (XLMR,)) -> None:
+    """The --model / --model-config pair of every command that builds a model, offering the presets of the
+    `architectures` the command runs (model/architectures.py)."""
     group = parser.add_mutually_exclusive_group()
-    group.add_argument("--model", choices=list(PRESETS), default=default, help=f"preset (default: {default})")
-    group.add_argument("--model-config", metavar="FILE", help="JSON file of XLMRConfig fields instead of a preset")
+    group.add_argument("--model", choices=preset_names(architectures), default=default,
+                       help=f"preset (default: {default})")
+    group.add_argument("--model-config", metavar="FILE",
+                       help="JSON file of a model config's fields instead of a preset (its \"architecture\" key: "
+                            f"{' or '.join(architectures)}; xlmr when it has none)")
+    parser.set_defaults(model_architectures=architectures, model_command=parser.prog)
 
 
-def model_config_from_args(args: argparse.Namespace) -> tuple[str, XLMRConfig]:
-    """(a display name, the config) from --model or --model-config."""
+def model_config_from_args(args: argparse.Namespace) -> tuple[str, ModelConfig]:
+    """(a display name, the config) from --model or --model-config, of an architecture the command runs."""
     if args.model_config:
-        return args.model_config, XLMRConfig.from_json(args.model_config)
-    return args.model, preset(args.model)
+        name, config = args.model_config, read_config_file(args.model_config)
+    else:
+        name, config = args.model, preset_config(args.model)
+    require_architecture(config, getattr(args, "model_architectures", (XLMR,)), name,
+                         getattr(args, "model_command", "this command"))
+    return name, config
 
 
 def add_text_field_argument(parser: argparse.ArgumentParser) -> None:

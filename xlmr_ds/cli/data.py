@@ -18,6 +18,7 @@ from xlmr_ds.dataset.config import DataConfig
 from xlmr_ds.dataset.indexed import IndexedDataset
 from xlmr_ds.dataset.manifest import read_manifest, tokenizer_file
 from xlmr_ds.errors import XLMRDSError
+from xlmr_ds.model.architectures import MODERNBERT, XLMR
 from xlmr_ds.tokenizer import XLMRTokenizer
 
 XLMR_GLOBAL_BATCH = 8192
@@ -61,7 +62,7 @@ def _add_order_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--valid-fraction", type=float, default=defaults.valid_fraction,
                         help=f"the run's --valid-fraction (default {defaults.valid_fraction})")
     parser.add_argument("--split-seed", type=int, default=defaults.split_seed, help=argparse.SUPPRESS)
-    add_model_arguments(parser, default="base")
+    add_model_arguments(parser, default="base", architectures=(XLMR, MODERNBERT))
 
 
 def _data_settings(args: argparse.Namespace):

@@ -8,13 +8,14 @@ import json
 from xlmr_ds.cli.arguments import add_model_arguments, model_config_from_args, positive_int, require_at_least
 from xlmr_ds.cli.table import format_table
 from xlmr_ds.estimate.memory import BYTES_PER_PARAMETER
+from xlmr_ds.model.architectures import MODERNBERT, XLMR
 
 GIB = 1024**3
 
 
 def register(commands) -> None:
     parser = commands.add_parser("info", help="parameter count and ZeRO memory per GPU of a model")
-    add_model_arguments(parser, default="large")
+    add_model_arguments(parser, default="large", architectures=(XLMR, MODERNBERT))
     parser.add_argument("--gpus-per-node", type=int, default=8, help="GPUs per node (default 8)")
     parser.add_argument("--nodes", type=int, default=1, help="number of nodes (default 1)")
     parser.add_argument("--precision", choices=sorted(BYTES_PER_PARAMETER), default="mixed",
@@ -30,7 +31,7 @@ def register(commands) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from xlmr_ds.estimate.memory import model_state_memory
-    from xlmr_ds.model.modeling import largest_parameter_count, parameter_count
+    from xlmr_ds.model.architectures import architecture_of, describe, largest_parameter_count, parameter_count
 
     require_at_least(args, 1, "gpus_per_node", "nodes")
     name, config = model_config_from_args(args)
@@ -46,7 +47,8 @@ def run(args: argparse.Namespace) -> int:
               for s in (1, 2, 3)]
     if args.json:
         print(json.dumps({
-            "model": name, "config": config.to_dict(), "parameters": total, "largest_parameter": largest,
+            "model": name, "architecture": architecture_of(config), "config": config.to_dict(),
+            "parameters": total, "largest_parameter": largest,
             "gpus_per_node": args.gpus_per_node, "nodes": args.nodes, "precision": args.precision,
             "zero": {s.stage: {"params": s.params, "grads": s.grads, "optimizer": s.optimizer, "total": s.total,
                                "gathered": s.gathered,
@@ -54,8 +56,7 @@ def run(args: argparse.Namespace) -> int:
                      for s in stages},
         }, indent=2))
         return 0
-    print(f"model {name}: {config.num_layers} layers, hidden {config.hidden_size}, ffn {config.ffn_size}, "
-          f"{config.num_heads} heads, vocab {config.vocab_size:,}, up to {config.max_sequence_length} tokens")
+    print(describe(name, config))
     print(f"parameters: {total:,} (tied LM decoder counted once); largest tensor {largest:,}")
     gpus = args.gpus_per_node * args.nodes
     param_bytes, grad_bytes, optimizer_bytes = BYTES_PER_PARAMETER[args.precision]
