@@ -8,7 +8,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).parent))
 sys.path.insert(0, str(Path(__file__).parent / "engine"))
 from corpus_factory import write_corpus  # noqa: E402
-from launch import train  # noqa: E402  (tests/engine/launch.py)
+from launch import model_args, train  # noqa: E402  (tests/engine/launch.py)
 
 from xlmr_ds.prep.spm.train import train_sentencepiece  # noqa: E402
 
@@ -72,18 +72,19 @@ def training_args(binarized_dir):
 
 @pytest.fixture(scope="session")
 def unbroken_runs(training_args, tmp_path_factory):
-    """Reference runs, trained once per session: (stage, processes, launcher) -> save dir of 4 steps.
+    """Reference runs, trained once per session: (stage, processes, launcher, model) -> save dir of 4 steps.
     Here rather than in tests/engine so that tests/multinode compares against the same cached runs."""
     cache = {}
 
-    def get(stage: int, processes: int = 2, launcher: str = "deepspeed") -> Path:
-        key = (stage, processes, launcher)
+    def get(stage: int, processes: int = 2, launcher: str = "deepspeed", model: str = "tiny") -> Path:
+        key = (stage, processes, launcher, model)
         if key not in cache:
-            save = tmp_path_factory.mktemp(f"unbroken-z{stage}-p{processes}-{launcher}")
-            train(training_args(stage, save, 4), processes, launcher)
+            save = tmp_path_factory.mktemp(f"unbroken-z{stage}-p{processes}-{launcher}-{model}")
+            train(training_args(stage, save, 4, *model_args(model)), processes, launcher)
             cache[key] = save
         return cache[key]
     return get
+
 
 
 @pytest.fixture(scope="session")

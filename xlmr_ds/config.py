@@ -19,7 +19,15 @@ from typing import Literal, get_args
 
 from xlmr_ds.dataset.config import DataConfig
 from xlmr_ds.errors import XLMRDSError, require_choice, require_minimum
-from xlmr_ds.model.config import PRESETS, XLMRConfig, preset
+from xlmr_ds.model.architectures import (
+    ALL_ARCHITECTURES,
+    DESCRIPTIONS,
+    ModelConfig,
+    architecture_of,
+    preset_config,
+    preset_names,
+    read_config_file,
+)
 
 NonfiniteLossPolicy = Literal["stop", "skip"]
 NONFINITE_POLICIES = get_args(NonfiniteLossPolicy)
@@ -32,11 +40,13 @@ class ModelSettings:
     """Which model is trained, and how it runs."""
 
     preset: str | None = "tiny"
-    """A named model shape (xlmr_ds.model.PRESETS); its vocabulary is replaced by the dataset's. Not given
-    (None) with `init_from`: the directory's shape."""
+    """A named model shape (xlmr_ds.model.architectures: XLM-R's and ModernBERT's presets); its vocabulary (and a
+    ModernBERT's special ids) are replaced by the dataset's. Not given (None) with `init_from`: the directory's
+    shape."""
 
     config_file: str | None = None
-    """A JSON file of XLMRConfig fields, used instead of the preset."""
+    """A JSON file of a model config's fields (its "architecture" key picks XLM-R's or ModernBERT's), used
+    instead of the preset."""
 
     init_from: str | None = None
     """A Hugging Face directory whose weights and whole config (shape, LayerNorm epsilon, dropout) the run starts
@@ -55,33 +65,36 @@ class ModelSettings:
         if not (self.preset or self.config_file or self.init_from):
             raise XLMRDSError("no model shape: give --model, --model-config or --init-from")
         if self.preset is not None:
-            require_choice("--model", self.preset, tuple(PRESETS))
+            require_choice("--model", self.preset, tuple(preset_names(ALL_ARCHITECTURES)))
         require_choice("--dropout-keys", self.dropout_keys, DROPOUT_KEYS)
 
-    def shape(self) -> XLMRConfig:
+    def shape(self) -> ModelConfig:
         """The model's configuration before the dataset's vocabulary size is put in: init_from's config.json when
         there is one, else the config file's or the preset's."""
         given = None
         if self.config_file:
-            from xlmr_ds.model.architectures import XLMR, read_config_file, require_architecture
-
             given = read_config_file(self.config_file)
-            require_architecture(given, (XLMR,), self.config_file, "xlmr-ds train")
         elif self.preset:
-            given = preset(self.preset)
+            given = preset_config(self.preset)
         if not self.init_from:
             return given  # not None: __post_init__ refuses settings without a shape
         from xlmr_ds.model.hf import read_hf_config
+        from xlmr_ds.model.modern_hf import is_modern_hf, read_modern_hf_config
 
-        theirs = read_hf_config(self.init_from)
+        theirs = read_modern_hf_config(self.init_from) if is_modern_hf(self.init_from) else \
+            read_hf_config(self.init_from)
         if given is not None:
             self._check_agrees(given, theirs)
         return theirs
 
-    def _check_agrees(self, given: XLMRConfig, theirs: XLMRConfig) -> None:
+    def _check_agrees(self, given: ModelConfig, theirs: ModelConfig) -> None:
         """A shape given beside init_from must be the directory's; the vocabulary is the dataset's in either."""
         flag = f"--model-config {self.config_file}" if self.config_file else f"--model {self.preset}"
-        fields = [f.name for f in dataclasses.fields(XLMRConfig) if f.name != "vocab_size"]
+        if architecture_of(given) != architecture_of(theirs):
+            theirs_kind, given_kind = DESCRIPTIONS[architecture_of(theirs)], DESCRIPTIONS[architecture_of(given)]
+            raise XLMRDSError(f"--init-from {self.init_from}: its config.json is a {theirs_kind} model and {flag} a "
+                              f"{given_kind} one; leave {flag.split()[0]} out to train the directory's model")
+        fields = [f.name for f in dataclasses.fields(type(given)) if f.name != "vocab_size"]
         differs = [f"{name} {getattr(theirs, name)} vs {getattr(given, name)}" for name in fields
                    if getattr(theirs, name) != getattr(given, name)]
         if differs:

@@ -59,3 +59,9 @@ def losses(save_dir: Path) -> list[float]:
 
 def consumed(save_dir: Path) -> list[int]:
     return [record["consumed_samples"] for record in read_metrics(save_dir / "metrics.jsonl")]
+
+
+def model_args(model: str) -> tuple[str, ...]:
+    """The flags that make the training_args fixture's run train `model` (its --model tiny otherwise; argparse
+    takes the last --model)."""
+    return () if model == "tiny" else ("--model", model)

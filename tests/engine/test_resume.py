@@ -3,20 +3,24 @@
 import shutil
 
 import pytest
-from launch import consumed, losses, train
+from launch import consumed, losses, model_args, train
 
 from xlmr_ds.engine.checkpoint import MARKER, list_checkpoints
 
 pytestmark = [pytest.mark.multiprocess, pytest.mark.slow]
 
 
-@pytest.mark.parametrize("stage", [1, 2, 3])
-def test_stopped_and_resumed_run_has_bit_identical_losses(stage, training_args, unbroken_runs, tmp_path):
+# (ZeRO stage, model): XLM-R at every stage; ModernBERT at ZeRO-3, whose initialization runs module by module.
+RESUME_CASES = [(1, "tiny"), (2, "tiny"), (3, "tiny"), (3, "modern-tiny")]
+
+
+@pytest.mark.parametrize("stage,model", RESUME_CASES)
+def test_stopped_and_resumed_run_has_bit_identical_losses(stage, model, training_args, unbroken_runs, tmp_path):
     # torch AdamW ("torch_adam" in the tiny configs): DeepSpeed's CPU FusedAdam rounds differently on
     # freshly created and on loaded optimizer states, which breaks bit-identity (not correctness).
-    reference = unbroken_runs(stage)
-    train(training_args(stage, tmp_path, 2))
-    train(training_args(stage, tmp_path, 4))
+    reference = unbroken_runs(stage, model=model)
+    train(training_args(stage, tmp_path, 2, *model_args(model)))
+    train(training_args(stage, tmp_path, 4, *model_args(model)))
     assert losses(tmp_path) == losses(reference)
     assert consumed(tmp_path) == consumed(reference) == [8, 16, 24, 32]
     assert [c.step for c in list_checkpoints(tmp_path) if c.complete] == [2, 4]
@@ -24,12 +28,12 @@ def test_stopped_and_resumed_run_has_bit_identical_losses(stage, training_args, 
 
 # ZeRO-3 here; ZeRO-2 on another world size is test_recipe_runs.py's (with a recipe).
 @pytest.mark.parametrize("stage", [3])
-@pytest.mark.parametrize("before,after", [(2, 1), (1, 2)])
-def test_resume_on_another_world_size_continues_the_same_samples(stage, before, after, training_args,
+@pytest.mark.parametrize("before,after,model", [(2, 1, "tiny"), (1, 2, "tiny"), (2, 1, "modern-tiny")])
+def test_resume_on_another_world_size_continues_the_same_samples(stage, before, after, model, training_args,
                                                                  unbroken_runs, tmp_path):
-    reference = unbroken_runs(stage)
-    train(training_args(stage, tmp_path, 2), processes=before)
-    result = train(training_args(stage, tmp_path, 4), processes=after)
+    reference = unbroken_runs(stage, model=model)
+    train(training_args(stage, tmp_path, 2, *model_args(model)), processes=before)
+    result = train(training_args(stage, tmp_path, 4, *model_args(model)), processes=after)
     assert "universal form" in result.stdout + result.stderr
     assert (tmp_path / "step_00000002" / "universal").is_dir()
     assert consumed(tmp_path) == [8, 16, 24, 32]
@@ -79,14 +83,15 @@ def test_mpiexec_and_the_deepspeed_launcher_train_identically(training_args, unb
     assert losses(tmp_path) == losses(unbroken_runs(2))
 
 
-def test_one_and_two_processes_train_the_same_run(training_args, tmp_path):
-    """World-size invariance: the tiny model, ZeRO-2, 10 steps, the same global batches on one plain process
-    (4 micro-batches per step) and on two (2 each). Dropout is keyed by sample, so the losses differ only by
+@pytest.mark.parametrize("model,steps", [("tiny", 10), ("modern-tiny", 4)])
+def test_one_and_two_processes_train_the_same_run(model, steps, training_args, tmp_path):
+    """World-size invariance: ZeRO-2, the same global batches on one plain process (4 micro-batches per step)
+    and on two (2 each). XLM-R's dropout is keyed by sample (ModernBERT has none), so the losses differ only by
     the order of the gradient sums: within 1e-4 relative at every step."""
     one, two = tmp_path / "one", tmp_path / "two"
-    train(training_args(2, one, 10), processes=1, launcher="python")
-    train(training_args(2, two, 10), processes=2)
-    assert consumed(one) == consumed(two) == [8 * step for step in range(1, 11)]
+    train(training_args(2, one, steps, *model_args(model)), processes=1, launcher="python")
+    train(training_args(2, two, steps, *model_args(model)), processes=2)
+    assert consumed(one) == consumed(two) == [8 * step for step in range(1, steps + 1)]
     for step, (a, b) in enumerate(zip(losses(one), losses(two)), start=1):
         assert abs(a - b) <= 1e-4 * abs(b), f"step {step}: {a} on 1 process, {b} on 2"
 

@@ -7,7 +7,7 @@ import time
 
 import pytest
 import torch
-from launch import consumed, losses, train, train_command
+from launch import consumed, losses, model_args, train, train_command
 from transformers import AutoModelForMaskedLM, AutoTokenizer, pipeline
 
 from xlmr_ds.engine.checkpoint import list_checkpoints
@@ -50,9 +50,10 @@ def test_sigterm_saves_a_checkpoint_and_the_resumed_run_is_exact(training_args, 
     assert consumed(tmp_path) == [8, 16, 24, 32]
 
 
-@pytest.mark.parametrize("stage", [2, 3])
-def test_export_writes_a_hugging_face_model_with_our_logits(stage, unbroken_runs, binarized_dir, spm_model, tmp_path):
-    save = unbroken_runs(stage)
+@pytest.mark.parametrize("stage,model", [(2, "tiny"), (3, "tiny"), (3, "modern-tiny")])
+def test_export_writes_a_hugging_face_model_with_our_logits(stage, model, unbroken_runs, binarized_dir, spm_model,
+                                                            tmp_path):
+    save = unbroken_runs(stage, model=model)
     result = subprocess.run(["xlmr-ds", "export", "--ckpt", str(save), "--out", str(tmp_path / "hf")],
                             capture_output=True, text=True, timeout=300, env=_env())
     assert result.returncode == 0, result.stderr
@@ -69,13 +70,14 @@ def test_export_writes_a_hugging_face_model_with_our_logits(stage, unbroken_runs
     assert len(predictions) == 5 and all("sequence" in p for p in predictions)
 
 
-def test_continued_pretraining_starts_from_the_exported_weights(training_args, binarized_dir, tmp_path):
+@pytest.mark.parametrize("model", ["tiny", "modern-tiny"])
+def test_continued_pretraining_starts_from_the_exported_weights(model, training_args, binarized_dir, tmp_path):
     first = tmp_path / "first"
-    train(training_args(2, first, 3, "--eval-every", "3"))
+    train(training_args(2, first, 3, "--eval-every", "3", *model_args(model)))
     subprocess.run(["xlmr-ds", "export", "--ckpt", str(first), "--out", str(tmp_path / "hf")], check=True,
                    capture_output=True, timeout=300, env=_env())
     second = tmp_path / "second"
-    train(training_args(2, second, 1, "--eval-every", "1", "--init-from", str(tmp_path / "hf")))
+    train(training_args(2, second, 1, "--eval-every", "1", "--init-from", str(tmp_path / "hf"), *model_args(model)))
     after_first = read_metrics(first / "metrics.jsonl", "eval")[-1]["languages"]
     before_second = read_metrics(second / "metrics.jsonl", "eval")[0]["languages"]
     for language, result in after_first.items():

@@ -105,6 +105,15 @@ class Inputs:
         damage(save / "step_00000004")
         return str(save)
 
+    def modern_hf(self) -> str:
+        """A Hugging Face directory of the tiny ModernBERT (random weights)."""
+        from xlmr_ds.model.modern_config import MODERN_PRESETS
+        from xlmr_ds.model.modern_hf import save_modern_hf
+        from xlmr_ds.model.modern_modeling import ModernBertForMaskedLM
+
+        save_modern_hf(ModernBertForMaskedLM(MODERN_PRESETS["modern-tiny"]), self.root / "modern-hf")
+        return str(self.root / "modern-hf")
+
     def hf_pickle_only(self) -> str:
         """A Hugging Face directory of the tiny model whose weights are only a pickle (pytorch_model.bin)."""
         import torch
@@ -346,7 +355,8 @@ CASES = [
     Case("model-config-rope-odd-head", "xlmr-ds", lambda i: ["info", "--model-config", i.text(json.dumps({"architecture": "modernbert", "hidden_size": 120, "num_heads": 8}), "model.json")], "head size hidden_size / num_heads = 15 is odd; rotary embeddings rotate pairs"),
     Case("model-config-unknown-architecture", "xlmr-ds", lambda i: ["info", "--model-config", i.text(json.dumps({"architecture": "gpt2"}), "model.json")], "model.json: architecture 'gpt2' is not one xlmr-ds builds; expected one of xlmr, modernbert"),
     Case("model-config-architecture-not-run", "xlmr-ds", lambda i: ["smoke", "--model-config", i.text(json.dumps({"architecture": "modernbert"}), "model.json")], "is a ModernBERT model; xlmr-ds smoke takes XLM-R (RoBERTa) models only so far"),
-    Case("model-config-modern-to-train", "train", lambda i: i.train(model=("--model-config", i.text(json.dumps({"architecture": "modernbert", "vocab_size": 1000, "pad_token_id": 1, "bos_token_id": 0, "eos_token_id": 2}), "model.json"))), "model.json is a ModernBERT model; xlmr-ds train takes XLM-R (RoBERTa) models only so far"),
+    Case("checkpoint-of-another-architecture", "train", lambda i: i.train("--save", i.checkpoint(), steps="6", model=("--model", "modern-tiny")), "saved for a model of the XLM-R (RoBERTa) architecture, and this run trains a ModernBERT one; resume it with the model it was trained with"),
+    Case("init-from-another-architecture", "train", lambda i: i.train("--init-from", i.modern_hf()), "its config.json is a ModernBERT model and --model tiny a XLM-R (RoBERTa) one; leave --model out"),
     Case("model-config-with-byte-order-mark", "xlmr-ds", lambda i: ["info", "--model-config", i.text("\ufeff" + json.dumps({"hidden_size": 64, "num_layers": 2, "num_heads": 2, "ffn_size": 128}), "model.json")], "2 layers, hidden 64, ffn 128", succeeds=True),
     Case("hostfile-with-byte-order-mark", "xlmr-ds", lambda i: ["launch", "check", "--hostfile", i.text("\ufeffnode1 slots=1\n", "hosts")], "hosts: starts with a byte-order mark, which DeepSpeed's launcher reads as part of the first host's name"),
     Case("corpus-with-byte-order-mark", "xlmr-ds", lambda i: i.binarize(i.corpus({"en.txt": "\ufeffa line.\n".encode(), "fr.txt": b"une ligne.\n"})), "manifest.json", succeeds=True),

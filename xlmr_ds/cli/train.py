@@ -44,7 +44,7 @@ from xlmr_ds.dataset.config import DataConfig
 from xlmr_ds.dataset.recipe import load_recipe
 from xlmr_ds.errors import XLMRDSError
 from xlmr_ds.logs import configure_logging, error_line, whole_line
-from xlmr_ds.model.config import PRESETS
+from xlmr_ds.model.architectures import ALL_ARCHITECTURES, preset_names
 from xlmr_ds.world import launcher_placement
 
 PROG = "xlmr-ds train"
@@ -57,7 +57,8 @@ FLAGS = (
     SettingFlag("--data", DataConfig, "data_dir", required=True, metavar="OUT"),
     # Not given is kept apart from the default preset (default=None): with --init-from the shape is the directory's,
     # and only a --model the user gave must agree with it (run_config puts the default in otherwise).
-    SettingFlag("--model", ModelSettings, "preset", exclusive="shape", choices=list(PRESETS), default=None),
+    SettingFlag("--model", ModelSettings, "preset", exclusive="shape", choices=preset_names(ALL_ARCHITECTURES),
+                default=None),
     SettingFlag("--model-config", ModelSettings, "config_file", exclusive="shape", metavar="FILE"),
     SettingFlag("--steps", OptimizationSettings, "steps", type=positive_int),
     SettingFlag("--recipe", DataConfig, "recipe", metavar="FILE"),

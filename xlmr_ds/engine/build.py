@@ -8,15 +8,17 @@ from torch import nn
 
 from xlmr_ds.errors import XLMRDSError
 from xlmr_ds.logs import log
-from xlmr_ds.model import XLMRConfig, XLMRForMaskedLM
+from xlmr_ds.model.architectures import ModelConfig, initialize_module, masked_lm
 from xlmr_ds.model.hf import load_hf, require_masked_lm
-from xlmr_ds.model.modeling import initialize_module
+from xlmr_ds.model.modern_config import ModernBertConfig
 
 
-def build_model(config: XLMRConfig, ds_config: dict, stage: int, init_from: str | None,
-                activation_checkpointing: bool = False) -> XLMRForMaskedLM:
-    """The model to train: Hugging Face weights from `init_from` (whose config.json `config` is, with the data's
-    vocabulary), or freshly initialized (partitioned as it is built under ZeRO-3)."""
+def build_model(config: ModelConfig, ds_config: dict, stage: int, init_from: str | None,
+                activation_checkpointing: bool = False) -> nn.Module:
+    """The model to train, of `config`'s architecture: Hugging Face weights from `init_from` (whose config.json
+    `config` is, with the data's vocabulary), or freshly initialized (partitioned as it is built under ZeRO-3)."""
+    if init_from and isinstance(config, ModernBertConfig):
+        return _modern_from_hf(config, init_from, activation_checkpointing)
     if init_from:
         require_masked_lm(init_from, "--init-from")  # pretraining goes on with the LM head it was trained with
         model = load_hf(init_from, activation_checkpointing=activation_checkpointing)
@@ -33,20 +35,37 @@ def build_model(config: XLMRConfig, ds_config: dict, stage: int, init_from: str 
             f"as its config.json says")
         return model
     if stage < 3:
-        return XLMRForMaskedLM(config, activation_checkpointing=activation_checkpointing)
+        return masked_lm(config, activation_checkpointing=activation_checkpointing)
     import deepspeed
 
     # Each parameter is partitioned as soon as its module is built, so Large never exists whole on a rank.
     # The modules' own default initialization ran before partitioning; apply ours one module at a time,
     # gathered, with rank 0's values broadcast to the others.
     with deepspeed.zero.Init(config_dict_or_path=ds_config):
-        model = XLMRForMaskedLM(config, initialize=False, activation_checkpointing=activation_checkpointing)
-    for module in model.modules():
+        model = masked_lm(config, initialize=False, activation_checkpointing=activation_checkpointing)
+    for name, module in model.named_modules():
         own = list(module.parameters(recurse=False))
         if own:
             with deepspeed.zero.GatheredParameters(own, modifier_rank=0):
                 if torch.distributed.get_rank() == 0:
-                    initialize_module(module, config.initializer_range)
+                    initialize_module(config, name, module)
+    return model
+
+
+def _modern_from_hf(config: ModernBertConfig, init_from: str, activation_checkpointing: bool) -> nn.Module:
+    """A Hugging Face ModernBERT / mmBERT masked LM to continue pretraining, which must be the run's model."""
+    from xlmr_ds.model.modern_hf import load_modern_hf
+
+    model = load_modern_hf(init_from)
+    if model.config != config:
+        theirs = model.config.to_dict()
+        differs = ", ".join(f"{name} {theirs[name]} vs {getattr(config, name)}" for name in theirs
+                            if name != "architecture" and theirs[name] != getattr(config, name))
+        raise XLMRDSError(f"--init-from {init_from}: not the model this run trains ({differs}; weights vs run): "
+                          f"its vocabulary and special ids must be the data's tokenizer's")
+    model.activation_checkpointing = activation_checkpointing
+    log(f"--init-from {init_from}: ModernBERT, {config.num_layers} layers of width {config.hidden_size} "
+        f"({config.num_heads} heads, GeGLU {config.ffn_size}), as its config.json says")
     return model
 
 

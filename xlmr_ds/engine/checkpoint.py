@@ -49,6 +49,7 @@ from typing import Protocol
 import torch
 
 from xlmr_ds.errors import XLMRDSError
+from xlmr_ds.model.architectures import DESCRIPTIONS, XLMR
 from xlmr_ds.outputs import temporary_path, write_json_atomically
 
 MARKER = "xlmr_ds_checkpoint.json"
@@ -142,6 +143,11 @@ def check_compatible(info: CheckpointInfo, model_config: dict, stage: int) -> No
     if saved.get("format_version") != MARKER_FORMAT_VERSION:
         raise XLMRDSError(f"{info.path}: its {MARKER} has format {saved.get('format_version', 1)}, this xlmr-ds reads "
                           f"format {MARKER_FORMAT_VERSION}; resume it with the xlmr-ds version that wrote it")
+    saved_kind, run_kind = (DESCRIPTIONS[config.get("architecture", XLMR)] for config in (saved["model_config"],
+                                                                                      model_config))
+    if saved_kind != run_kind:
+        raise XLMRDSError(f"{info.path}: saved for a model of the {saved_kind} architecture, and this run trains a "
+                          f"{run_kind} one; resume it with the model it was trained with, or start a new --save")
     if saved["model_config"] != model_config:
         differences = [f"{key} {saved['model_config'].get(key)} vs {model_config.get(key)}"
                        for key in sorted(set(saved["model_config"]) | set(model_config))

@@ -1,5 +1,6 @@
 """Export a training checkpoint to a Hugging Face directory: DeepSpeed's own zero_to_fp32 consolidates the
-ZeRO shards, our model loads them, and save_hf writes config.json, model.safetensors and the tokenizer."""
+ZeRO shards, our model of the run's architecture loads them, and save_hf (XLM-R) or save_modern_hf
+(ModernBERT) writes config.json, model.safetensors and the tokenizer."""
 
 from __future__ import annotations
 
@@ -10,8 +11,9 @@ from xlmr_ds.accelerator import select_deepspeed_accelerator
 from xlmr_ds.engine.checkpoint import CheckpointInfo, complete_checkpoints, verify_files
 from xlmr_ds.errors import XLMRDSError
 from xlmr_ds.logs import library_output_silenced
-from xlmr_ds.model import XLMRConfig, XLMRForMaskedLM
+from xlmr_ds.model.architectures import config_from_dict, masked_lm
 from xlmr_ds.model.hf import save_hf
+from xlmr_ds.model.modern_config import ModernBertConfig
 
 
 def choose_checkpoint(save_dir: str | Path, step: int | None) -> CheckpointInfo:
@@ -28,8 +30,8 @@ def choose_checkpoint(save_dir: str | Path, step: int | None) -> CheckpointInfo:
                       f"{', '.join(str(c.step) for c in complete)}")
 
 
-def load_checkpoint_model(info: CheckpointInfo) -> XLMRForMaskedLM:
-    """The checkpoint's weights, consolidated to fp32, in our model (on CPU)."""
+def load_checkpoint_model(info: CheckpointInfo):
+    """The checkpoint's weights, consolidated to fp32, in our model of the run's architecture (on CPU)."""
     verify_files(info)
     select_deepspeed_accelerator()
     from deepspeed.utils.zero_to_fp32 import get_fp32_state_dict_from_zero_checkpoint
@@ -37,8 +39,10 @@ def load_checkpoint_model(info: CheckpointInfo) -> XLMRForMaskedLM:
     with library_output_silenced(stderr=True):  # its lines and shard bar tell a user nothing they can act on
         state = get_fp32_state_dict_from_zero_checkpoint(str(info.path.parent), tag=info.path.name)
     state = {key: value.contiguous() for key, value in state.items()}
-    state.setdefault("lm_head.decoder.weight", state["embeddings.word.weight"])  # the tie, stored once
-    model = XLMRForMaskedLM(XLMRConfig.from_dict(info.marker["model_config"]))
+    model = masked_lm(config_from_dict(info.marker["model_config"], f"{info.path}: model_config"), initialize=False)
+    for name in model.state_dict():
+        if name.endswith("decoder.weight"):
+            state.setdefault(name, state["embeddings.word.weight"])  # the tie, stored once
     model.load_state_dict(state, strict=True)
     return model.eval()
 
@@ -52,5 +56,11 @@ def export_checkpoint(save_dir: str | Path, out_dir: str | Path, step: int | Non
         raise XLMRDSError(f"{path}: the run's SentencePiece model is not there; pass --spm MODEL")
     if hashlib.sha256(path.read_bytes()).hexdigest() != tokenizer["sha256"]:
         raise XLMRDSError(f"{path}: not the SentencePiece model this run was trained with (sha256 differs)")
-    save_hf(load_checkpoint_model(info), out_dir, tokenizer_model=path)
+    model = load_checkpoint_model(info)
+    if isinstance(model.config, ModernBertConfig):
+        from xlmr_ds.model.modern_hf import save_modern_hf
+
+        save_modern_hf(model, out_dir, tokenizer_model=path)
+    else:
+        save_hf(model, out_dir, tokenizer_model=path)
     return info

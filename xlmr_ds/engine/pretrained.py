@@ -51,5 +51,9 @@ def load_pretrained(source: str | Path, step: int | None = None) -> Pretrained:
     if hashlib.sha256(tokenizer_file.read_bytes()).hexdigest() != record.get("sha256"):
         raise XLMRDSError(f"{tokenizer_file}: not the SentencePiece model {info.path} was trained with (sha256 "
                           f"differs); export the checkpoint with the right --spm MODEL and pass that directory")
-    return Pretrained(load_checkpoint_model(info), XLMRTokenizer(tokenizer_file),
-                      f"{path}/{tag_for(info.step)}", info.step)
+    model = load_checkpoint_model(info)
+    from xlmr_ds.model.architectures import XLMR, require_architecture
+
+    require_architecture(model.config, (XLMR,), str(info.path),
+                         "fine-tuning, transfer evaluation and fill-mask (export it for transformers)")
+    return Pretrained(model, XLMRTokenizer(tokenizer_file), f"{path}/{tag_for(info.step)}", info.step)

@@ -50,6 +50,7 @@ from xlmr_ds.engine.word_probes import ask_word_probes, choose_word_probes, defa
 from xlmr_ds.errors import XLMRDSError
 from xlmr_ds.estimate.flops import device_peak_tflops
 from xlmr_ds.logs import log, progress_bar
+from xlmr_ds.model.architectures import data_vocabulary
 from xlmr_ds.outputs import write_json_atomically
 
 BRANCH_FILE = "branch.json"
@@ -97,7 +98,7 @@ class Trainer:
         if config.policies.nonfinite_loss == "skip":
             check_supported(config.policies.nonfinite_loss, self.ds_config, self.stage, ds_config_path)
         route_monitors(self.ds_config, self.save_dir)
-        self.model_config = shape.replace(vocab_size=self.data.vocab_size)
+        self.model_config = data_vocabulary(shape, self.data.vocab_size)
         scheduler = None
         if self.plan.recipe.has_learning_rates:
             if self.ds_config.pop("scheduler", None):

@@ -13,12 +13,14 @@ from xlmr_ds.errors import XLMRDSError
 from xlmr_ds.jsonfile import read_json_object
 from xlmr_ds.model.config import PRESETS, XLMRConfig
 from xlmr_ds.model.modern_config import MODERN_PRESETS, ModernBertConfig
+from xlmr_ds.vocab import BOS_ID, EOS_ID, PAD_ID
 
 ModelConfig = XLMRConfig | ModernBertConfig
 XLMR, MODERNBERT = "xlmr", ModernBertConfig.architecture
 CONFIG_CLASSES: dict[str, type] = {XLMR: XLMRConfig, MODERNBERT: ModernBertConfig}
 ARCHITECTURE_PRESETS: dict[str, dict[str, ModelConfig]] = {XLMR: PRESETS, MODERNBERT: MODERN_PRESETS}
 DESCRIPTIONS = {XLMR: "XLM-R (RoBERTa)", MODERNBERT: "ModernBERT"}
+ALL_ARCHITECTURES = (XLMR, MODERNBERT)
 
 
 def architecture_of(config: ModelConfig) -> str:
@@ -93,3 +95,35 @@ def describe(name: str, config: ModelConfig) -> str:
                 f"others, vocab {config.vocab_size:,}, up to {config.max_sequence_length} tokens")
     return (f"model {name}: {config.num_layers} layers, hidden {config.hidden_size}, ffn {config.ffn_size}, "
             f"{config.num_heads} heads, vocab {config.vocab_size:,}, up to {config.max_sequence_length} tokens")
+
+
+def masked_lm(config: ModelConfig, initialize: bool = True, activation_checkpointing: bool = False):
+    """The architecture's masked LM for `config` (initialize=False: see initialize_module)."""
+    if isinstance(config, ModernBertConfig):
+        from xlmr_ds.model.modern_modeling import ModernBertForMaskedLM
+
+        return ModernBertForMaskedLM(config, initialize=initialize, activation_checkpointing=activation_checkpointing)
+    from xlmr_ds.model.modeling import XLMRForMaskedLM
+
+    return XLMRForMaskedLM(config, initialize=initialize, activation_checkpointing=activation_checkpointing)
+
+
+def initialize_module(config: ModelConfig, name: str, module) -> None:
+    """The architecture's initialization of one module's own parameters (`name`: its name in the model), for a
+    caller that gathers one module at a time (ZeRO-3)."""
+    if isinstance(config, ModernBertConfig):
+        from xlmr_ds.model.modern_modeling import initialize_module as initialize_modern
+
+        initialize_modern(name, module, config)
+        return
+    from xlmr_ds.model.modeling import initialize_module as initialize_xlmr
+
+    initialize_xlmr(module, config.initializer_range)
+
+
+def data_vocabulary(config: ModelConfig, vocab_size: int) -> ModelConfig:
+    """`config` with a dataset's vocabulary: its size, and for a ModernBERT the special ids every xlmr-ds
+    tokenizer has (XLM-R's: <s> 0, <pad> 1, </s> 2), where a preset names its own tokenizer's."""
+    if isinstance(config, ModernBertConfig):
+        return config.replace(vocab_size=vocab_size, pad_token_id=PAD_ID, bos_token_id=BOS_ID, eos_token_id=EOS_ID)
+    return config.replace(vocab_size=vocab_size)

@@ -18,7 +18,7 @@ import torch
 from safetensors.torch import save_file
 
 from xlmr_ds.errors import XLMRDSError
-from xlmr_ds.model.hf import read_config_json, read_safetensors_weights
+from xlmr_ds.model.hf import read_config_json, read_safetensors_weights, write_tokenizer_files
 from xlmr_ds.model.modern_config import ModernBertConfig
 from xlmr_ds.model.modern_modeling import ModernBertForMaskedLM
 from xlmr_ds.outputs import listed, replaced_directory
@@ -170,6 +170,11 @@ def _state_dict_from_hf(hf_state: dict[str, torch.Tensor], model: ModernBertForM
     return state
 
 
+def read_modern_hf_config(directory: str | Path) -> ModernBertConfig:
+    """Our config of a Hugging Face ModernBERT directory's config.json."""
+    return modern_config_from_hf(read_config_json(Path(directory)), str(directory))
+
+
 def is_modern_hf(directory: str | Path) -> bool:
     """Whether a Hugging Face directory's config.json is a ModernBERT's."""
     return read_config_json(Path(directory)).get("model_type") == MODEL_TYPE
@@ -194,9 +199,9 @@ def load_modern_hf(path_or_model) -> ModernBertForMaskedLM:
     return model
 
 
-def save_modern_hf(model: ModernBertForMaskedLM, out_dir) -> None:
-    """Write a directory that transformers' AutoModelForMaskedLM loads (config.json and model.safetensors),
-    complete before it appears."""
+def save_modern_hf(model: ModernBertForMaskedLM, out_dir, tokenizer_model: str | Path | None = None) -> None:
+    """Write a directory that transformers' AutoModelForMaskedLM loads (config.json and model.safetensors, and
+    given the tokenizer its files, as hf.write_tokenizer_files writes them), complete before it appears."""
     out_dir = Path(out_dir)
     if out_dir.exists() and listed(out_dir) and not (out_dir / "config.json").exists():
         raise XLMRDSError(f"{out_dir}: exists and is not a Hugging Face model directory; choose a new --out")
@@ -205,3 +210,5 @@ def save_modern_hf(model: ModernBertForMaskedLM, out_dir) -> None:
     with replaced_directory(out_dir) as staging:
         save_file(tensors, staging / "model.safetensors", metadata={"format": "pt"})
         (staging / "config.json").write_text(json.dumps(modern_config_to_hf(model.config), indent=2) + "\n")
+        if tokenizer_model is not None:
+            write_tokenizer_files(staging, Path(tokenizer_model), model.config.max_sequence_length)

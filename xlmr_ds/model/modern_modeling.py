@@ -16,6 +16,7 @@ import math
 
 import torch
 import torch.nn.functional as F
+import torch.utils.checkpoint
 from torch import nn
 
 from xlmr_ds.errors import XLMRDSError
@@ -143,12 +144,19 @@ class PredictionHead(nn.Module):
 class ModernBertModel(nn.Module):
     """The encoder: embeddings, blocks and the final LayerNorm, up to the final hidden states."""
 
-    def __init__(self, config: ModernBertConfig):
+    def __init__(self, config: ModernBertConfig, activation_checkpointing: bool = False):
+        """activation_checkpointing: recompute each block in backward (training only)."""
         super().__init__()
         self.config = config
         self.embeddings = Embeddings(config)
         self.layers = nn.ModuleList(PreNormBlock(config, index) for index in range(config.num_layers))
         self.final_norm = nn.LayerNorm(config.hidden_size, eps=config.norm_eps, bias=config.norm_bias)
+        self.activation_checkpointing = activation_checkpointing
+
+    @property
+    def has_dropout(self) -> bool:
+        config = self.config
+        return bool(config.embedding_dropout or config.attention_dropout or config.mlp_dropout)
 
     def encode(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None) -> torch.Tensor:
         """The final hidden states, (batch, seq, hidden). Padding positions are computed but attend only to
@@ -166,7 +174,11 @@ class ModernBertModel(nn.Module):
                 rotary[is_global] = rotary_tables(seq, self.config.head_dim, theta, x.dtype, x.device)
                 biases[is_global] = attention_bias(attention_mask, seq, radius, x.dtype, x.device)
         for layer in self.layers:
-            x = layer(x, rotary[layer.is_global], biases[layer.is_global])
+            if self.activation_checkpointing and self.training:
+                x = torch.utils.checkpoint.checkpoint(layer, x, rotary[layer.is_global], biases[layer.is_global],
+                                                      use_reentrant=False)
+            else:
+                x = layer(x, rotary[layer.is_global], biases[layer.is_global])
         return self.final_norm(x)
 
 
@@ -175,8 +187,10 @@ class TiedDecoder(nn.Linear):
 
 
 class ModernBertForMaskedLM(ModernBertModel):
-    def __init__(self, config: ModernBertConfig, initialize: bool = True):
-        super().__init__(config)
+    def __init__(self, config: ModernBertConfig, initialize: bool = True, activation_checkpointing: bool = False):
+        """initialize=False leaves the initialization to the caller (under ZeRO-3's zero.Init, one module at a
+        time: initialize_module)."""
+        super().__init__(config, activation_checkpointing)
         self.lm_head = PredictionHead(config)
         self.decoder = TiedDecoder(config.hidden_size, config.vocab_size, bias=config.decoder_bias)
         self.decoder.weight = self.embeddings.word.weight
@@ -184,14 +198,19 @@ class ModernBertForMaskedLM(ModernBertModel):
             self.reset_parameters()
 
     def reset_parameters(self) -> None:
-        for module in self.modules():
-            initialize_module(module, self.config)
+        for name, module in self.named_modules():
+            initialize_module(name, module, self.config)
 
     def logits(self, hidden: torch.Tensor) -> torch.Tensor:
         return self.decoder(self.lm_head(hidden))
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None,
-                labels: torch.Tensor | None = None) -> MaskedLMOutput:
+                labels: torch.Tensor | None = None, dropout_keys=None) -> MaskedLMOutput:
+        """dropout_keys (the trainer's keyed dropout) changes nothing without dropout, ModernBERT's and mmBERT's
+        setting; dropout keyed by sample is not built for this architecture yet, and is refused."""
+        if dropout_keys is not None and self.training and self.has_dropout:
+            raise XLMRDSError("a ModernBERT model with dropout cannot key its dropout by sample yet; train it with "
+                              "--dropout-keys rng, or with the presets' dropout of 0")
         hidden = self.encode(input_ids, attention_mask)
         if labels is None:
             return MaskedLMOutput(loss=None, logits=self.logits(hidden))
@@ -204,34 +223,30 @@ class ModernBertForMaskedLM(ModernBertModel):
         return MaskedLMOutput(loss=F.cross_entropy(logits.float(), targets), logits=logits)
 
 
+# Which weights take the output-side standard deviation, by the last parts of their module's name.
+_OUTPUT_SIDE = ("attention.out", "mlp.wo", "lm_head.dense")
+_INPUT_SIDE = ("embeddings.word", "attention.qkv", "mlp.wi")
+
+
 @torch.no_grad()
-def initialize_module(module: nn.Module, config: ModernBertConfig) -> None:
-    """ModernBERT's initialization of one module's own parameters: normals truncated at
-    initializer_cutoff_factor standard deviations, with std initializer_range on the input side (token
-    embeddings, qkv, wi) and initializer_range / sqrt(2 x num_layers) on the output side (attention and GeGLU
-    outputs, the head's dense layer); zero biases, unit LayerNorms. The decoder's weight is the embeddings'."""
-    std_in = config.initializer_range
-    std_out = config.initializer_range / math.sqrt(2.0 * config.num_layers)
-
-    def truncated_normal(weight: torch.Tensor, std: float) -> None:
+def initialize_module(name: str, module: nn.Module, config: ModernBertConfig) -> None:
+    """ModernBERT's initialization of one module's own parameters, by the module's name in the model: normals
+    truncated at initializer_cutoff_factor standard deviations, with std initializer_range on the input side
+    (token embeddings, qkv, wi) and initializer_range / sqrt(2 x num_layers) on the output side (attention and
+    GeGLU outputs, the head's dense layer); zero biases, unit LayerNorms. The decoder's weight is the
+    embeddings' (only its bias is its own). Per module, so that a caller holding partitioned parameters
+    (ZeRO-3) can gather one module at a time around it."""
+    std = None
+    if name.endswith(_INPUT_SIDE):
+        std = config.initializer_range
+    elif name.endswith(_OUTPUT_SIDE):
+        std = config.initializer_range / math.sqrt(2.0 * config.num_layers)
+    if std is not None:
         cutoff = config.initializer_cutoff_factor * std
-        nn.init.trunc_normal_(weight, mean=0.0, std=std, a=-cutoff, b=cutoff)
-
-    if isinstance(module, Embeddings):
-        truncated_normal(module.word.weight, std_in)
-    elif isinstance(module, RotarySelfAttention):
-        truncated_normal(module.qkv.weight, std_in)
-        truncated_normal(module.out.weight, std_out)
-    elif isinstance(module, GeGLU):
-        truncated_normal(module.wi.weight, std_in)
-        truncated_normal(module.wo.weight, std_out)
-    elif isinstance(module, PredictionHead):
-        truncated_normal(module.dense.weight, std_out)
-    elif isinstance(module, nn.LayerNorm):
+        nn.init.trunc_normal_(module.weight, mean=0.0, std=std, a=-cutoff, b=cutoff)
+    if isinstance(module, nn.LayerNorm):
         module.weight.fill_(1.0)
-    if isinstance(module, nn.Linear) and module.bias is not None:
-        module.bias.zero_()
-    if isinstance(module, nn.LayerNorm) and module.bias is not None:
+    if isinstance(module, (nn.Linear, nn.LayerNorm)) and module.bias is not None:
         module.bias.zero_()
 
 
