@@ -161,12 +161,14 @@ def test_question_answering_scores_transformers_best_spans_as_mlqa_does(task_fil
 
 @pytest.mark.slow
 @pytest.mark.multiprocess
-def test_finetune_from_a_pretraining_checkpoint_on_two_processes_under_zero3(task_files, unbroken_runs, tmp_path):
+@pytest.mark.parametrize("model", ["tiny", "modern-tiny"])
+def test_finetune_from_a_pretraining_checkpoint_on_two_processes_under_zero3(model, task_files, unbroken_runs,
+                                                                            tmp_path):
     from seqeval.metrics import f1_score
     from transformers import pipeline
 
     out = tmp_path / "out"
-    run = unbroken_runs(2)  # a ZeRO-2 pretraining run of 2 processes, 4 steps
+    run = unbroken_runs(2, model=model)  # a ZeRO-2 pretraining run of 2 processes, 4 steps
     train(token_args(task_files, run, out, "--deepspeed_config", str(CONFIGS / "tiny_cpu_zero3.json")),
           processes=2, module="xlmr_ds.finetune")
     results = json.loads((out / "results.json").read_text())
@@ -176,6 +178,8 @@ def test_finetune_from_a_pretraining_checkpoint_on_two_processes_under_zero3(tas
     assert (out / "monitor").is_dir()  # the config's TensorBoard/CSV monitors write under --out
     tagger = pipeline("token-classification", model=str(out / "model"))
     assert isinstance(tagger("a b"), list)
+    assert type(tagger.model).__name__ == {"tiny": "XLMRobertaForTokenClassification",
+                                           "modern-tiny": "ModernBertForTokenClassification"}[model]
 
 
 def test_losses_equal_transformers_for_the_same_weights_order_and_optimizer(task_files, spm_model, tmp_path):

@@ -120,10 +120,11 @@ HELD_OUT_SETTINGS = ("seed", "valid_fraction", "block_size", "split_seed")
 def _load(args: argparse.Namespace):
     """(model, the data settings the model was trained with, or {})."""
     if args.hf:
-        from xlmr_ds.model.hf import load_hf, require_masked_lm
+        from xlmr_ds.model.architectures import load_hf_directory
+        from xlmr_ds.model.hf import require_masked_lm
 
         require_masked_lm(args.hf, "eval --hf")  # a classifier has no LM head to score masked tokens with
-        return load_hf(args.hf), {}
+        return load_hf_directory(args.hf), {}
     from xlmr_ds.engine.export import choose_checkpoint, load_checkpoint_model
 
     info = choose_checkpoint(args.ckpt, args.step)

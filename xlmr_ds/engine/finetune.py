@@ -41,6 +41,7 @@ from xlmr_ds.engine.pretrained import Pretrained, load_pretrained
 from xlmr_ds.engine.runtime import Runtime
 from xlmr_ds.errors import XLMRDSError
 from xlmr_ds.logs import log, progress_bar
+from xlmr_ds.model.architectures import save_hf_directory, task_head
 from xlmr_ds.model.modeling import XLMRModel
 from xlmr_ds.tasks.encoding import Encoded, LabelSet
 from xlmr_ds.tasks.formats import TaskFile
@@ -116,7 +117,7 @@ def load_task_data(settings: FinetuneSettings, tokenizer: Tokenizer, max_length:
 def build_classifier(task: str, encoder: XLMRModel, labels: LabelSet, seed: int) -> XLMRModel:
     """The classifier to fine-tune: the pretrained encoder's weights, a head initialized from `seed`."""
     torch.manual_seed(seed)
-    model = KINDS[task].head(encoder.config, labels.names)
+    model = task_head(KINDS[task].head, encoder.config)(encoder.config, labels.names)
     model.load_encoder(encoder)
     return model
 
@@ -328,11 +329,10 @@ class FineTuner:
 
     def _write(self, out: Path, table: ResultTable, state: dict, model: XLMRModel, pretrained: Pretrained,
                data: TaskData) -> None:
-        from xlmr_ds.model.hf import save_hf
-
-        head = type(model)(model.config, model.labels, model.classifier_dropout)
+        options = {"pooling": model.pooling} if hasattr(model, "pooling") else {}
+        head = type(model)(model.config, model.labels, model.classifier_dropout, **options)
         head.load_state_dict(state)
-        save_hf(head, out / "model", tokenizer_model=pretrained.tokenizer.model_file)
+        save_hf_directory(head, out / "model", tokenizer_model=pretrained.tokenizer.model_file)
         title = f"{self.settings.task}: zero-shot transfer from {', '.join(data.source) or 'the training files'}"
         table.write(out, title)
         settings = {**self.settings.to_dict(), "source": list(data.source), "labels": list(data.labels.names),

@@ -36,10 +36,10 @@ def load_pretrained(source: str | Path, step: int | None = None) -> Pretrained:
     if not path.exists():
         raise XLMRDSError(f"{path}: not found; expected a pretraining --save directory or a Hugging Face directory")
     if is_hf_directory(path):
-        from xlmr_ds.model.hf import load_hf
+        from xlmr_ds.model.architectures import load_hf_directory
 
         tokenizer = tokenizer_of_directory(path)  # before the weights: a missing tokenizer is found at once
-        return Pretrained(load_hf(path), tokenizer, str(path))
+        return Pretrained(load_hf_directory(path), tokenizer, str(path))
     if (path / MARKER).is_file():  # one checkpoint directory
         path, step = path.parent, int(path.name.removeprefix("step_"))
     info = choose_checkpoint(path, step)
@@ -51,9 +51,5 @@ def load_pretrained(source: str | Path, step: int | None = None) -> Pretrained:
     if hashlib.sha256(tokenizer_file.read_bytes()).hexdigest() != record.get("sha256"):
         raise XLMRDSError(f"{tokenizer_file}: not the SentencePiece model {info.path} was trained with (sha256 "
                           f"differs); export the checkpoint with the right --spm MODEL and pass that directory")
-    model = load_checkpoint_model(info)
-    from xlmr_ds.model.architectures import XLMR, require_architecture
-
-    require_architecture(model.config, (XLMR,), str(info.path),
-                         "fine-tuning, transfer evaluation and fill-mask (export it for transformers)")
-    return Pretrained(model, XLMRTokenizer(tokenizer_file), f"{path}/{tag_for(info.step)}", info.step)
+    return Pretrained(load_checkpoint_model(info), XLMRTokenizer(tokenizer_file), f"{path}/{tag_for(info.step)}",
+                      info.step)

@@ -127,3 +127,38 @@ def data_vocabulary(config: ModelConfig, vocab_size: int) -> ModelConfig:
     if isinstance(config, ModernBertConfig):
         return config.replace(vocab_size=vocab_size, pad_token_id=PAD_ID, bos_token_id=BOS_ID, eos_token_id=EOS_ID)
     return config.replace(vocab_size=vocab_size)
+
+
+def task_head(xlmr_head: type, config: ModelConfig) -> type:
+    """The class of a task head (given as XLM-R's: the task kinds name those) for `config`'s architecture."""
+    if not isinstance(config, ModernBertConfig):
+        return xlmr_head
+    from xlmr_ds.model import heads, modern_heads
+
+    return {heads.XLMRForSequenceClassification: modern_heads.ModernBertForSequenceClassification,
+            heads.XLMRForTokenClassification: modern_heads.ModernBertForTokenClassification,
+            heads.XLMRForQuestionAnswering: modern_heads.ModernBertForQuestionAnswering}[xlmr_head]
+
+
+def load_hf_directory(path: str | Path, **xlmr_options):
+    """A Hugging Face directory of either architecture as our model (its config.json's model_type decides);
+    `xlmr_options` go to XLM-R's loader (kernel_backend, activation_checkpointing)."""
+    from xlmr_ds.model.modern_hf import is_modern_hf, load_modern_hf
+
+    if is_modern_hf(path):
+        return load_modern_hf(path)
+    from xlmr_ds.model.hf import load_hf
+
+    return load_hf(path, **xlmr_options)
+
+
+def save_hf_directory(model, out_dir: str | Path, tokenizer_model: str | Path | None = None) -> None:
+    """Write `model` (either architecture, a masked LM or a task head) as a Hugging Face directory."""
+    if isinstance(model.config, ModernBertConfig):
+        from xlmr_ds.model.modern_hf import save_modern_hf
+
+        save_modern_hf(model, out_dir, tokenizer_model=tokenizer_model)
+        return
+    from xlmr_ds.model.hf import save_hf
+
+    save_hf(model, out_dir, tokenizer_model=tokenizer_model)

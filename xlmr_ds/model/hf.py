@@ -248,11 +248,14 @@ def require_masked_lm(directory: str | Path, use: str) -> None:
     directory = Path(directory)
     names = _weight_names(directory)
     named = (read_config_json(directory).get("architectures") or [_MASKED_LM])[0]
-    wanted = f"{use} needs a masked LM (an `xlmr-ds export` directory or an XLMRobertaForMaskedLM)"
+    wanted = f"{use} needs a masked LM (an `xlmr-ds export` directory, an XLMRobertaForMaskedLM or a " \
+             f"ModernBertForMaskedLM)"
     if not named.endswith("ForMaskedLM"):
         raise XLMRDSError(f"{directory}: config.json's architectures is {named}, which has no masked-LM head; "
                           f"{wanted}")
-    missing = sorted(set(_HEADS[_MASKED_LM][1].values()) - names)
+    head_names = {"head.dense.weight", "head.norm.weight"} if read_config_json(directory).get("model_type") == \
+        "modernbert" else set(_HEADS[_MASKED_LM][1].values())
+    missing = sorted(head_names - names)
     if missing:
         raise XLMRDSError(f"{directory}: its weights have no masked-LM head (no {missing[0]}, {len(missing)} lm_head.* "
                           f"weights missing in all); {wanted}")

@@ -1,6 +1,8 @@
-"""Conversion between our ModernBERT and Hugging Face's ModernBertForMaskedLM, both ways: `load_modern_hf` and
-`save_modern_hf`. A one-way adapter, like hf.py (whose file helpers it shares): it imports the model, the model
-never imports it.
+"""Conversion between our ModernBERT models and Hugging Face's, both ways: `load_modern_hf` and
+`save_modern_hf`. ModernBertForMaskedLM, and the task heads (modern_heads.py) ModernBertForSequenceClassification
+(its pooling as config.json's classifier_pooling), ModernBertForTokenClassification and
+ModernBertForQuestionAnswering, with their label names as id2label / label2id. A one-way adapter, like hf.py
+(whose file helpers it shares): it imports the model, the model never imports it.
 
 config.json is read as transformers 5 writes it (`layer_types`, `rope_parameters`) or as 4.x did
 (`global_attn_every_n_layers`, `global_rope_theta`, `local_rope_theta`); it is written in the 5 form. A key it
@@ -20,11 +22,20 @@ from safetensors.torch import save_file
 from xlmr_ds.errors import XLMRDSError
 from xlmr_ds.model.hf import read_config_json, read_safetensors_weights, write_tokenizer_files
 from xlmr_ds.model.modern_config import ModernBertConfig
+from xlmr_ds.model.modern_heads import (
+    ModernBertForQuestionAnswering,
+    ModernBertForSequenceClassification,
+    ModernBertForTokenClassification,
+)
 from xlmr_ds.model.modern_modeling import ModernBertForMaskedLM
 from xlmr_ds.outputs import listed, replaced_directory
 
 MODEL_TYPE = "modernbert"
 MASKED_LM = "ModernBertForMaskedLM"
+CLASSES = {MASKED_LM: ModernBertForMaskedLM,
+           "ModernBertForSequenceClassification": ModernBertForSequenceClassification,
+           "ModernBertForTokenClassification": ModernBertForTokenClassification,
+           "ModernBertForQuestionAnswering": ModernBertForQuestionAnswering}
 
 # Hugging Face key -> ours, for the fields that are the same value under another name.
 _CONFIG_FIELDS = {
@@ -131,6 +142,8 @@ _PREFIXES = (
     ("embeddings.norm.", "model.embeddings.norm."),
     ("final_norm.", "model.final_norm."),
     ("lm_head.", "head."),
+    ("head.", "head."),
+    ("classifier.", "classifier."),
     ("decoder.", "decoder."),
 )
 _LAYER_MODULES = {"attention_norm": "attn_norm", "attention.qkv": "attn.Wqkv", "attention.out": "attn.Wo",
@@ -148,25 +161,27 @@ def hf_name(ours: str) -> str:
     return f"model.layers.{index}.{_LAYER_MODULES[module]}.{kind}"
 
 
-def _state_dict_from_hf(hf_state: dict[str, torch.Tensor], model: ModernBertForMaskedLM, source: str) -> dict:
+def _state_dict_from_hf(hf_state: dict[str, torch.Tensor], model: torch.nn.Module, source: str) -> dict:
     expected = model.state_dict()
     names = {ours: hf_name(ours) for ours in expected if ours != _TIED}
     missing = [theirs for theirs in names.values() if theirs not in hf_state]
     if missing:
         raise XLMRDSError(f"{source}: missing weight {missing[0]!r} ({len(missing)} missing in all)")
-    unexpected = sorted(set(hf_state) - set(names.values()) - {_TIED})
+    tied = _TIED in expected
+    unexpected = sorted(set(hf_state) - set(names.values()) - ({_TIED} if tied else set()))
     if unexpected:
-        raise XLMRDSError(f"{source}: unexpected weight {unexpected[0]!r}; is this a {MASKED_LM} with this "
-                          f"config.json?")
+        raise XLMRDSError(f"{source}: unexpected weight {unexpected[0]!r}; is this a {type(model).__name__} with "
+                          f"this config.json?")
     tied_source = names["embeddings.word.weight"]
-    if _TIED in hf_state and not torch.equal(hf_state[_TIED], hf_state[tied_source]):
+    if tied and _TIED in hf_state and not torch.equal(hf_state[_TIED], hf_state[tied_source]):
         raise XLMRDSError(f"{source}: {_TIED} differs from {tied_source}; xlmr-ds needs the tied LM decoder")
     state = {ours: hf_state[theirs] for ours, theirs in names.items()}
     for name, tensor in state.items():
         if tuple(tensor.shape) != tuple(expected[name].shape):
             raise XLMRDSError(f"{source}: weight {names[name]!r} has shape {tuple(tensor.shape)} but config.json "
                               f"gives {tuple(expected[name].shape)}")
-    state[_TIED] = state["embeddings.word.weight"]
+    if tied:
+        state[_TIED] = state["embeddings.word.weight"]
     return state
 
 
@@ -180,9 +195,9 @@ def is_modern_hf(directory: str | Path) -> bool:
     return read_config_json(Path(directory)).get("model_type") == MODEL_TYPE
 
 
-def load_modern_hf(path_or_model) -> ModernBertForMaskedLM:
-    """A Hugging Face ModernBERT / mmBERT masked LM as ours: a directory (config.json + safetensors) or a
-    model object."""
+def load_modern_hf(path_or_model):
+    """A Hugging Face ModernBERT / mmBERT model as ours: a directory (config.json + safetensors) or a model
+    object; config.json's `architectures` picks the class (the masked LM when it names none)."""
     if isinstance(path_or_model, (str, os.PathLike)):
         directory = Path(path_or_model)
         source, hf_config, hf_state = str(directory), read_config_json(directory), read_safetensors_weights(directory)
@@ -191,24 +206,57 @@ def load_modern_hf(path_or_model) -> ModernBertForMaskedLM:
         hf_config, hf_state = path_or_model.config.to_dict(), path_or_model.state_dict()
     architecture = (hf_config.get("architectures") or [MASKED_LM])[0]
     config = modern_config_from_hf(hf_config, source)
-    if architecture != MASKED_LM:
+    if architecture not in CLASSES:
         raise XLMRDSError(f"{source}: architecture {architecture!r} is not one xlmr-ds reads for ModernBERT "
-                          f"(expected {MASKED_LM})")
-    model = ModernBertForMaskedLM(config, initialize=False)
+                          f"(expected {', '.join(CLASSES)})")
+    cls = CLASSES[architecture]
+    if cls is ModernBertForMaskedLM:
+        model = cls(config, initialize=False)
+    else:
+        options = {"pooling": hf_config.get("classifier_pooling", "cls")} \
+            if cls is ModernBertForSequenceClassification else {}
+        model = cls(config, _labels(hf_config, source), hf_config.get("classifier_dropout"), initialize=False,
+                    **options)
     model.load_state_dict(_state_dict_from_hf(hf_state, model, source), strict=True)
     return model
 
 
-def save_modern_hf(model: ModernBertForMaskedLM, out_dir, tokenizer_model: str | Path | None = None) -> None:
-    """Write a directory that transformers' AutoModelForMaskedLM loads (config.json and model.safetensors, and
-    given the tokenizer its files, as hf.write_tokenizer_files writes them), complete before it appears."""
+def _labels(hf_config: dict, source: str) -> tuple[str, ...]:
+    id2label = hf_config.get("id2label") or {}
+    try:
+        return tuple(id2label[key] for key in sorted(id2label, key=int))
+    except ValueError:
+        raise XLMRDSError(f"{source}: id2label keys must be label ids 0, 1, ...") from None
+
+
+def architecture_name(model: torch.nn.Module) -> str:
+    for name, cls in CLASSES.items():
+        if type(model) is cls:
+            return name
+    raise XLMRDSError(f"{type(model).__name__} has no Hugging Face counterpart")
+
+
+def save_modern_hf(model: torch.nn.Module, out_dir, tokenizer_model: str | Path | None = None) -> None:
+    """Write a directory that transformers loads (AutoModelForMaskedLM, or for a task head
+    AutoModelFor{SequenceClassification,TokenClassification,QuestionAnswering}): config.json and
+    model.safetensors, and given the tokenizer its files (hf.write_tokenizer_files), complete before it
+    appears."""
     out_dir = Path(out_dir)
     if out_dir.exists() and listed(out_dir) and not (out_dir / "config.json").exists():
         raise XLMRDSError(f"{out_dir}: exists and is not a Hugging Face model directory; choose a new --out")
     tensors = {hf_name(name): tensor.detach().cpu().contiguous()
                for name, tensor in model.state_dict().items() if name != _TIED}
+    hf_config = modern_config_to_hf(model.config)
+    hf_config["architectures"] = [architecture_name(model)]
+    labels = getattr(model, "labels", ())
+    if labels:
+        hf_config.update(id2label={str(i): label for i, label in enumerate(labels)},
+                         label2id={label: i for i, label in enumerate(labels)},
+                         classifier_dropout=model.classifier_dropout or 0.0)
+    if isinstance(model, ModernBertForSequenceClassification):
+        hf_config.update(classifier_pooling=model.pooling, problem_type="single_label_classification")
     with replaced_directory(out_dir) as staging:
         save_file(tensors, staging / "model.safetensors", metadata={"format": "pt"})
-        (staging / "config.json").write_text(json.dumps(modern_config_to_hf(model.config), indent=2) + "\n")
+        (staging / "config.json").write_text(json.dumps(hf_config, indent=2) + "\n")
         if tokenizer_model is not None:
             write_tokenizer_files(staging, Path(tokenizer_model), model.config.max_sequence_length)

@@ -158,9 +158,11 @@ class ModernBertModel(nn.Module):
         config = self.config
         return bool(config.embedding_dropout or config.attention_dropout or config.mlp_dropout)
 
-    def encode(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None) -> torch.Tensor:
-        """The final hidden states, (batch, seq, hidden). Padding positions are computed but attend only to
-        real tokens within their window; nothing should read them."""
+    def encode(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None,
+               num_layers: int | None = None) -> torch.Tensor:
+        """The final hidden states, (batch, seq, hidden); or, given num_layers=L, those after the first L blocks
+        (L=0: the embeddings), before the final norm, without running the blocks above. Padding positions are
+        computed but attend only to real tokens within their window; nothing should read them."""
         batch, seq = input_ids.shape
         if seq > self.config.max_sequence_length:
             raise XLMRDSError(f"input has {seq} tokens per sequence but the model takes at most "
@@ -173,13 +175,13 @@ class ModernBertModel(nn.Module):
             if any(layer.is_global == is_global for layer in self.layers):
                 rotary[is_global] = rotary_tables(seq, self.config.head_dim, theta, x.dtype, x.device)
                 biases[is_global] = attention_bias(attention_mask, seq, radius, x.dtype, x.device)
-        for layer in self.layers:
+        for layer in self.layers[:num_layers]:
             if self.activation_checkpointing and self.training:
                 x = torch.utils.checkpoint.checkpoint(layer, x, rotary[layer.is_global], biases[layer.is_global],
                                                       use_reentrant=False)
             else:
                 x = layer(x, rotary[layer.is_global], biases[layer.is_global])
-        return self.final_norm(x)
+        return x if num_layers is not None and num_layers < len(self.layers) else self.final_norm(x)
 
 
 class TiedDecoder(nn.Linear):
