@@ -57,6 +57,28 @@ def _valid_keys(KEY_MASK, row_offset, cols, col_in, HAS_KEY_MASK: tl.constexpr):
 
 
 @triton.jit
+def _window_span(first_row, rows_per_block, length, window, step, HAS_WINDOW: tl.constexpr):
+    """[lo, hi): the positions a block of `rows_per_block` positions from `first_row` can see, lo a multiple of
+    `step` (the other side's block size): all of them without a window, else those within `window` of the block.
+    Blocks wholly outside are never loaded: the window's saving."""
+    lo = first_row * 0
+    hi = lo + length
+    if HAS_WINDOW:
+        lo = tl.maximum(first_row - window, 0) // step * step
+        hi = tl.minimum(first_row + rows_per_block + window, length)
+    return lo, hi
+
+
+@triton.jit
+def _in_window(rows, cols, window, HAS_WINDOW: tl.constexpr):
+    """(rows, cols) pairs within `window` of each other (all of them without a window)."""
+    if HAS_WINDOW:
+        distance = rows[:, None] - cols[None, :]
+        return (distance <= window) & (distance >= -window)
+    return (rows[:, None] >= 0) & (cols[None, :] >= 0)
+
+
+@triton.jit
 def _sequence_bounds(CU_SEQLENS, b, seq_len, IS_VARLEN: tl.constexpr):
     """(first token, length) of sequence b: rows of a padded batch, or a slice of the packed tokens."""
     if IS_VARLEN:
@@ -76,10 +98,10 @@ def _attention_forward(
     stride_vb, stride_vh, stride_vs,
     stride_ob, stride_oh, stride_os,
     stride_lb, stride_lh, stride_mb,
-    num_heads, seq_len, scale_log2, keep_scale, drop_threshold, seed, offset,
+    num_heads, seq_len, scale_log2, keep_scale, drop_threshold, seed, offset, window,
     HEAD_DIM: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr,
     HAS_KEY_MASK: tl.constexpr, IS_VARLEN: tl.constexpr, HAS_DROPOUT: tl.constexpr, DOT_PRECISION: tl.constexpr,
-    PER_SAMPLE_SEEDS: tl.constexpr,
+    PER_SAMPLE_SEEDS: tl.constexpr, HAS_WINDOW: tl.constexpr,
 ):
     block_m = tl.program_id(0)
     bh = tl.program_id(1)
@@ -102,12 +124,13 @@ def _attention_forward(
     row_max = tl.full((BLOCK_M,), float("-inf"), dtype=tl.float32)
     row_sum = tl.zeros((BLOCK_M,), dtype=tl.float32)
     acc = tl.zeros((BLOCK_M, HEAD_DIM), dtype=tl.float32)
-    for first in range(0, length, BLOCK_N):
+    lo, hi = _window_span(block_m * BLOCK_M, BLOCK_M, length, window, BLOCK_N, HAS_WINDOW)
+    for first in range(lo, hi, BLOCK_N):
         cols = first + tl.arange(0, BLOCK_N)
         col_ok = _valid_keys(KEY_MASK, b * stride_mb, cols, cols < length, HAS_KEY_MASK)
         k_t = tl.load(k_base + cols[None, :] * stride_ks + dims[:, None], mask=col_ok[None, :], other=0.0)
         scores = tl.dot(q, k_t, input_precision=DOT_PRECISION) * scale_log2
-        scores = tl.where(col_ok[None, :], scores, float("-inf"))
+        scores = tl.where(col_ok[None, :] & _in_window(rows, cols, window, HAS_WINDOW), scores, float("-inf"))
         new_max = tl.maximum(row_max, tl.max(scores, 1))
         # A row that has seen no valid key yet keeps max -inf; subtracting 0 instead keeps exp2 at 0, not NaN.
         safe_max = tl.where(new_max == float("-inf"), 0.0, new_max)
@@ -137,10 +160,10 @@ def _attention_backward_dkdv(
     stride_vb, stride_vh, stride_vs,
     stride_ob, stride_oh, stride_os,
     stride_lb, stride_lh, stride_mb,
-    num_heads, seq_len, scale, scale_log2, keep_scale, drop_threshold, seed, offset,
+    num_heads, seq_len, scale, scale_log2, keep_scale, drop_threshold, seed, offset, window,
     HEAD_DIM: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr,
     HAS_KEY_MASK: tl.constexpr, IS_VARLEN: tl.constexpr, HAS_DROPOUT: tl.constexpr, DOT_PRECISION: tl.constexpr,
-    PER_SAMPLE_SEEDS: tl.constexpr,
+    PER_SAMPLE_SEEDS: tl.constexpr, HAS_WINDOW: tl.constexpr,
 ):
     """One block of keys: loops over all query blocks and writes dK, dV (no atomics). dO shares O's strides."""
     block_n = tl.program_id(0)
@@ -167,7 +190,8 @@ def _attention_backward_dkdv(
 
     dk = tl.zeros((BLOCK_N, HEAD_DIM), dtype=tl.float32)
     dv = tl.zeros((BLOCK_N, HEAD_DIM), dtype=tl.float32)
-    for first in range(0, length, BLOCK_M):
+    lo, hi = _window_span(block_n * BLOCK_N, BLOCK_N, length, window, BLOCK_M, HAS_WINDOW)
+    for first in range(lo, hi, BLOCK_M):
         rows = first + tl.arange(0, BLOCK_M)
         row_ok = rows < length
         q = tl.load(q_base + rows[:, None] * stride_qs + dims[None, :], mask=row_ok[:, None], other=0.0)
@@ -176,7 +200,8 @@ def _attention_backward_dkdv(
         lse2 = tl.load(LSE + stat_base + rows, mask=row_ok, other=float("inf"))
         delta = tl.load(DELTA + stat_base + rows, mask=row_ok, other=0.0)
         scores_t = tl.dot(k, tl.trans(q), input_precision=DOT_PRECISION) * scale_log2
-        probs_t = tl.where(col_ok[:, None], tl.math.exp2(scores_t - lse2[None, :]), 0.0)
+        allowed_t = col_ok[:, None] & _in_window(cols, rows, window, HAS_WINDOW)
+        probs_t = tl.where(allowed_t, tl.math.exp2(scores_t - lse2[None, :]), 0.0)
         dprobs_t = tl.dot(v, tl.trans(do), input_precision=DOT_PRECISION)
         if HAS_DROPOUT:
             keep_t = _dropout_keep(philox_key, offset, word2, rows[None, :], cols[:, None], drop_threshold)
@@ -202,10 +227,10 @@ def _attention_backward_dq(
     stride_vb, stride_vh, stride_vs,
     stride_ob, stride_oh, stride_os,
     stride_lb, stride_lh, stride_mb,
-    num_heads, seq_len, scale, scale_log2, keep_scale, drop_threshold, seed, offset,
+    num_heads, seq_len, scale, scale_log2, keep_scale, drop_threshold, seed, offset, window,
     HEAD_DIM: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr,
     HAS_KEY_MASK: tl.constexpr, IS_VARLEN: tl.constexpr, HAS_DROPOUT: tl.constexpr, DOT_PRECISION: tl.constexpr,
-    PER_SAMPLE_SEEDS: tl.constexpr,
+    PER_SAMPLE_SEEDS: tl.constexpr, HAS_WINDOW: tl.constexpr,
 ):
     """One block of queries: loops over all key blocks and writes dQ. dQ shares Q's strides."""
     block_m = tl.program_id(0)
@@ -232,14 +257,16 @@ def _attention_backward_dq(
     v_base = V + b * stride_vb + h * stride_vh + start * stride_vs
 
     dq = tl.zeros((BLOCK_M, HEAD_DIM), dtype=tl.float32)
-    for first in range(0, length, BLOCK_N):
+    lo, hi = _window_span(block_m * BLOCK_M, BLOCK_M, length, window, BLOCK_N, HAS_WINDOW)
+    for first in range(lo, hi, BLOCK_N):
         cols = first + tl.arange(0, BLOCK_N)
         col_in = cols < length
         col_ok = _valid_keys(KEY_MASK, b * stride_mb, cols, col_in, HAS_KEY_MASK)
         k = tl.load(k_base + cols[:, None] * stride_ks + dims[None, :], mask=col_in[:, None], other=0.0)
         v = tl.load(v_base + cols[:, None] * stride_vs + dims[None, :], mask=col_in[:, None], other=0.0)
         scores = tl.dot(q, tl.trans(k), input_precision=DOT_PRECISION) * scale_log2
-        probs = tl.where(col_ok[None, :], tl.math.exp2(scores - lse2[:, None]), 0.0)
+        probs = tl.where(col_ok[None, :] & _in_window(rows, cols, window, HAS_WINDOW),
+                         tl.math.exp2(scores - lse2[:, None]), 0.0)
         dprobs = tl.dot(do, tl.trans(v), input_precision=DOT_PRECISION)
         if HAS_DROPOUT:
             keep = _dropout_keep(philox_key, offset, word2, rows[:, None], cols[None, :], drop_threshold)
@@ -268,6 +295,8 @@ class AttentionLayout:
     head_dim: int
     key_mask: torch.Tensor | None
     cu_seqlens: torch.Tensor | None
+    window: int | None = None
+    """A sliding window: query i sees keys j with |i - j| <= window (positions within the sequence); None: all."""
 
     @property
     def is_varlen(self) -> bool:
@@ -337,6 +366,8 @@ def check_inputs(query: torch.Tensor, key: torch.Tensor, value: torch.Tensor, la
     if layout.key_mask is not None and tuple(layout.key_mask.shape) != (layout.batch, layout.seq_len):
         raise ValueError(f"attention_mask must be (batch, seq) = {(layout.batch, layout.seq_len)}; "
                          f"got {tuple(layout.key_mask.shape)}")
+    if layout.window is not None and layout.window < 0:
+        raise ValueError(f"window must be at least 0; got {layout.window}")
     if layout.is_varlen and (layout.cu_seqlens.dtype != torch.int32 or layout.cu_seqlens.dim() != 1):
         raise ValueError("cu_seqlens must be a 1-d int32 tensor of cumulative sequence lengths")
 
@@ -363,10 +394,10 @@ def attention_forward(query, key, value, layout: AttentionLayout, scale: float, 
         *_strides(query, layout), *_strides(key, layout), *_strides(value, layout), *_strides(output, layout),
         *_stat_strides(lse2, layout), mask.stride(0) if mask is not None else 0,
         layout.heads, layout.seq_len, scale * LOG2_E, dropout.keep_scale, threshold(dropout.p),
-        dropout.seed, dropout.offset,
+        dropout.seed, dropout.offset, layout.window or 0,
         HEAD_DIM=layout.head_dim, HAS_KEY_MASK=mask is not None, IS_VARLEN=layout.is_varlen,
         HAS_DROPOUT=dropout.p > 0.0, DOT_PRECISION=_dot_precision(query.dtype),
-        PER_SAMPLE_SEEDS=dropout.sample_seeds is not None, **config,
+        PER_SAMPLE_SEEDS=dropout.sample_seeds is not None, HAS_WINDOW=layout.window is not None, **config,
     )
     return output, lse2
 
@@ -378,16 +409,20 @@ def attention_backward(grad_output, query, key, value, output, lse2, layout: Att
     # delta_i = sum_j P_ij dP_ij = dO_i . O_i, also with dropout (the kept, rescaled P is what made O).
     delta = (grad_output.float() * output.float()).sum(-1)
     delta = delta.transpose(0, 1).contiguous() if layout.is_varlen else delta.contiguous()
-    grad_query, grad_key, grad_value = torch.empty_like(query), torch.empty_like(key), torch.empty_like(value)
+    # The kernels write each gradient with its input's strides: for a view that is not dense (q, k, v cut from
+    # one fused qkv projection) empty_like would give other strides, so the gradients get the inputs' own.
+    grad_query, grad_key, grad_value = (torch.empty_strided(t.shape, t.stride(), dtype=t.dtype, device=t.device)
+                                        for t in (query, key, value))
     mask = layout.key_mask
     config = _backward_block_sizes(layout.head_dim, query.device)
     shared = dict(HEAD_DIM=layout.head_dim, HAS_KEY_MASK=mask is not None, IS_VARLEN=layout.is_varlen,
                   HAS_DROPOUT=dropout.p > 0.0, DOT_PRECISION=_dot_precision(query.dtype),
-                  PER_SAMPLE_SEEDS=dropout.sample_seeds is not None, **config)
+                  PER_SAMPLE_SEEDS=dropout.sample_seeds is not None, HAS_WINDOW=layout.window is not None,
+                  **config)
     strides = (*_strides(query, layout), *_strides(key, layout), *_strides(value, layout),
                *_strides(output, layout), *_stat_strides(lse2, layout), mask.stride(0) if mask is not None else 0)
     scalars = (layout.heads, layout.seq_len, scale, scale * LOG2_E, dropout.keep_scale, threshold(dropout.p),
-               dropout.seed, dropout.offset)
+               dropout.seed, dropout.offset, layout.window or 0)
     mask_arg = mask if mask is not None else query
     cu_arg = layout.cu_seqlens if layout.is_varlen else query
     seeds_arg = dropout.sample_seeds if dropout.sample_seeds is not None else query
@@ -421,14 +456,15 @@ class _FlashAttention(torch.autograd.Function):
 
 
 def flash_attention(query, key, value, attention_mask=None, *, scale=None, dropout_p=0.0, seed=0, offset=0,
-                    sample_seeds=None):
+                    sample_seeds=None, window=None):
     """Attention over a padded batch: q, k, v (batch, heads, seq, head_dim); attention_mask (batch, seq), 1 = real.
-    sample_seeds: (batch,) int64, one dropout key per sequence instead of `seed` (see Dropout)."""
+    sample_seeds: (batch,) int64, one dropout key per sequence instead of `seed` (see Dropout). window: query i
+    sees only keys j with |i - j| <= window (ModernBERT's local layers: local_attention // 2)."""
     batch, heads, seq_len, head_dim = query.shape
     mask = None
     if attention_mask is not None:
         mask = attention_mask.to(device=query.device, dtype=torch.int8).contiguous()
-    layout = AttentionLayout(batch, heads, seq_len, head_dim, mask, None)
+    layout = AttentionLayout(batch, heads, seq_len, head_dim, mask, None, window)
     check_inputs(query, key, value, layout)
     scale = head_dim ** -0.5 if scale is None else scale
     return _FlashAttention.apply(query, key, value, layout, scale,
@@ -436,11 +472,12 @@ def flash_attention(query, key, value, attention_mask=None, *, scale=None, dropo
 
 
 def flash_attention_varlen(query, key, value, cu_seqlens, max_seqlen, *, scale=None, dropout_p=0.0, seed=0,
-                           offset=0, sample_seeds=None):
+                           offset=0, sample_seeds=None, window=None):
     """Attention over packed sequences: q, k, v (tokens, heads, head_dim); sequence b is tokens
-    cu_seqlens[b]:cu_seqlens[b+1] (int32) and attends only to itself. No padding, so no mask."""
+    cu_seqlens[b]:cu_seqlens[b+1] (int32) and attends only to itself. No padding, so no mask. window: as
+    flash_attention's, positions counted within each sequence."""
     tokens, heads, head_dim = query.shape
-    layout = AttentionLayout(cu_seqlens.numel() - 1, heads, int(max_seqlen), head_dim, None, cu_seqlens)
+    layout = AttentionLayout(cu_seqlens.numel() - 1, heads, int(max_seqlen), head_dim, None, cu_seqlens, window)
     check_inputs(query, key, value, layout)
     scale = head_dim ** -0.5 if scale is None else scale
     return _FlashAttention.apply(query, key, value, layout, scale,

@@ -59,25 +59,28 @@ def attention_reference(
     scale: float,
     dropout_keep: torch.Tensor | None = None,
     dropout_p: float = 0.0,
+    window: int | None = None,
 ) -> torch.Tensor:
     """What the fused kernels compute, written plainly (tests run it in fp64).
 
     attention_mask (batch, seq), 1 = real token, masks keys. A query row with no valid key gives zeros.
     dropout_keep (batch, heads, seq, seq) booleans, if given, are the kept probabilities (scaled by 1/(1-p)).
+    window: query i sees only keys j with |i - j| <= window.
     """
-    probs = torch.softmax(torch.matmul(query, key.transpose(-1, -2)) * scale
-                          + _bias_or_zero(attention_mask, query), dim=-1)
+    seq = query.shape[-2]
+    allowed = torch.ones(query.shape[0], 1, seq, seq, dtype=torch.bool, device=query.device)
     if attention_mask is not None:
-        # Rows without any valid key softmax to uniform under the finite bias; the kernels define them as 0.
-        probs = probs * attention_mask.to(torch.bool).any(-1).to(probs.dtype)[:, None, None, None]
+        allowed = allowed & attention_mask.to(torch.bool)[:, None, None, :]
+    if window is not None:
+        position = torch.arange(seq, device=query.device)
+        allowed = allowed & ((position[:, None] - position[None, :]).abs() <= window)
+    scores = torch.matmul(query, key.transpose(-1, -2)) * scale
+    scores = scores.masked_fill(~allowed, torch.finfo(scores.dtype).min)
+    # Rows without any allowed key softmax to uniform under the finite fill; the kernels define them as 0.
+    probs = torch.softmax(scores, dim=-1) * allowed.any(-1, keepdim=True).to(scores.dtype)
     if dropout_keep is not None:
         probs = probs * dropout_keep.to(probs.dtype) / (1.0 - dropout_p)
     return torch.matmul(probs, value)
-
-
-def _bias_or_zero(attention_mask: torch.Tensor | None, like: torch.Tensor):
-    bias = key_padding_bias(attention_mask, like.dtype)
-    return 0.0 if bias is None else bias
 
 
 def dropout_words(seed: int, offset: int, batch: int, heads: int, seq_q: int, seq_k: int) -> torch.Tensor:

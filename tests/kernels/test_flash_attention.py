@@ -19,24 +19,24 @@ SEED, OFFSET = 1234, 5
 SHAPES = [(2, 2, 40, 32), (2, 1, 33, 64), (1, 2, 16, 128), (3, 1, 1, 32)]
 
 
-def _reference(q, k, v, mask, dropout_p, scale):
+def _reference(q, k, v, mask, dropout_p, scale, window=None):
     q64, k64, v64 = (t.detach().double().requires_grad_() for t in (q, k, v))
     keep = None
     if dropout_p > 0:
         batch, heads, seq, _ = q.shape
         keep = (dropout_words(SEED, OFFSET, batch, heads, seq, seq) >= threshold(dropout_p)).to(q.device)
-    out = attention_reference(q64, k64, v64, mask, scale, keep, dropout_p)
+    out = attention_reference(q64, k64, v64, mask, scale, keep, dropout_p, window)
     return out, (q64, k64, v64)
 
 
-def _check_against_reference(shape, dtype, pattern, dropout_p):
+def _check_against_reference(shape, dtype, pattern, dropout_p, window=None):
     batch, heads, seq, dim = shape
     q, k, v = qkv(*shape, dtype)
     mask = attention_mask(pattern, batch, seq)
-    out = flash_attention(q, k, v, mask, dropout_p=dropout_p, seed=SEED, offset=OFFSET)
+    out = flash_attention(q, k, v, mask, dropout_p=dropout_p, seed=SEED, offset=OFFSET, window=window)
     grad = torch.randn(out.shape, generator=torch.Generator().manual_seed(9)).to(out.device, dtype)
     out.backward(grad)
-    expected, leaves = _reference(q, k, v, mask, dropout_p, dim ** -0.5)
+    expected, leaves = _reference(q, k, v, mask, dropout_p, dim ** -0.5, window)
     expected.backward(grad.double())
     out_tol, grad_tol = TOLERANCE[dtype]
     assert torch.isfinite(out).all()
@@ -58,6 +58,42 @@ def test_fp32_outputs_and_gradients_match_the_fp64_reference(shape, pattern, dro
 @pytest.mark.parametrize("shape", SHAPES[:2], ids=lambda s: "x".join(map(str, s)))
 def test_fp16_outputs_and_gradients_match_the_fp64_reference(shape, pattern, dropout_p):
     _check_against_reference(shape, torch.float16, pattern, dropout_p)
+
+
+# (shape, window): windows narrower than a CPU block (16), spanning several, and wider than the sequence;
+# sequences that are and are not multiples of the block.
+WINDOW_CASES = [((2, 2, 70, 32), 3), ((1, 2, 53, 64), 8), ((2, 1, 40, 32), 20), ((1, 1, 33, 32), 0),
+                ((2, 1, 24, 128), 64)]
+
+
+@pytest.mark.parametrize("dropout_p", [0.0, 0.1], ids=["no_dropout", "dropout"])
+@pytest.mark.parametrize("pattern", ["none", "random_padding"])
+@pytest.mark.parametrize("shape,window", WINDOW_CASES, ids=lambda c: str(c))
+def test_a_sliding_window_matches_the_fp64_reference(shape, window, pattern, dropout_p):
+    """ModernBERT's local layers: query i sees keys j with |i - j| <= window; the kernels skip the key blocks
+    (and, backward, the query blocks) wholly outside it."""
+    _check_against_reference(shape, torch.float32, pattern, dropout_p, window)
+
+
+@pytest.mark.parametrize("shape,window", WINDOW_CASES[:2], ids=lambda c: str(c))
+def test_a_sliding_window_in_fp16_matches_the_fp64_reference(shape, window):
+    _check_against_reference(shape, torch.float16, "random_padding", 0.0, window)
+
+
+def test_a_sliding_window_on_packed_sequences_equals_the_padded_kernel():
+    """Positions count from each sequence's start in the packed layout, as in the padded one."""
+    lengths = [37, 5, 20]
+    heads, dim, window = 2, 32, 6
+    q, k, v = qkv(len(lengths), heads, max(lengths), dim, torch.float32)
+    mask = torch.zeros(len(lengths), max(lengths), dtype=torch.long)
+    for row, length in enumerate(lengths):
+        mask[row, :length] = 1
+    padded = flash_attention(q, k, v, mask.to(q.device), window=window)
+    packed = [torch.cat([t[row, :, :length].transpose(0, 1) for row, length in enumerate(lengths)]) for t in (q, k, v)]
+    cu_seqlens = torch.tensor([0, *torch.tensor(lengths).cumsum(0).tolist()], dtype=torch.int32, device=q.device)
+    out = flash_attention_varlen(*packed, cu_seqlens, max(lengths), window=window)
+    expected = torch.cat([padded[row, :, :length].transpose(0, 1) for row, length in enumerate(lengths)])
+    torch.testing.assert_close(out, expected, rtol=0, atol=1e-6)
 
 
 def test_a_fully_padded_sequence_gives_zeros_and_zero_gradients():

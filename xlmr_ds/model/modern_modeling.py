@@ -13,6 +13,7 @@ This module imports nothing from training.
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
@@ -20,6 +21,7 @@ import torch.utils.checkpoint
 from torch import nn
 
 from xlmr_ds.errors import XLMRDSError
+from xlmr_ds.kernels import resolve_kernel_backend
 from xlmr_ds.model.modeling import MaskedLMOutput, unique_parameter_count
 from xlmr_ds.model.modern_config import ModernBertConfig
 from xlmr_ds.vocab import IGNORE_INDEX
@@ -76,7 +78,9 @@ class Embeddings(nn.Module):
 
 
 class RotarySelfAttention(nn.Module):
-    """Fused qkv projection, RoPE on queries and keys, scaled dot-product attention, output projection."""
+    """Fused qkv projection, RoPE on queries and keys, scaled dot-product attention, output projection. On the
+    Triton backend the fused attention kernel runs with the layer's window (tiles outside it skipped); on the
+    others PyTorch's attention takes the window as part of an additive mask."""
 
     def __init__(self, config: ModernBertConfig):
         super().__init__()
@@ -85,16 +89,30 @@ class RotarySelfAttention(nn.Module):
         self.qkv = nn.Linear(config.hidden_size, 3 * config.hidden_size, bias=config.attention_bias)
         self.out = nn.Linear(config.hidden_size, config.hidden_size, bias=config.attention_bias)
 
-    def forward(self, x: torch.Tensor, rotary: tuple[torch.Tensor, torch.Tensor],
-                bias: torch.Tensor | None) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, rotary: tuple[torch.Tensor, torch.Tensor], bias: torch.Tensor | None,
+                fused: FusedAttention | None = None) -> torch.Tensor:
         batch, seq, hidden = x.shape
         query, key, value = self.qkv(x).view(batch, seq, 3, self.num_heads, self.head_dim).transpose(1, 3).unbind(2)
         cos, sin = rotary
         query, key = apply_rotary(query, cos, sin), apply_rotary(key, cos, sin)
         dropout_p = self.dropout_p if self.training else 0.0
-        context = F.scaled_dot_product_attention(query, key, value, attn_mask=bias, dropout_p=dropout_p,
-                                                 scale=self.head_dim ** -0.5)
+        if fused is not None:
+            from xlmr_ds.kernels.flash_attention import flash_attention
+
+            context = flash_attention(query, key, value, fused.attention_mask, dropout_p=dropout_p,
+                                      window=fused.window, seed=int(torch.randint(0, 2**31 - 1, ())))
+        else:
+            context = F.scaled_dot_product_attention(query, key, value, attn_mask=bias, dropout_p=dropout_p,
+                                                     scale=self.head_dim ** -0.5)
         return F.dropout(self.out(context.transpose(1, 2).reshape(batch, seq, hidden)), dropout_p, self.training)
+
+
+@dataclass(frozen=True)
+class FusedAttention:
+    """What the Triton attention kernel needs of a layer kind: the key padding mask and the window (None: global)."""
+
+    attention_mask: torch.Tensor | None
+    window: int | None
 
 
 class GeGLU(nn.Module):
@@ -123,9 +141,9 @@ class PreNormBlock(nn.Module):
         self.mlp_norm = nn.LayerNorm(config.hidden_size, eps=config.norm_eps, bias=config.norm_bias)
         self.mlp = GeGLU(config)
 
-    def forward(self, x: torch.Tensor, rotary: tuple[torch.Tensor, torch.Tensor],
-                bias: torch.Tensor | None) -> torch.Tensor:
-        x = x + self.attention(self.attention_norm(x), rotary, bias)
+    def forward(self, x: torch.Tensor, rotary: tuple[torch.Tensor, torch.Tensor], bias: torch.Tensor | None,
+                fused: FusedAttention | None = None) -> torch.Tensor:
+        x = x + self.attention(self.attention_norm(x), rotary, bias, fused)
         return x + self.mlp(self.mlp_norm(x))
 
 
@@ -144,14 +162,21 @@ class PredictionHead(nn.Module):
 class ModernBertModel(nn.Module):
     """The encoder: embeddings, blocks and the final LayerNorm, up to the final hidden states."""
 
-    def __init__(self, config: ModernBertConfig, activation_checkpointing: bool = False):
-        """activation_checkpointing: recompute each block in backward (training only)."""
+    def __init__(self, config: ModernBertConfig, activation_checkpointing: bool = False,
+                 kernel_backend: str = "auto"):
+        """activation_checkpointing: recompute each block in backward (training only). kernel_backend: "auto"
+        (Triton's fused attention on a GPU, PyTorch's elsewhere), "torch", "eager" or "triton"."""
         super().__init__()
         self.config = config
+        self.kernel_backend = kernel_backend
         self.embeddings = Embeddings(config)
         self.layers = nn.ModuleList(PreNormBlock(config, index) for index in range(config.num_layers))
         self.final_norm = nn.LayerNorm(config.hidden_size, eps=config.norm_eps, bias=config.norm_bias)
         self.activation_checkpointing = activation_checkpointing
+
+    def set_kernel_backend(self, backend: str) -> None:
+        """Run the attention on `backend` ("auto", "torch", "eager" or "triton"); for comparing backends."""
+        self.kernel_backend = backend
 
     @property
     def has_dropout(self) -> bool:
@@ -170,17 +195,24 @@ class ModernBertModel(nn.Module):
         x = self.embeddings(input_ids)
         kinds = {True: (self.config.global_rope_theta, None),
                  False: (self.config.local_rope_theta, self.config.window_radius)}
-        rotary, biases = {}, {}
+        triton = resolve_kernel_backend(self.kernel_backend, x.device) == "triton"
+        rotary, biases, fused = {}, {}, {}
         for is_global, (theta, radius) in kinds.items():
             if any(layer.is_global == is_global for layer in self.layers):
                 rotary[is_global] = rotary_tables(seq, self.config.head_dim, theta, x.dtype, x.device)
-                biases[is_global] = attention_bias(attention_mask, seq, radius, x.dtype, x.device)
+                if triton:
+                    mask = None if attention_mask is None or bool(attention_mask.all()) else attention_mask
+                    biases[is_global], fused[is_global] = None, FusedAttention(mask, radius)
+                else:
+                    biases[is_global], fused[is_global] = attention_bias(attention_mask, seq, radius, x.dtype,
+                                                                         x.device), None
         for layer in self.layers[:num_layers]:
+            kind = layer.is_global
             if self.activation_checkpointing and self.training:
-                x = torch.utils.checkpoint.checkpoint(layer, x, rotary[layer.is_global], biases[layer.is_global],
+                x = torch.utils.checkpoint.checkpoint(layer, x, rotary[kind], biases[kind], fused[kind],
                                                       use_reentrant=False)
             else:
-                x = layer(x, rotary[layer.is_global], biases[layer.is_global])
+                x = layer(x, rotary[kind], biases[kind], fused[kind])
         return x if num_layers is not None and num_layers < len(self.layers) else self.final_norm(x)
 
 
@@ -189,10 +221,11 @@ class TiedDecoder(nn.Linear):
 
 
 class ModernBertForMaskedLM(ModernBertModel):
-    def __init__(self, config: ModernBertConfig, initialize: bool = True, activation_checkpointing: bool = False):
+    def __init__(self, config: ModernBertConfig, initialize: bool = True, activation_checkpointing: bool = False,
+                 kernel_backend: str = "auto"):
         """initialize=False leaves the initialization to the caller (under ZeRO-3's zero.Init, one module at a
         time: initialize_module)."""
-        super().__init__(config, activation_checkpointing)
+        super().__init__(config, activation_checkpointing, kernel_backend)
         self.lm_head = PredictionHead(config)
         self.decoder = TiedDecoder(config.hidden_size, config.vocab_size, bias=config.decoder_bias)
         self.decoder.weight = self.embeddings.word.weight
