@@ -4,8 +4,9 @@ The interpreter that runs the kernels on CPU accepts some programs the compiler 
 constexpr use); compiling to a cubin needs no GPU, so CPU-only CI catches those before a GPU session.
 Run as a script with TRITON_INTERPRET unset (the kernels must be JIT functions, not interpreted ones):
     python tests/kernels/compile_for_gpu.py [--all]   -> one line per variant, exit 1 on the first failure
-By default a representative set (each dtype, head-dim block configuration and flag once: about 12 compiles,
-a minute or two on 2 cores); --all compiles every combination (about 90, several minutes).
+By default a representative set (each dtype, head-dim block configuration and flag once, the sliding window
+included: 27 compiles, a minute or two on 2 cores); --all compiles every combination (about 130, several
+minutes).
 """
 
 from __future__ import annotations
@@ -47,28 +48,32 @@ def _attention_signature(kernel, dtype: str) -> dict:
     return signature
 
 
-# (dtype, head_dim, varlen, key mask, dropout, per-sample seeds): each flag and each dtype and block configuration
-# once.
-REPRESENTATIVE = [("bf16", 64, False, True, True, False), ("fp32", 128, True, False, True, True),
-                  ("fp16", 32, False, False, False, False), ("bf16", 64, True, False, True, True)]
+# (dtype, head_dim, varlen, key mask, dropout, per-sample seeds, sliding window): each flag and each dtype and
+# block configuration once.
+REPRESENTATIVE = [("bf16", 64, False, True, True, False, False), ("fp32", 128, True, False, True, True, False),
+                  ("fp16", 32, False, False, False, False, False), ("bf16", 64, True, False, True, True, False),
+                  ("bf16", 64, False, True, False, False, True), ("bf16", 64, True, False, True, True, True)]
 
 
 def attention_variants(everything: bool):
     combinations = REPRESENTATIVE
     if everything:
         combinations = [(dtype, head_dim, *flags) for dtype in ("bf16", "fp16", "fp32") for head_dim in fa.HEAD_DIMS
-                        for flags in ((False, True, True, False), (True, False, True, False), (False, False, False, False),
-                                      (False, True, True, True), (True, False, True, True))]
+                        for flags in ((False, True, True, False, False), (True, False, True, False, False),
+                                      (False, False, False, False, False), (False, True, True, True, False),
+                                      (True, False, True, True, False), (False, True, False, False, True),
+                                      (True, False, True, True, True))]
     for kernel, blocks in ((fa._attention_forward, fa._block_sizes),
                            (fa._attention_backward_dkdv, fa._backward_block_sizes),
                            (fa._attention_backward_dq, fa._backward_block_sizes)):
-        for dtype, head_dim, varlen, mask, dropout, per_sample in combinations:
+        for dtype, head_dim, varlen, mask, dropout, per_sample, window in combinations:
             config = blocks(head_dim, torch.device("cuda"))
             constants = {"HEAD_DIM": head_dim, "BLOCK_M": config["BLOCK_M"], "BLOCK_N": config["BLOCK_N"],
                          "HAS_KEY_MASK": mask, "IS_VARLEN": varlen, "HAS_DROPOUT": dropout,
-                         "DOT_PRECISION": "ieee" if dtype == "fp32" else "tf32", "PER_SAMPLE_SEEDS": per_sample}
+                         "DOT_PRECISION": "ieee" if dtype == "fp32" else "tf32", "PER_SAMPLE_SEEDS": per_sample,
+                         "HAS_WINDOW": window}
             name = (f"{kernel.fn.__name__} {dtype} d{head_dim} varlen={varlen} mask={mask} "
-                    f"dropout={dropout} per_sample_seeds={per_sample}")
+                    f"dropout={dropout} per_sample_seeds={per_sample} window={window}")
             options = {"num_warps": config["num_warps"], "num_stages": config["num_stages"]}
             yield name, kernel, _attention_signature(kernel, dtype), constants, options
 
