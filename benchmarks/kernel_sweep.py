@@ -4,6 +4,7 @@ for the forward pass, the backward pass and both; time and peak memory of each; 
 
     python benchmarks/kernel_sweep.py --out sweep.json           # the full sweep, on a GPU (benchmarks/GPU.md)
     python benchmarks/kernel_sweep.py --smoke --out sweep.json   # tiny shapes in Triton's interpreter (CPU)
+    python benchmarks/kernel_sweep.py --window 64 --out window.json   # ModernBERT's local layers (GPU)
 
 Each configuration keeps the tokens per batch fixed (batch = tokens // seq) and the model width fixed
 (heads = width // head dim), as a training step of one model at several lengths would. Providers:
@@ -12,6 +13,11 @@ Each configuration keeps the tokens per batch fixed (batch = tokens // seq) and 
     xlmr-ds varlen   the same kernel on the real tokens only (the model's unpadded path), with padding > 0
     sdpa             torch.nn.functional.scaled_dot_product_attention with the padding as an additive mask
     eager            kernels/reference.py: scores, softmax, dropout and the product, materialized
+
+With --window R every provider attends within R positions on each side (ModernBERT's sliding window,
+R = local_attention / 2 = 64): ours skips the blocks outside it, SDPA and eager take it as part of their
+additive mask and compute every score, as transformers' SDPA path does. Its sweep runs ModernBERT's lengths,
+1,024 to 8,192 tokens, at head dim 64 (mmBERT's).
 
 All run with dropout 0.1, as in training. Times are medians over rounds that interleave the providers
 (ours, sdpa, eager, ours, ...), so that a slow moment of a shared machine hits all of them; CUDA events on a
@@ -62,6 +68,20 @@ class Sweep:
 FULL = Sweep(seqs=(128, 256, 512, 1024, 2048, 4096), head_dims=(64, 128), paddings=(0.0, 0.15, 0.5),
              tokens=16384, width=1024, dtype="bfloat16", repeats=10)
 SMOKE = Sweep(seqs=(64,), head_dims=(64,), paddings=(0.0, 0.25), tokens=64, width=128, dtype="float32", repeats=1)
+WINDOWED = Sweep(seqs=(1024, 2048, 4096, 8192), head_dims=(64,), paddings=(0.0, 0.15), tokens=16384, width=768,
+                 dtype="bfloat16", repeats=10)
+
+
+def window_bias(mask: torch.Tensor | None, seq: int, window: int | None, dtype: torch.dtype,
+                device) -> torch.Tensor | None:
+    """The additive mask of padding and, given a window, of the keys beyond it (what SDPA and eager are given)."""
+    bias = key_padding_bias(mask, dtype)
+    if window is None:
+        return bias
+    position = torch.arange(seq, device=device)
+    band = torch.zeros(seq, seq, dtype=dtype, device=device).masked_fill(
+        (position[:, None] - position[None, :]).abs() > window, torch.finfo(dtype).min)[None, None]
+    return band if bias is None else bias + band
 
 
 def _sync() -> None:
@@ -81,13 +101,14 @@ def _inputs(batch: int, heads: int, seq: int, head_dim: int, padding: float, dty
     return q, k, v, mask
 
 
-def _providers(q, k, v, mask, padding: float) -> dict:
+def _providers(q, k, v, mask, padding: float, window: int | None = None) -> dict:
     """name -> (inputs that need gradients, function of them), for one configuration."""
     scale = q.shape[-1] ** -0.5
     padded_mask = mask if padding else None
-    bias = key_padding_bias(padded_mask, q.dtype)
+    bias = window_bias(padded_mask, q.shape[2], window, q.dtype, q.device)
     providers = {
-        "xlmr-ds": ((q, k, v), lambda q, k, v: flash_attention(q, k, v, padded_mask, dropout_p=DROPOUT, seed=1)),
+        "xlmr-ds": ((q, k, v), lambda q, k, v: flash_attention(q, k, v, padded_mask, dropout_p=DROPOUT, seed=1,
+                                                              window=window)),
         "sdpa": ((q, k, v), lambda q, k, v: F.scaled_dot_product_attention(q, k, v, attn_mask=bias, dropout_p=DROPOUT)),
         "eager": ((q, k, v), lambda q, k, v: eager_attention(q, k, v, bias, DROPOUT, scale)),
     }
@@ -100,7 +121,7 @@ def _providers(q, k, v, mask, padding: float) -> dict:
         packed = tuple(t.detach().transpose(1, 2).reshape(-1, heads, dim)[real].requires_grad_() for t in (q, k, v))
         seq = q.shape[2]
         providers["xlmr-ds varlen"] = (packed, lambda q, k, v: flash_attention_varlen(
-            q, k, v, cu_seqlens, seq, dropout_p=DROPOUT, seed=1))
+            q, k, v, cu_seqlens, seq, dropout_p=DROPOUT, seed=1, window=window))
     return providers
 
 
@@ -147,7 +168,7 @@ def _too_big(error: BaseException) -> bool:
     return isinstance(error, torch.cuda.OutOfMemoryError) if ON_GPU else isinstance(error, MemoryError)
 
 
-def measure(sweep: Sweep) -> list[dict]:
+def measure(sweep: Sweep, window: int | None = None) -> list[dict]:
     dtype = getattr(torch, sweep.dtype)
     rows = []
     for seq in sweep.seqs:
@@ -161,7 +182,7 @@ def measure(sweep: Sweep) -> list[dict]:
                          "forward+backward": 3.5 * forward_flops}
                 for passes in PASSES:
                     steps, failed = {}, {}
-                    for name, (inputs, fn) in _providers(q, k, v, mask, padding).items():
+                    for name, (inputs, fn) in _providers(q, k, v, mask, padding, window).items():
                         try:
                             steps[name] = _step(inputs, fn, passes)
                             steps[name]()  # warm-up: compilation and autotuning stay out of the times
@@ -179,6 +200,7 @@ def measure(sweep: Sweep) -> list[dict]:
                         median = statistics.median(times[name]) if name in times else None
                         rows.append({
                             "seq": seq, "head_dim": head_dim, "heads": heads, "batch": batch, "padding": padding,
+                            "window": window,
                             "pass": passes, "provider": name, "median_ms": median * 1e3 if median else None,
                             "tflops": flops[passes] / median / 1e12 if median else None,
                             "peak_memory_mib": _peak_memory_mib(steps[name]) if name in steps else None,
@@ -217,16 +239,20 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", required=True, help="the JSON results")
     parser.add_argument("--smoke", action="store_true", help="tiny shapes (the interpreter on a CPU)")
+    parser.add_argument("--window", type=int, metavar="R",
+                        help="attend within R positions on each side (ModernBERT: 64); its own sweep of lengths")
     args = parser.parse_args(argv)
-    sweep = SMOKE if args.smoke or not ON_GPU else FULL
+    if args.window is not None and args.window < 0:
+        parser.error(f"--window {args.window}: must be at least 0")
+    sweep = SMOKE if args.smoke or not ON_GPU else WINDOWED if args.window is not None else FULL
     import triton
 
     started = time.perf_counter()
-    rows = measure(sweep)
+    rows = measure(sweep, args.window)
     report = {"device": device_name(), "torch": torch.__version__, "triton": triton.__version__,
               "python": platform.python_version(), "commit": os.environ.get("COMMIT", "unknown"),
               "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "dropout": DROPOUT,
-              "sweep": asdict(sweep), "seconds": time.perf_counter() - started, "rows": rows}
+              "sweep": asdict(sweep), "window": args.window, "seconds": time.perf_counter() - started, "rows": rows}
     Path(args.out).write_text(json.dumps(report, indent=2) + "\n")
     print(f"device: {report['device']}; {len(rows)} measurements in {report['seconds']:.0f} s -> {args.out}")
     print(table(rows))

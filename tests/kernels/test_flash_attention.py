@@ -80,6 +80,14 @@ def test_a_sliding_window_in_fp16_matches_the_fp64_reference(shape, window):
     _check_against_reference(shape, torch.float16, "random_padding", 0.0, window)
 
 
+@pytest.mark.gpu
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16], ids=["bf16", "fp16"])
+@pytest.mark.parametrize("shape,window", [((2, 12, 2048, 64), 64), ((1, 6, 8192, 64), 64), ((2, 4, 1000, 128), 100)],
+                         ids=lambda c: str(c))
+def test_gpu_a_sliding_window_at_modernberts_lengths_matches_the_fp64_reference(shape, window, dtype):
+    _check_against_reference(shape, dtype, "random_padding", 0.1, window)
+
+
 def test_a_sliding_window_on_packed_sequences_equals_the_padded_kernel():
     """Positions count from each sequence's start in the packed layout, as in the padded one."""
     lengths = [37, 5, 20]
