@@ -63,11 +63,13 @@ def test_synthetic_batches_for_a_fine_tuning_task_carry_class_labels(task):
         assert labels.shape == (8,) and 0 <= labels.min() and labels.max() < CLASSIFICATION_LABELS
 
 
+@pytest.mark.parametrize("model", ["tiny", "modern-tiny"])
 @pytest.mark.parametrize("task", ["masked-lm", "pair-classification", "token-classification", "question-answering"])
-def test_both_implementations_build_the_same_model_for_each_task(task):
+def test_both_implementations_build_the_same_model_for_each_task(task, model):
+    from xlmr_ds.model.architectures import preset_config
     from xlmr_ds.tools.bench_worker import build_model
 
-    ours, theirs = (build_model(impl, preset("tiny"), False, task) for impl in ("xlmr-ds", "hf"))
+    ours, theirs = (build_model(impl, preset_config(model), False, task) for impl in ("xlmr-ds", "hf"))
     assert sum(p.numel() for p in ours.parameters()) == sum(p.numel() for p in theirs.parameters())
     assert type(theirs).__name__.endswith({"masked-lm": "MaskedLM", "pair-classification": "SequenceClassification",
                                            "token-classification": "TokenClassification",
@@ -75,12 +77,13 @@ def test_both_implementations_build_the_same_model_for_each_task(task):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("task", ["pair-classification", "question-answering"])
-def test_fine_tuning_bench_prints_the_ratio_last(tmp_path, task):
+@pytest.mark.parametrize("task,model", [("pair-classification", "tiny"), ("question-answering", "tiny"),
+                                        ("masked-lm", "modern-tiny")])
+def test_the_bench_prints_the_ratio_last(tmp_path, task, model):
     import json
 
     out = tmp_path / "bench.json"
-    result = subprocess.run([sys.executable, "-m", "xlmr_ds", "bench", "--task", task, "--seq", "32",
+    result = subprocess.run([sys.executable, "-m", "xlmr_ds", "bench", "--task", task, "--model", model, "--seq", "32",
                              "--micro-batch", "4", "--steps", "2", "--warmup-steps", "1", "--repeats", "1",
                              "--compare", "hf", "--padding", "0.2", "--json", str(out)],
                             capture_output=True, text=True, timeout=600)
@@ -89,4 +92,5 @@ def test_fine_tuning_bench_prints_the_ratio_last(tmp_path, task):
     assert last.startswith("ratio: ") and last.endswith(" (xlmr-ds / hf)")
     report = json.loads(out.read_text())
     assert [r["task"] for r in report["results"]] == [task] * 2
+    assert report["results"][0]["parameters"] == report["results"][1]["parameters"]
     assert float(last.split()[1]) == pytest.approx(report["ratio"], abs=0.005)

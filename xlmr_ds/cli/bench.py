@@ -15,7 +15,7 @@ from xlmr_ds.cli.arguments import output_file, require_at_least
 from xlmr_ds.cli.table import format_table
 from xlmr_ds.engine.ds_config import shipped_configs_dir
 from xlmr_ds.errors import XLMRDSError
-from xlmr_ds.model.config import PRESETS, preset
+from xlmr_ds.model.architectures import ALL_ARCHITECTURES, preset_config, preset_names
 from xlmr_ds.outputs import write_text_atomically
 from xlmr_ds.tools.bench import BENCH_TASKS, SHORT_TIMED_SECONDS, BenchSettings, compare
 
@@ -28,7 +28,8 @@ def register(commands) -> None:
     parser.add_argument("--task", choices=BENCH_TASKS, default=defaults.task,
                         help="masked-lm pretraining steps (default), or fine-tuning steps of that task's head "
                              "(synthetic labels; --padding makes the batches ragged as fine-tuning batches are)")
-    parser.add_argument("--model", choices=list(PRESETS), default=defaults.model)
+    parser.add_argument("--model", choices=preset_names(ALL_ARCHITECTURES), default=defaults.model,
+                        help="an XLM-R or a ModernBERT preset (--compare hf: transformers' class of its architecture)")
     parser.add_argument("--vocab-size", type=int, help="override the preset's vocabulary size")
     parser.add_argument("--seq", type=int, default=defaults.seq, help=f"tokens per sequence (default {defaults.seq})")
     parser.add_argument("--micro-batch", type=int, default=defaults.micro_batch, help="sequences per process per step")
@@ -67,7 +68,7 @@ def settings_from_args(args: argparse.Namespace) -> BenchSettings:
     require_at_least(args, 1, "micro_batch", "steps", "processes", "repeats")
     if args.warmup_steps < 0:
         raise XLMRDSError(f"--warmup-steps={args.warmup_steps} must be 0 or more")
-    limit = preset(args.model).max_sequence_length
+    limit = preset_config(args.model).max_sequence_length
     if not 8 <= args.seq <= limit:
         raise XLMRDSError(f"--seq={args.seq} must be between 8 and {limit} for model {args.model}")
     if not 0.0 <= args.padding <= 0.9:

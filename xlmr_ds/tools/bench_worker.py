@@ -35,7 +35,9 @@ from xlmr_ds.engine.runtime import Runtime
 from xlmr_ds.engine.step import MaskedLMStep, keyed_loss
 from xlmr_ds.estimate.flops import device_peak_tflops, encoder_forward_flops
 from xlmr_ds.kernels.mlm_masking_reference import MaskingConfig, mask_tokens
-from xlmr_ds.model import XLMRConfig, XLMRForMaskedLM, preset
+from xlmr_ds.model import XLMRConfig
+from xlmr_ds.model.architectures import ModelConfig, data_vocabulary, masked_lm, preset_config, task_head
+from xlmr_ds.model.modern_config import ModernBertConfig
 from xlmr_ds.tasks.kinds import KINDS
 from xlmr_ds.tools.bench import CLASSIFICATION_LABELS, IMPLEMENTATIONS, BenchSettings
 from xlmr_ds.vocab import BOS_ID, EOS_ID, IGNORE_INDEX, PAD_ID, UNK_ID
@@ -99,22 +101,36 @@ class SyntheticBatches:
         return {**batch, "sample_index": torch.from_numpy(sample_index)} if self.task == "masked-lm" else batch
 
 
-def build_model(impl: str, config: XLMRConfig, activation_checkpointing: bool,
+def build_model(impl: str, config: ModelConfig, activation_checkpointing: bool,
                 task: str = "masked-lm") -> torch.nn.Module:
-    """Ours, or transformers' class of the same architecture (model/hf.py pairs them), for `task`: masked-LM or a
-    fine-tuning task kind (tasks/kinds.py)."""
-    ours = XLMRForMaskedLM if task == "masked-lm" else KINDS[task].head
+    """Ours, or transformers' class of the same architecture (model/hf.py and model/modern_hf.py pair them), for
+    `task`: masked-LM or a fine-tuning task kind (tasks/kinds.py)."""
     labels = () if task == "masked-lm" else KINDS[task].fixed_labels or tuple(map(str, range(CLASSIFICATION_LABELS)))
-    if impl == "xlmr-ds" and task == "masked-lm":
-        return XLMRForMaskedLM(config, activation_checkpointing=activation_checkpointing)
+    if task == "masked-lm":
+        ours = masked_lm(config, activation_checkpointing=activation_checkpointing)
+    else:
+        ours = task_head(KINDS[task].head, config)(config, labels, activation_checkpointing=activation_checkpointing)
     if impl == "xlmr-ds":
-        return ours(config, labels, activation_checkpointing=activation_checkpointing)
+        return ours
     import transformers
+
+    if isinstance(config, ModernBertConfig):
+        from xlmr_ds.model.modern_hf import architecture_name, modern_config_to_hf
+
+        architecture = architecture_name(ours)
+        hf_config = {**modern_config_to_hf(config), "architectures": [architecture]}
+        if labels:
+            hf_config.update(id2label=dict(enumerate(labels)), label2id={label: i for i, label in enumerate(labels)})
+        model = getattr(transformers, architecture)(transformers.ModernBertConfig.from_dict(
+            hf_config, attn_implementation="sdpa"))
+        if activation_checkpointing:
+            model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+        return model
     from transformers import XLMRobertaConfig
 
     from xlmr_ds.model.hf import architecture_of, config_to_hf
 
-    architecture = architecture_of(ours)
+    architecture = architecture_of(type(ours))
     hf_config = config_to_hf(config, architecture, labels)
     model = getattr(transformers, architecture)(XLMRobertaConfig(**hf_config, attn_implementation="sdpa"))
     if activation_checkpointing:
@@ -158,7 +174,7 @@ def run_worker(settings: BenchSettings, impl: str) -> dict:
 
     rank, world, device = runtime.rank, runtime.world_size, runtime.device
     on_gpu = device.type == "cuda"
-    config = preset(settings.model)
+    config = preset_config(settings.model)
     data = None
     if settings.data:
         from xlmr_ds.dataset.loader import DataConfig, PretrainingData
@@ -167,6 +183,8 @@ def run_worker(settings: BenchSettings, impl: str) -> dict:
         config = config.replace(vocab_size=data.vocab_size)
     elif settings.vocab_size:
         config = config.replace(vocab_size=settings.vocab_size)
+    # The batches carry xlmr-ds's special ids, whichever tokenizer a ModernBERT preset names.
+    config = data_vocabulary(config, config.vocab_size)
     ds_config = bench_ds_config(settings.deepspeed_config, settings.micro_batch, world,
                                 settings.warmup_steps + settings.steps)
     torch.manual_seed(settings.seed)
