@@ -66,6 +66,26 @@ def test_activation_memory_formula_and_checkpointing():
     assert checkpointed < full / 10
 
 
+def test_modernbert_plans_count_its_own_parameters_activations_and_windowed_flops():
+    """mmBERT-base at 1,024 tokens: transformers' parameter count (tests/model/test_modern.py), activations of
+    s*b*(22h + 8f) per layer, and attention FLOPs over 129 keys on the two thirds of layers with a window."""
+    from xlmr_ds.model.architectures import preset_config
+    from xlmr_ds.model.modern_modeling import modern_parameter_count
+
+    config = preset_config("mmbert-base")
+    plan = plan_json("--model", "mmbert-base", "--gpus", "8", "--gpus-per-node", "8", "--micro-batch", "16",
+                     "--seq", "1024", "--global-batch", "4608", "--tokens", "3e12")
+    assert plan["parameters"] == modern_parameter_count(config)
+    s, b, d, f, layers = 1024, 16, 768, 1152, 22
+    assert plan["activations"] == layers * s * b * (22 * d + 8 * f)
+    global_layers = len(range(0, layers, 3))
+    keys = global_layers * s + (layers - global_layers) * 129
+    encoder = layers * (8 * s * d**2 + 6 * s * d * f) + 4 * s * keys * d
+    masked = round(0.15 * s)
+    head = masked * (2 * d**2 + 2 * d * 256_000)
+    assert plan["flops_per_step"] == pytest.approx(4608 * 3 * (encoder + head), rel=1e-12)
+
+
 def test_a_plan_that_does_not_fit_says_so():
     plan = make_plan(preset("large"), gpus=1, gpus_per_node=1, gpu="a100", zero=2, micro_batch=64, seq=512,
                      global_batch=64, tokens=1e9, mfu=0.4, peak_tflops=None, activation_checkpointing=False)

@@ -10,6 +10,7 @@ from xlmr_ds.cli.arguments import add_model_arguments, model_config_from_args, o
 from xlmr_ds.cli.table import format_table
 from xlmr_ds.engine.ds_config import shipped_configs_dir
 from xlmr_ds.errors import XLMRDSError
+from xlmr_ds.model.architectures import ALL_ARCHITECTURES
 from xlmr_ds.outputs import write_text_atomically
 
 GIB = 1024**3
@@ -17,7 +18,7 @@ GIB = 1024**3
 
 def register(commands) -> None:
     parser = commands.add_parser("plan", help="will a run fit, and what will it cost")
-    add_model_arguments(parser, default="large")
+    add_model_arguments(parser, default="large", architectures=ALL_ARCHITECTURES)
     parser.add_argument("--gpus", type=int, required=True)
     parser.add_argument("--gpus-per-node", type=int, default=8)
     parser.add_argument("--gpu", default="h100", help="a100, h100 or h200 (memory and peak from a table)")
@@ -100,7 +101,7 @@ def run(args: argparse.Namespace) -> int:
             ("LM head (masked positions)", plan.lm_head),
             (f"total ({used} checkpointing)", plan.total)]
     print(f"model {name}: {plan.parameters:,} parameters; {args.gpus} x {args.gpu.upper()} "
-          f"({args.gpus // args.gpus_per_node} nodes), ZeRO-{args.zero}, micro-batch {args.micro_batch} x "
+          f"({nodes} node{'s' if nodes > 1 else ''}), ZeRO-{args.zero}, micro-batch {args.micro_batch} x "
           f"accumulation {plan.accumulation} x {args.gpus} GPUs = {args.global_batch} sequences of {args.seq}")
     print(format_table(("memory per GPU", "GiB"), [(label, f"{value / GIB:.2f}") for label, value in rows]))
     print(f"DeepSpeed's estimate of model states per GPU: {plan.deepspeed_model_states / GIB:.2f} GiB")
@@ -111,8 +112,9 @@ def run(args: argparse.Namespace) -> int:
           f"{args.tokens:.3g} tokens; "
           f"at {args.mfu:.0%} MFU: {plan.days:,.1f} days, {plan.gpu_hours:,.0f} GPU-hours")
     cores = nodes * args.prep_cores_per_node
+    on_nodes = f"{nodes} node{'s' if nodes > 1 else ''} x {args.prep_cores_per_node} cores"
     print(f"data preparation: {args.corpus_bytes / 1e12:,.3g} TB corpus, {lines / 1e9:,.2f}B lines (CC-100's shape) on "
-          f"{nodes} nodes x {args.prep_cores_per_node} cores: {prep.total / 3600:,.1f} hours before training")
+          f"{on_nodes}: {prep.total / 3600:,.1f} hours before training")
     print(format_table(("data preparation", "hours"), [
         (f"corpus build ({cores:,} cores)", f"{prep.build / 3600:,.2f}"),
         (f"binarize ({cores:,} cores)", f"{prep.binarize / 3600:,.2f}"),

@@ -7,7 +7,10 @@ Memory per GPU, bf16 mixed precision with Adam, data parallel only:
 - activations per layer (Korthikanti et al. 2022, 16-bit, with dropout masks, no tensor parallelism):
   s*b*h*(34 + 5*a*s/h) bytes; with activation checkpointing only each layer's 16-bit input (2*s*b*h) is
   kept, plus one layer's activations while it is recomputed. The 5*a*s/h term is the s x s attention matrix,
-  which fused attention avoids: the figure is an upper bound there;
+  which fused attention avoids: the figure is an upper bound there. A ModernBERT layer, counted the same way
+  for its own tensors with fused attention (no s x s term) and no dropout, keeps s*b*(22*h + 8*f) bytes: the
+  two norms' inputs and outputs, q, k and v before and after RoPE, the attention's output and Wo's input
+  (22*s*b*h), and the GeGLU's 2f-wide projection, GELU output and product (8*s*b*f);
 - the LM head on masked positions: 8 bytes per (masked position x vocabulary) for bf16 logits, their fp32
   softmax and the gradient.
 Compute: the FLOP formula of estimate/flops.py with 15% of the positions masked.
@@ -23,7 +26,8 @@ from pathlib import Path
 from xlmr_ds.errors import XLMRDSError
 from xlmr_ds.estimate.flops import PEAK_TFLOPS, training_flops
 from xlmr_ds.estimate.memory import model_state_memory
-from xlmr_ds.model import XLMRConfig, largest_parameter_count, parameter_count
+from xlmr_ds.model.architectures import ModelConfig, largest_parameter_count, parameter_count
+from xlmr_ds.model.modern_config import ModernBertConfig
 
 GPU_MEMORY_GIB = {"a100": 80.0, "h100": 80.0, "h200": 141.0}
 USABLE_MEMORY = 0.9
@@ -69,14 +73,17 @@ class Plan:
         return self.seconds / 86400
 
 
-def activation_bytes(config: XLMRConfig, micro_batch: int, seq: int) -> tuple[int, int]:
+def activation_bytes(config: ModelConfig, micro_batch: int, seq: int) -> tuple[int, int]:
     """(all layers' activations, the same with activation checkpointing), bytes per GPU."""
     s, b, h, a, layers = seq, micro_batch, config.hidden_size, config.num_heads, config.num_layers
-    per_layer = s * b * h * (34 + 5 * a * s / h)
+    if isinstance(config, ModernBertConfig):
+        per_layer = s * b * (22 * h + 8 * config.ffn_size)
+    else:
+        per_layer = s * b * h * (34 + 5 * a * s / h)
     return int(layers * per_layer), int(layers * 2 * s * b * h + per_layer)
 
 
-def make_plan(config: XLMRConfig, gpus: int, gpus_per_node: int, gpu: str, zero: int, micro_batch: int, seq: int,
+def make_plan(config: ModelConfig, gpus: int, gpus_per_node: int, gpu: str, zero: int, micro_batch: int, seq: int,
               global_batch: int, tokens: float, mfu: float, peak_tflops: float | None,
               activation_checkpointing: bool) -> Plan:
     """The plan for valid inputs (`xlmr-ds plan` checks its flags before calling this): gpu a key of
