@@ -1,7 +1,8 @@
 """Kernels for xlmr-ds, installed as `xlmr_ds.kernels`.
 
 Triton kernels (flash_attention.py: fused attention, padded and packed; masked_softmax.py; mlm_masking.py;
-fused_bias_gelu.py; fused_residual_layernorm.py; keyed_dropout.py keys their dropout by sample),
+fused_bias_gelu.py; fused_residual_layernorm.py; ModernBERT's fused_geglu.py and fused_rotary.py; keyed_dropout.py
+keys their dropout by sample),
 each beside a plain reference (reference.py, philox.py, mlm_masking_reference.py, which the data loader also
 masks with). `dispatch` picks the implementation in one place; the Triton modules are imported only when used.
 This package imports nothing of xlmr_ds but its foundation modules (errors, logs, vocab).

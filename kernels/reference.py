@@ -124,6 +124,21 @@ def bias_gelu_reference(x: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
     return F.gelu(x + bias)
 
 
+def geglu_reference(h: torch.Tensor) -> torch.Tensor:
+    """gelu(a) * b for h = cat(a, b), exact (erf) GELU: what kernels/fused_geglu.py computes."""
+    value, gate = h.chunk(2, dim=-1)
+    return F.gelu(value) * gate
+
+
+def rotary_reference(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
+    """x * cos + rotate_half(x) * sin in fp32 (at least), back in x's dtype: what kernels/fused_rotary.py
+    computes, and transformers' apply_rotary_pos_emb for ModernBERT."""
+    wide = x.to(torch.promote_types(x.dtype, torch.float32))
+    half = x.shape[-1] // 2
+    rotated = torch.cat((-wide[..., half:], wide[..., :half]), dim=-1)
+    return (wide * cos.to(wide.dtype) + rotated * sin.to(wide.dtype)).to(x.dtype)
+
+
 def dropout_add_layer_norm_reference(x, residual, weight, bias, eps: float, keep: torch.Tensor | None = None,
                                      p: float = 0.0) -> torch.Tensor:
     """LayerNorm(residual + dropout(x)) * weight + bias, with the kept elements given (scaled by 1/(1-p))."""

@@ -5,7 +5,7 @@ constexpr use); compiling to a cubin needs no GPU, so CPU-only CI catches those 
 Run as a script with TRITON_INTERPRET unset (the kernels must be JIT functions, not interpreted ones):
     python tests/kernels/compile_for_gpu.py [--all]   -> one line per variant, exit 1 on the first failure
 By default a representative set (each dtype, head-dim block configuration and flag once, the sliding window
-included: 27 compiles, a minute or two on 2 cores); --all compiles every combination (about 130, several
+included: 31 compiles, a minute or two on 2 cores); --all compiles every combination (about 130, several
 minutes).
 """
 
@@ -23,7 +23,9 @@ from triton.compiler import ASTSource  # noqa: E402
 
 from xlmr_ds.kernels import flash_attention as fa  # noqa: E402
 from xlmr_ds.kernels import fused_bias_gelu as bg  # noqa: E402
+from xlmr_ds.kernels import fused_geglu as gg  # noqa: E402
 from xlmr_ds.kernels import fused_residual_layernorm as rl  # noqa: E402
+from xlmr_ds.kernels import fused_rotary as ro  # noqa: E402
 from xlmr_ds.kernels import masked_softmax as ms  # noqa: E402
 from xlmr_ds.kernels import mlm_masking as mm  # noqa: E402
 
@@ -97,6 +99,16 @@ def other_variants(everything: bool):
         signature = dict.fromkeys(kernel.arg_names, "*bf16")
         signature.update(n_cols="i32", BLOCK="constexpr")
         yield f"{kernel.fn.__name__} bf16", kernel, signature, {"BLOCK": 1024}, {"num_warps": 4}
+    for kernel in (gg._geglu_forward, gg._geglu_backward):
+        signature = dict.fromkeys(kernel.arg_names, "*bf16")
+        signature.update(width="i32", BLOCK="constexpr")
+        yield f"{kernel.fn.__name__} bf16", kernel, signature, {"BLOCK": 1024}, {"num_warps": 4}
+    for backward in (False, True):
+        signature = dict.fromkeys(ro._rotary.arg_names, "i32")
+        signature.update(X="*bf16", COS="*bf16", SIN="*bf16", Y="*bf16", HALF="constexpr", BLOCK="constexpr",
+                         BACKWARD="constexpr")
+        yield (f"rotary bf16 d64 backward={backward}", ro._rotary, signature,
+               {"HALF": 32, "BLOCK": 32, "BACKWARD": backward}, {"num_warps": 1})
     for kernel in (rl._forward, rl._backward):
         for per_sample in (False, True):
             signature = dict.fromkeys(kernel.arg_names, "*bf16")

@@ -79,8 +79,9 @@ class Embeddings(nn.Module):
 
 class RotarySelfAttention(nn.Module):
     """Fused qkv projection, RoPE on queries and keys, scaled dot-product attention, output projection. On the
-    Triton backend the fused attention kernel runs with the layer's window (tiles outside it skipped); on the
-    others PyTorch's attention takes the window as part of an additive mask."""
+    Triton backend RoPE is one kernel (kernels/fused_rotary.py) and the fused attention kernel runs with the
+    layer's window (tiles outside it skipped); on the others PyTorch's attention takes the window as part of an
+    additive mask."""
 
     def __init__(self, config: ModernBertConfig):
         super().__init__()
@@ -94,14 +95,16 @@ class RotarySelfAttention(nn.Module):
         batch, seq, hidden = x.shape
         query, key, value = self.qkv(x).view(batch, seq, 3, self.num_heads, self.head_dim).transpose(1, 3).unbind(2)
         cos, sin = rotary
-        query, key = apply_rotary(query, cos, sin), apply_rotary(key, cos, sin)
         dropout_p = self.dropout_p if self.training else 0.0
         if fused is not None:
             from xlmr_ds.kernels.flash_attention import flash_attention
+            from xlmr_ds.kernels.fused_rotary import rotary as fused_rotary
 
+            query, key = fused_rotary(query, cos, sin), fused_rotary(key, cos, sin)
             context = flash_attention(query, key, value, fused.attention_mask, dropout_p=dropout_p,
                                       window=fused.window, seed=int(torch.randint(0, 2**31 - 1, ())))
         else:
+            query, key = apply_rotary(query, cos, sin), apply_rotary(key, cos, sin)
             context = F.scaled_dot_product_attention(query, key, value, attn_mask=bias, dropout_p=dropout_p,
                                                      scale=self.head_dim ** -0.5)
         return F.dropout(self.out(context.transpose(1, 2).reshape(batch, seq, hidden)), dropout_p, self.training)
@@ -116,7 +119,8 @@ class FusedAttention:
 
 
 class GeGLU(nn.Module):
-    """wo(dropout(gelu(a) * b)) with (a, b) = wi(x) halved: Shazeer 2020's GELU-gated linear unit."""
+    """wo(dropout(gelu(a) * b)) with (a, b) = wi(x) halved: Shazeer 2020's GELU-gated linear unit. `fused`: the
+    gated product in one Triton pass (kernels/fused_geglu.py)."""
 
     def __init__(self, config: ModernBertConfig):
         super().__init__()
@@ -124,9 +128,15 @@ class GeGLU(nn.Module):
         self.wo = nn.Linear(config.ffn_size, config.hidden_size, bias=config.mlp_bias)
         self.dropout_p = config.mlp_dropout
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        value, gate = self.wi(x).chunk(2, dim=-1)
-        return self.wo(F.dropout(F.gelu(value) * gate, self.dropout_p, self.training))
+    def forward(self, x: torch.Tensor, fused: bool = False) -> torch.Tensor:
+        if fused:
+            from xlmr_ds.kernels.fused_geglu import geglu
+
+            gated = geglu(self.wi(x))
+        else:
+            value, gate = self.wi(x).chunk(2, dim=-1)
+            gated = F.gelu(value) * gate
+        return self.wo(F.dropout(gated, self.dropout_p, self.training))
 
 
 class PreNormBlock(nn.Module):
@@ -144,7 +154,7 @@ class PreNormBlock(nn.Module):
     def forward(self, x: torch.Tensor, rotary: tuple[torch.Tensor, torch.Tensor], bias: torch.Tensor | None,
                 fused: FusedAttention | None = None) -> torch.Tensor:
         x = x + self.attention(self.attention_norm(x), rotary, bias, fused)
-        return x + self.mlp(self.mlp_norm(x))
+        return x + self.mlp(self.mlp_norm(x), fused is not None)
 
 
 class PredictionHead(nn.Module):
