@@ -7,7 +7,7 @@ import shutil
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
-from launch import consumed, losses, train
+from launch import consumed, losses, model_args, train
 
 from xlmr_ds.engine.metrics import read_metrics
 
@@ -35,16 +35,17 @@ def recipe_file(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def unbroken_recipe_runs(training_args, recipe_file, tmp_path_factory):
-    """Per ZeRO stage, the recipe trained in one go on 2 processes, saving after every step: the reference, and
-    the checkpoints that the stopped runs below continue from."""
+    """Per ZeRO stage and model, the recipe trained in one go on 2 processes, saving after every step: the
+    reference, and the checkpoints that the stopped runs below continue from."""
     cache = {}
 
-    def get(stage: int):
-        if stage not in cache:
-            save = tmp_path_factory.mktemp(f"recipe-unbroken-z{stage}")
-            train(training_args(stage, save, STEPS, "--recipe", str(recipe_file), "--save-every", "1"))
-            cache[stage] = save
-        return cache[stage]
+    def get(stage: int, model: str = "tiny"):
+        if (stage, model) not in cache:
+            save = tmp_path_factory.mktemp(f"recipe-unbroken-z{stage}-{model}")
+            train(training_args(stage, save, STEPS, "--recipe", str(recipe_file), "--save-every", "1",
+                                *model_args(model)))
+            cache[stage, model] = save
+        return cache[stage, model]
     return get
 
 
@@ -62,10 +63,10 @@ def train_records(save):
     return read_metrics(save / "metrics.jsonl")
 
 
-@pytest.mark.parametrize("stage", [1, 2, 3])
-def test_stopped_inside_a_phase_and_at_its_boundary_resumes_bit_identically(stage, training_args, recipe_file,
+@pytest.mark.parametrize("stage,model", [(1, "tiny"), (2, "tiny"), (3, "tiny"), (2, "modern-tiny")])
+def test_stopped_inside_a_phase_and_at_its_boundary_resumes_bit_identically(stage, model, training_args, recipe_file,
                                                                             unbroken_recipe_runs, tmp_path):
-    reference = unbroken_recipe_runs(stage)
+    reference = unbroken_recipe_runs(stage, model)
     records = train_records(reference)
     assert [r["phase"] for r in records] == ["short"] * 3 + ["long"] * 3
     assert [r["batch_size"] for r in records] == BATCHES
@@ -74,7 +75,7 @@ def test_stopped_inside_a_phase_and_at_its_boundary_resumes_bit_identically(stag
     for step in (2, 3):  # inside the first phase, and exactly at its end
         resumed = tmp_path / f"from-{step}"
         stopped_at(reference, step, resumed)
-        result = train(training_args(stage, resumed, STEPS, "--recipe", str(recipe_file)))
+        result = train(training_args(stage, resumed, STEPS, "--recipe", str(recipe_file), *model_args(model)))
         assert f"at step {step}" in result.stdout + result.stderr
         assert losses(resumed) == losses(reference)
         assert [r["lr"] for r in train_records(resumed)] == [r["lr"] for r in records]
