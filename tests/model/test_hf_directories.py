@@ -122,7 +122,7 @@ def _sharded(architecture: str, unnamed: bool = False):
     return make
 
 
-NO_HEAD = "fill-mask needs a masked LM (an `xlmr-ds export` directory or an XLMRobertaForMaskedLM)"
+NO_HEAD = "fill-mask needs a masked LM (an `xlmr-ds export` directory, an XLMRobertaForMaskedLM or a ModernBertForMaskedLM)"
 # (id, how the directory is made, the one-line error or None when it has a masked-LM head)
 MASKED_LM_HEADS = [
     ("xlmr-ds-export", _ours, None),

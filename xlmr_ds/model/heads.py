@@ -34,6 +34,16 @@ class ClassifierOutput:
     """(batch, labels) for sequences; (batch, seq, labels) for tokens."""
 
 
+def classification_loss(logits: torch.Tensor, labels: torch.Tensor | None, num_labels: int) -> torch.Tensor | None:
+    """Mean cross-entropy over the labelled sequences or tokens (IGNORE_INDEX excluded); None without labels."""
+    if labels is None:
+        return None
+    flat = labels.reshape(-1)
+    if not flat.ne(IGNORE_INDEX).any():
+        return logits.sum() * 0.0  # nothing labelled: a zero that still reaches every parameter
+    return F.cross_entropy(logits.float().reshape(-1, num_labels), flat, ignore_index=IGNORE_INDEX)
+
+
 class SequenceClassificationHead(nn.Module):
     """dense -> tanh -> out on the <s> position, with dropout before each linear layer (as RoBERTa's)."""
 
@@ -74,12 +84,7 @@ class _Classifier(XLMRModel):
         self.layers.load_state_dict(encoder.layers.state_dict())
 
     def _loss(self, logits: torch.Tensor, labels: torch.Tensor | None) -> torch.Tensor | None:
-        if labels is None:
-            return None
-        flat = labels.reshape(-1)
-        if not flat.ne(IGNORE_INDEX).any():
-            return logits.sum() * 0.0  # nothing labelled: a zero that still reaches every parameter
-        return F.cross_entropy(logits.float().reshape(-1, self.num_labels), flat, ignore_index=IGNORE_INDEX)
+        return classification_loss(logits, labels, self.num_labels)
 
 
 class XLMRForSequenceClassification(_Classifier):

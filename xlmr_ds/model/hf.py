@@ -290,7 +290,7 @@ def _architecture(hf_config: dict, source: str) -> str:
     return architecture
 
 
-def _labels(hf_config: dict, source: str) -> tuple[str, ...]:
+def label_names(hf_config: dict, source: str) -> tuple[str, ...]:
     id2label = hf_config.get("id2label") or {}
     try:
         return tuple(id2label[key] for key in sorted(id2label, key=int))
@@ -317,7 +317,7 @@ def load_hf(path_or_model, **model_options) -> XLMRModel:
     if cls is XLMRForMaskedLM:
         model = cls(config, **model_options)
     else:
-        model = cls(config, _labels(hf_config, source), hf_config.get("classifier_dropout"), **model_options)
+        model = cls(config, label_names(hf_config, source), hf_config.get("classifier_dropout"), **model_options)
     state = _state_dict_from_hf(hf_state, config, source, architecture)
     _check_shapes(state, model, source)
     model.load_state_dict(state, strict=True)

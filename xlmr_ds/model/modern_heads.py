@@ -17,10 +17,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from xlmr_ds.errors import XLMRDSError
-from xlmr_ds.model.heads import SPAN_LABELS, ClassifierOutput
+from xlmr_ds.model.heads import SPAN_LABELS, ClassifierOutput, classification_loss
 from xlmr_ds.model.modern_config import ModernBertConfig
 from xlmr_ds.model.modern_modeling import ModernBertModel, PredictionHead, initialize_module
-from xlmr_ds.vocab import IGNORE_INDEX
 
 POOLINGS = ("cls", "mean")
 
@@ -72,12 +71,7 @@ class _ModernClassifier(ModernBertModel):
         return self.classifier(self.dropout(self.head(hidden)))
 
     def _loss(self, logits: torch.Tensor, labels: torch.Tensor | None) -> torch.Tensor | None:
-        if labels is None:
-            return None
-        flat = labels.reshape(-1)
-        if not flat.ne(IGNORE_INDEX).any():
-            return logits.sum() * 0.0  # nothing labelled: a zero that still reaches every parameter
-        return F.cross_entropy(logits.float().reshape(-1, self.num_labels), flat, ignore_index=IGNORE_INDEX)
+        return classification_loss(logits, labels, self.num_labels)
 
 
 class ModernBertForSequenceClassification(_ModernClassifier):

@@ -20,7 +20,7 @@ import torch
 from safetensors.torch import save_file
 
 from xlmr_ds.errors import XLMRDSError
-from xlmr_ds.model.hf import read_config_json, read_safetensors_weights, write_tokenizer_files
+from xlmr_ds.model.hf import label_names, read_config_json, read_safetensors_weights, write_tokenizer_files
 from xlmr_ds.model.modern_config import ModernBertConfig
 from xlmr_ds.model.modern_heads import (
     ModernBertForQuestionAnswering,
@@ -215,18 +215,10 @@ def load_modern_hf(path_or_model):
     else:
         options = {"pooling": hf_config.get("classifier_pooling", "cls")} \
             if cls is ModernBertForSequenceClassification else {}
-        model = cls(config, _labels(hf_config, source), hf_config.get("classifier_dropout"), initialize=False,
+        model = cls(config, label_names(hf_config, source), hf_config.get("classifier_dropout"), initialize=False,
                     **options)
     model.load_state_dict(_state_dict_from_hf(hf_state, model, source), strict=True)
     return model
-
-
-def _labels(hf_config: dict, source: str) -> tuple[str, ...]:
-    id2label = hf_config.get("id2label") or {}
-    try:
-        return tuple(id2label[key] for key in sorted(id2label, key=int))
-    except ValueError:
-        raise XLMRDSError(f"{source}: id2label keys must be label ids 0, 1, ...") from None
 
 
 def architecture_name(model: torch.nn.Module) -> str:

@@ -22,9 +22,8 @@ from torch import nn
 
 from xlmr_ds.errors import XLMRDSError
 from xlmr_ds.kernels import resolve_kernel_backend
-from xlmr_ds.model.modeling import MaskedLMOutput, unique_parameter_count
+from xlmr_ds.model.modeling import MaskedLMOutput, masked_lm_output, unique_parameter_count
 from xlmr_ds.model.modern_config import ModernBertConfig
-from xlmr_ds.vocab import IGNORE_INDEX
 
 
 def rotary_tables(positions: int, head_dim: int, theta: float, dtype: torch.dtype,
@@ -256,16 +255,7 @@ class ModernBertForMaskedLM(ModernBertModel):
         if dropout_keys is not None and self.training and self.has_dropout:
             raise XLMRDSError("a ModernBERT model with dropout cannot key its dropout by sample yet; train it with "
                               "--dropout-keys rng, or with the presets' dropout of 0")
-        hidden = self.encode(input_ids, attention_mask)
-        if labels is None:
-            return MaskedLMOutput(loss=None, logits=self.logits(hidden))
-        # The head and its (positions x vocab) matmul only where there is a label (transformers' sparse_prediction).
-        labelled = labels.ne(IGNORE_INDEX)
-        logits = self.logits(hidden[labelled])
-        targets = labels[labelled]
-        if targets.numel() == 0:
-            return MaskedLMOutput(loss=logits.sum() * 0.0, logits=logits)
-        return MaskedLMOutput(loss=F.cross_entropy(logits.float(), targets), logits=logits)
+        return masked_lm_output(self.encode(input_ids, attention_mask), labels, self.logits)
 
 
 # Which weights take the output-side standard deviation, by the last parts of their module's name.
