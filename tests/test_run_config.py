@@ -74,7 +74,8 @@ INVALID_SETTINGS = [
      "--nonfinite-loss='halt' must be one of stop, skip"),
     ("an unknown dropout key", lambda: ModelSettings(dropout_keys="seed"),
      "--dropout-keys='seed' must be one of sample, rank"),
-    ("an unknown preset", lambda: ModelSettings("huge"), "--model='huge' must be one of tiny, small, base, large"),
+    ("an unknown preset", lambda: ModelSettings("huge"), "--model='huge' must be one of tiny, small, base, large, modernbert-base, "
+                                                            "modernbert-large, mmbert-small, mmbert-base, modern-tiny"),
     ("no model shape", lambda: ModelSettings(None), "no model shape: give --model, --model-config or --init-from"),
     ("workers -1", lambda: _run(loader_workers=-1), "--num-workers=-1 must be 0 or more"),
     ("blocks shorter than 8", lambda: DataConfig("data", block_size=4), "--block-size=4 must be at least 8"),
